@@ -1,0 +1,45 @@
+"""Fields every experiment has, with their defaults. Not a recipe itself.
+
+Each config file in this folder imports this one and changes only what
+differs (see configs/xor.py). Every field can be overridden on the command
+line: `--config.optimizer.learning_rate=0.5`, `--config.model.hidden_sizes='(8,8)'`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0  # initialisation (and, later, data order)
+    config.num_steps = 1000  # optimizer updates in the whole run
+    config.log_every = 100  # steps between train scalars + histograms
+    config.eval_every = 100  # steps between evaluations on the eval split
+
+    config.data = ml_collections.ConfigDict()
+    config.data.name = "xor"  # a key of data.DATASETS
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "mlp"  # a key of nets.MODELS
+    config.model.hidden_sizes = (4,)  # width of each hidden layer
+    config.model.activation = "relu"  # a key of nets.ACTIVATIONS
+    config.model.leaky_slope = 0.01  # leaky_relu's slope for x < 0; maxout's init
+    config.model.maxout_pieces = 2  # k, the lines per maxout unit
+    config.model.step_theta = 0.0  # step: threshold
+    config.model.step_gamma1 = 1.0  # step: output where x >= theta
+    config.model.step_gamma2 = 0.0  # step: output where x < theta
+    config.model.straight_through = False  # step: backprop through a ramp
+
+    config.loss = "bce"  # a key of losses.LOSSES
+    config.loss_power = 2.0  # the exponent p of the `lp` loss
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.name = "sgd"  # a key of optimizers.OPTIMIZERS
+    config.optimizer.learning_rate = 0.1  # peak learning rate
+    config.optimizer.schedule = "constant"  # constant, cosine or linear decay
+    config.optimizer.warmup_steps = 0  # linear warm-up from 0 to the peak
+    config.optimizer.momentum = 0.9  # momentum, nesterov, rmsprop
+    config.optimizer.b1 = 0.9  # adam(w): first-moment decay
+    config.optimizer.b2 = 0.999  # adam(w): second-moment decay
+    config.optimizer.weight_decay = 1e-4  # adamw: decoupled weight decay
+    config.optimizer.grad_clip_norm = 0.0  # clip the global grad norm; 0 = off
+    return config

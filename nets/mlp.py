@@ -1,0 +1,57 @@
+"""A multi-layer perceptron: weighted sums and activations, stacked."""
+
+from collections.abc import Callable, Sequence
+
+import jax
+from flax import nnx
+
+
+class MLP(nnx.Module):
+    """Dense -> activation -> ... -> Dense, with a linear output layer.
+
+    With no hidden layer this is a single-layer perceptron (a linear model),
+    which cannot solve XOR; one hidden layer of 2 units can.
+
+    Args:
+      in_features: size of the input's last axis.
+      hidden_sizes: width of each hidden layer, input side first.
+      out_features: size of the output (logits for a classifier).
+      activation: factory `num_features -> module`, called once per hidden
+        layer so that a learnable activation (maxout) gets its own
+        parameters in every layer (see `nets.activations.make_activation`).
+      rngs: random streams for weight initialisation.
+
+    Shapes: x (..., in_features) -> logits (..., out_features).
+    Parameters: layers[i].kernel (fan_in, fan_out) and layers[i].bias
+      (fan_out,) for each of the len(hidden_sizes) + 1 layers; plus
+      whatever each activations[i] owns.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_sizes: Sequence[int],
+        out_features: int,
+        activation: Callable[[int], nnx.Module],
+        *,
+        rngs: nnx.Rngs,
+    ):
+        sizes = [in_features, *hidden_sizes, out_features]
+        assert all(s >= 1 for s in sizes), f"layer sizes must be >= 1, got {sizes}"
+        self.in_features = in_features
+        self.layers = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+        )
+        self.activations = nnx.List([activation(h) for h in hidden_sizes])
+
+    def features(self, x: jax.Array) -> jax.Array:
+        """The last hidden layer's output (the input, with no hidden layer)."""
+        assert x.shape[-1] == self.in_features, (
+            f"MLP expects {self.in_features} input features, got shape {x.shape}"
+        )
+        for layer, activation in zip(self.layers[:-1], self.activations, strict=True):
+            x = activation(layer(x))
+        return x
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.layers[-1](self.features(x))

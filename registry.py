@@ -1,0 +1,35 @@
+"""Names in configs resolve through registries; mistakes become clear errors.
+
+Every kind of pluggable piece (activations, losses, optimizers, datasets,
+models) lives in one plain dict from name to builder. `lookup` is the only
+way a config name is resolved, so every unknown name fails the same way:
+with a message that lists the valid names.
+"""
+
+import difflib
+from collections.abc import Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class UserError(Exception):
+    """A mistake the user can fix (a bad config value, a missing file, ...).
+
+    `train.py` prints these as one line, without a traceback, and exits 1.
+    """
+
+
+def lookup(registry: Mapping[str, T], name: str, kind: str) -> T:
+    """Returns `registry[name]`, or raises UserError listing the valid names.
+
+    Args:
+      registry: name -> entry.
+      name: the name given in the config.
+      kind: what the registry holds, for the message ("activation", "loss").
+    """
+    if name in registry:
+        return registry[name]
+    hint = difflib.get_close_matches(str(name), list(registry), n=1)
+    hint = f" Did you mean {hint[0]!r}?" if hint else ""
+    raise UserError(f"unknown {kind} {name!r}.{hint} Valid {kind} names: {', '.join(registry)}.")

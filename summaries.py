@@ -1,0 +1,95 @@
+"""TensorBoard summaries through `flax.metrics.tensorboard`.
+
+`flax.metrics.tensorboard` imports TensorFlow, which costs seconds and, left
+alone, would take the GPU and fill the console with its logs. So:
+- `preload()` starts that import on a background thread at start-up, where
+  it overlaps with JAX's own import, model building and compilation;
+- TensorFlow's C++ logging is silenced and its view of GPUs emptied before
+  it can touch one, so the GPU stays with JAX.
+
+`Writer` is the one object the training loop writes through.
+"""
+
+import concurrent.futures
+import json
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+# Set before TensorFlow loads: its C++ logs stay off the console, and the
+# oneDNN notice (TF's own ops are not used for numbers here) is never printed.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+_tensorboard = None  # the future of the flax.metrics.tensorboard module
+
+
+def _import_tensorboard():
+    import tensorflow as tf
+    from flax.metrics import tensorboard
+
+    tf.config.set_visible_devices([], "GPU")  # the GPU is JAX's
+    tf.get_logger().setLevel("ERROR")
+    return tensorboard
+
+
+def preload() -> None:
+    """Starts importing TensorFlow in the background (idempotent)."""
+    global _tensorboard
+    if _tensorboard is None:
+        pool = concurrent.futures.ThreadPoolExecutor(1, "import-tensorflow")
+        _tensorboard = pool.submit(_import_tensorboard)
+        pool.shutdown(wait=False)
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}; tuples and lists become strings."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+class Writer:
+    """Writes one run's summaries into `log_dir` (one event file per run).
+
+    Values arrive as host numbers or arrays; nothing here touches a device.
+    """
+
+    def __init__(self, log_dir: str):
+        preload()
+        self._writer = _tensorboard.result().SummaryWriter(log_dir, auto_flush=False)
+
+    def hparams(self, config: Mapping) -> None:
+        """The HPARAMS dashboard's row for this run: every config field."""
+        self._writer.hparams(flatten(config))
+
+    def text(self, tag: str, markdown: str, step: int = 0) -> None:
+        self._writer.text(tag, markdown, step)
+
+    def scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        for tag, value in scalars.items():
+            self._writer.scalar(tag, value, step)
+
+    def histograms(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
+        """HISTOGRAMS and DISTRIBUTIONS: one per array, over its entries."""
+        for tag, value in arrays.items():
+            self._writer.histogram(tag, value, step)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def config_markdown(config: Mapping) -> str:
+    """The resolved config as a markdown code block for the TEXT dashboard."""
+    return "```\n" + json.dumps(config, indent=2, default=str) + "\n```"

@@ -1,0 +1,382 @@
+"""Trains a network from a config and logs the run to TensorBoard.
+
+    python train.py --config=configs/xor.py [--config.KEY=VALUE ...] [--workdir=runs]
+    tensorboard --logdir runs
+
+`train_and_evaluate(config, run_dir)` is the whole job and what tests and
+notebooks call; `main()` only parses flags and picks the run directory.
+
+Speed on tiny models is Python dispatch, so the loop is built to avoid it:
+the model is split into a graph definition (static) and its state (arrays)
+once; a pure `jax.jit` function runs all the steps between two log points
+in one compiled call (a `lax.while_loop`); values reach the host only at
+log points.
+"""
+
+import difflib
+import os
+import re
+import sys
+import time
+from typing import Any
+
+import summaries
+
+summaries.preload()  # import TensorFlow in the background while JAX starts
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+from flax import nnx, struct  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+import data  # noqa: E402
+import losses  # noqa: E402
+import nets  # noqa: E402
+import optimizers  # noqa: E402
+from registry import UserError, lookup  # noqa: E402
+
+
+class TrainState(struct.PyTreeNode):
+    """All mutable training state, one pytree: what a step reads and returns."""
+
+    step: jax.Array  # updates done so far
+    params: nnx.State  # the model's nnx.Param variables
+    opt_state: optax.OptState
+
+
+class Diverged(UserError):
+    """A loss, gradient or parameter became NaN or Inf."""
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Raises UserError for a value that cannot work, before any work is done."""
+
+    def require(ok, message):
+        if not ok:
+            raise UserError(message)
+
+    opt, model = config.optimizer, config.model
+    for key in ("num_steps", "log_every", "eval_every"):
+        require(config[key] > 0, f"{key} must be > 0, got {config[key]}")
+    require(
+        np.isfinite(opt.learning_rate) and opt.learning_rate > 0,
+        f"optimizer.learning_rate must be a number > 0, got {opt.learning_rate}",
+    )
+    require(opt.warmup_steps >= 0, "optimizer.warmup_steps must be >= 0")
+    require(
+        all(isinstance(h, int) and h > 0 for h in model.hidden_sizes),
+        f"model.hidden_sizes must be positive integers, got {model.hidden_sizes}",
+    )
+    require(model.maxout_pieces >= 1, "model.maxout_pieces must be >= 1")
+    require(config.loss_power > 0, "loss_power must be > 0")
+    # Resolve every name now, so a typo fails before a directory is made.
+    nets.make_activation(model.activation, nets.activation_options(model))
+    lookup(nets.MODELS, model.name, "model")
+    lookup(data.DATASETS, config.data.name, "dataset")
+    losses.get_loss(config.loss)
+    optimizers.make_optimizer(opt, config.num_steps)
+
+
+def make_train_step(graphdef, loss_fn, optimizer, schedule):
+    """Returns the pure step `(state, (x, y)) -> (state, metrics)`."""
+
+    def train_step(state: TrainState, batch):
+        x, y = batch
+
+        def compute_loss(params):
+            logits = nnx.merge(graphdef, params)(x)
+            return loss_fn(logits, y), logits
+
+        (loss, logits), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        accuracy = losses.accuracy(logits, y)
+        metrics = {
+            "loss": loss,
+            "accuracy": accuracy,
+            "classification_error": 1 - accuracy,
+            "learning_rate": schedule(state.step),
+            "grad_norm": optax.global_norm(grads),
+            "update_norm": optax.global_norm(updates),
+            "param_norm": optax.global_norm(params),
+        }
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    return train_step
+
+
+def make_train_loop(train_step):
+    """Returns `(state, batch, n) -> (state, metrics)`: n steps in one call.
+
+    `n` is a traced number, so one compilation serves every chunk length.
+    The loop stops early at the first step whose metrics are not finite; the
+    returned metrics are that step's (or the last step's).
+    """
+
+    def train_loop(state, batch, num_steps):
+        _, metrics_shape = jax.eval_shape(train_step, state, batch)
+        metrics = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
+
+        def keep_going(carry):
+            _, metrics, i = carry
+            finite = jnp.all(jnp.array([jnp.isfinite(v) for v in metrics.values()]))
+            return (i < num_steps) & finite
+
+        def one_step(carry):
+            state, _, i = carry
+            return (*train_step(state, batch), i + 1)
+
+        state, metrics, _ = jax.lax.while_loop(keep_going, one_step, (state, metrics, 0))
+        return state, metrics
+
+    return train_loop
+
+
+def make_evaluate(graphdef, loss_fn):
+    """Returns `(params, (x, y)) -> metrics` on a whole split at once."""
+
+    def evaluate(params, batch):
+        x, y = batch
+        logits = nnx.merge(graphdef, params)(x)
+        accuracy = losses.accuracy(logits, y)
+        return {
+            "loss": loss_fn(logits, y),
+            "accuracy": accuracy,
+            "classification_error": 1 - accuracy,
+        }
+
+    return evaluate
+
+
+def is_time(step: int, every: int, total: int) -> bool:
+    """True at every `every`-th step and at the last one: log/eval cadence."""
+    return step % every == 0 or step == total
+
+
+def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
+    """{'params/layers/0/kernel': array, ...} for histograms."""
+    flat = {}
+    for path, value in jax.tree_util.tree_leaves_with_path(params):
+        name = jax.tree_util.keystr(path, simple=True, separator="/")
+        flat["params/" + name.removesuffix("/value")] = np.asarray(value)
+    return flat
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[str, float]:
+    """Trains `config` and writes its summaries into `run_dir`.
+
+    Returns the final metrics as floats: `train/loss`, `train/accuracy`,
+    `eval/loss`, `eval/accuracy`, ... Raises UserError for a bad config and
+    Diverged when a value becomes NaN/Inf (naming the step).
+    """
+    check_config(config)
+    start = time.perf_counter()
+    dataset = data.load_dataset(config.data)
+    num_outputs = losses.num_outputs(config.loss, dataset.num_classes)
+    rngs = nnx.Rngs(params=jax.random.fold_in(jax.random.key(config.seed), 0))
+    model = nets.build_model(config.model, dataset.x_train.shape[-1], num_outputs, rngs)
+    graphdef, params = nnx.split(model, nnx.Param)
+    optimizer, schedule = optimizers.make_optimizer(config.optimizer, config.num_steps)
+    loss_fn = losses.get_loss(config.loss, config.loss_power)
+    state = TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
+    train_batch = jax.device_put((dataset.x_train, dataset.y_train))
+    eval_batch = jax.device_put((dataset.x_eval, dataset.y_eval))
+
+    train_step = make_train_step(graphdef, loss_fn, optimizer, schedule)
+    # Compiled once, ahead of the loop: nothing in the loop can recompile.
+    train_loop = jax.jit(make_train_loop(train_step), donate_argnums=0)
+    train_loop = train_loop.lower(state, train_batch, 0).compile()
+    evaluate = jax.jit(make_evaluate(graphdef, loss_fn)).lower(params, eval_batch).compile()
+    compile_seconds = time.perf_counter() - start
+
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        f.write(config.to_json(indent=2) + "\n")
+    writer = summaries.Writer(run_dir)
+    writer.hparams(config.to_dict())
+    writer.text("config", summaries.config_markdown(config.to_dict()))
+    num_params = sum(v.size for v in jax.tree.leaves(params))
+    print(f"{run_dir}: {num_params:,} parameters, compiled in {compile_seconds:.2f} s")
+
+    def log_eval(step, params):
+        metrics = jax.device_get(evaluate(params, eval_batch))
+        writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
+        return {f"eval/{k}": float(v) for k, v in metrics.items()}
+
+    final = log_eval(0, state.params)
+    writer.histograms(0, param_arrays(state.params))
+    step, last_log_step, last_log_time = 0, 0, time.perf_counter()
+    train_start = last_log_time
+    try:
+        while step < config.num_steps:
+            # Run up to the next log or eval point in one compiled call.
+            target = min(
+                config.num_steps,
+                (step // config.log_every + 1) * config.log_every,
+                (step // config.eval_every + 1) * config.eval_every,
+            )
+            state, metrics = train_loop(state, train_batch, target - step)
+            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            step = int(state.step)
+            if not all(np.isfinite(v) for v in metrics.values()):
+                writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
+                bad = ", ".join(k for k, v in metrics.items() if not np.isfinite(v))
+                raise Diverged(
+                    f"training diverged at step {step}: {bad} became NaN/Inf. "
+                    f"The learning rate ({config.optimizer.learning_rate}) is the "
+                    "usual cause: try a smaller --config.optimizer.learning_rate."
+                )
+            if is_time(step, config.log_every, config.num_steps):
+                now = time.perf_counter()
+                rate = (step - last_log_step) / (now - last_log_time)
+                last_log_step, last_log_time = step, now
+                writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
+                writer.histograms(step, param_arrays(state.params))
+                print(
+                    f"step {step:>{len(str(config.num_steps))}}  "
+                    f"loss {metrics['loss']:.4f}  accuracy {metrics['accuracy']:.3f}  "
+                    f"{rate:,.0f} steps/s"
+                )
+                final.update({f"train/{k}": v for k, v in metrics.items()})
+            if is_time(step, config.eval_every, config.num_steps):
+                final.update(log_eval(step, state.params))
+    finally:
+        writer.close()
+    seconds = time.perf_counter() - train_start
+    print(
+        f"done: {step} steps in {seconds:.2f} s; train accuracy "
+        f"{final['train/accuracy']:.3f}, eval accuracy {final['eval/accuracy']:.3f}, "
+        f"eval loss {final['eval/loss']:.4f}. Run written to {run_dir}"
+    )
+    return final
+
+
+# --------------------------------------------------------------------------
+# Command line.
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, e.g. configs/xor.py.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", "runs", "Root of all runs; each run gets its own sub-directory."
+)
+
+
+def run_name(config_file: str, overrides: dict[str, Any]) -> str:
+    """'configs/xor.py', {'model.activation': 'tanh'} -> 'xor/model.activation=tanh'.
+
+    The config file's stem (plus its ':argument', if any) then the sorted
+    overrides, so runs of one experiment sit side by side in TensorBoard and
+    their names say how they differ. Only ASCII letters, digits and ._+=-
+    reach the path; a tuple (4, 4) is written 4x4.
+    """
+    stem, _, argument = config_file.partition(":")
+    name = os.path.splitext(os.path.basename(stem))[0] + (f"-{argument}" if argument else "")
+
+    def clean(value):
+        if isinstance(value, (tuple, list)):
+            return "x".join(clean(v) for v in value)
+        return re.sub(r"[^A-Za-z0-9._+-]", "_", str(value))
+
+    parts = [f"{clean(k)}={clean(v)}" for k, v in sorted(overrides.items())]
+    return os.path.join(clean(name), ",".join(parts) or "default")
+
+
+def make_run_dir(workdir: str, name: str) -> str:
+    """Creates a NEW directory `workdir/name`, or `name,run=2`, `name,run=3`...
+
+    A run never writes into another run's directory: the same command run
+    twice gives two runs side by side.
+    """
+    for attempt in range(1, 10_000):
+        path = os.path.join(workdir, name + (f",run={attempt}" if attempt > 1 else ""))
+        try:
+            os.makedirs(path)
+            return path
+        except FileExistsError:
+            if os.path.isdir(path):
+                continue
+            raise UserError(f"cannot create run directory {path}: a file is in the way") from None
+        except OSError as e:
+            message = f"cannot write to --workdir={workdir}: {e.strerror} ({e.filename})"
+            raise UserError(message) from None
+    raise UserError(f"too many runs named {name} in {workdir}")
+
+
+def _unknown_key_message(argv: list[str]) -> str | None:
+    """Names the first --config.KEY override that the config does not have."""
+    config_file = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if config_file is None:
+        return None
+    try:
+        path, _, argument = config_file.partition(":")
+        config = config_flags.config_flags._LoadConfigModule("config", path)
+        config = config.get_config(*([argument] if argument else []))
+    except Exception:  # the real error is reported by the caller
+        return None
+    for arg in argv:
+        if not arg.startswith("--config."):
+            continue
+        key = arg.removeprefix("--config.").split("=", 1)[0]
+        node = config
+        for i, part in enumerate(key.split(".")):
+            if isinstance(node, ml_collections.ConfigDict) and part in node:
+                node = node[part]
+                continue
+            where = ".".join(key.split(".")[:i]) or "the config"
+            fields = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+            close = difflib.get_close_matches(part, fields, n=1)
+            hint = f" Did you mean {'.'.join(key.split('.')[:i] + close)!r}?" if close else ""
+            return (
+                f"unknown config key {key!r} in {config_file}.{hint} "
+                f"Fields of {where}: {', '.join(fields) or '(none: it is a value)'}."
+            )
+    return None
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parsing that reports a bad flag or config in one line."""
+    try:
+        rest = flags.FLAGS(argv)
+        config = _CONFIG.value
+        if config is None:
+            raise UserError("--config is required, e.g. --config=configs/xor.py")
+        config.get("seed")  # a config file that failed to load raises here
+        return rest
+    except (UserError, flags.Error) as e:
+        message = str(e)
+    except Exception as e:  # a config file can raise anything: report it
+        message = _unknown_key_message(argv) or f"{type(e).__name__}: {e}"
+        message = message.replace(
+            "Configuration is not available because of an earlier failure to load: ",
+            "cannot load the config: ",
+        )
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = _CONFIG.value
+    overrides = config_flags.get_override_values(flags.FLAGS["config"])
+    config_file = config_flags.get_config_filename(flags.FLAGS["config"])
+    try:
+        check_config(config)  # before the run directory exists
+        run_dir = make_run_dir(_WORKDIR.value, run_name(config_file, overrides))
+        train_and_evaluate(config, run_dir)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(f"see it with: tensorboard --logdir {_WORKDIR.value}")
+
+
+if __name__ == "__main__":
+    # JAX logs backend probing at INFO ("Unable to initialize backend 'tpu'");
+    # --verbosity=0 brings it back.
+    flags.FLAGS.set_default("verbosity", logging.WARNING)
+    app.run(main, flags_parser=parse_flags)
