@@ -20,24 +20,21 @@ import sys
 import time
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import app, flags, logging
+from flax import nnx, struct
+from ml_collections import config_flags
+
+import data
+import losses
+import nets
+import optimizers
 import summaries
-
-summaries.preload()  # import TensorFlow in the background while JAX starts
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-from flax import nnx, struct  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-import data  # noqa: E402
-import losses  # noqa: E402
-import nets  # noqa: E402
-import optimizers  # noqa: E402
-from registry import UserError, lookup  # noqa: E402
+from registry import UserError, lookup
 
 
 class TrainState(struct.PyTreeNode):
@@ -174,6 +171,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
     Diverged when a value becomes NaN/Inf (naming the step).
     """
     check_config(config)
+    summaries.preload()  # TensorFlow imports while the model builds and compiles
     start = time.perf_counter()
     dataset = data.load_dataset(config.data)
     num_outputs = losses.num_outputs(config.loss, dataset.num_classes)

@@ -164,8 +164,11 @@ class Maxout(nnx.Module):
         assert x.shape[-1] == self.num_features, (
             f"Maxout expects {self.num_features} features on the last axis, got shape {x.shape}"
         )
-        lines = x[..., None] * self.slopes[...] + self.intercepts[...]
-        return jnp.max(lines, axis=-1)
+        # (features, k) -> (1, ..., 1, features, k): explicit batch axes.
+        lead = (1,) * (x.ndim - 1)
+        slopes = self.slopes[...].reshape(lead + self.slopes.shape)
+        intercepts = self.intercepts[...].reshape(lead + self.intercepts.shape)
+        return jnp.max(x[..., None] * slopes + intercepts, axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)

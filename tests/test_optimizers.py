@@ -1,0 +1,53 @@
+"""Every optimizer minimises a parabola; schedules have the right shape."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from configs import base
+from optimizers import OPTIMIZERS, SCHEDULES, make_optimizer
+from registry import UserError
+
+
+def optimizer_config(**changes):
+    config = base.get_config().optimizer
+    config.update(changes)
+    return config
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_each_optimizer_minimises_a_parabola(name):
+    learning_rate = 0.5 if name == "adagrad" else 0.05  # adagrad's steps shrink fast
+    optimizer, _ = make_optimizer(optimizer_config(name=name, learning_rate=learning_rate), 500)
+    params = jnp.array([3.0, -2.0])
+    state = optimizer.init(params)
+
+    @jax.jit
+    def step(params, state):
+        grads = jax.grad(lambda p: jnp.sum((p - 1.0) ** 2))(params)
+        updates, state = optimizer.update(grads, state, params)
+        return params + updates, state
+
+    for _ in range(500):
+        params, state = step(params, state)
+    assert jnp.allclose(params, 1.0, atol=0.05), params
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_schedules_start_at_peak_after_warmup(name):
+    _, schedule = make_optimizer(optimizer_config(schedule=name, warmup_steps=10), 110)
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(10)) == pytest.approx(0.1)
+    end = float(schedule(110))
+    assert end == pytest.approx(0.1 if name == "constant" else 0.0, abs=1e-6)
+
+
+def test_gradient_clipping_bounds_the_update():
+    optimizer, _ = make_optimizer(optimizer_config(learning_rate=1.0, grad_clip_norm=1.0), 1)
+    updates, _ = optimizer.update(jnp.array([30.0, 40.0]), optimizer.init(jnp.zeros(2)))
+    assert float(jnp.linalg.norm(updates)) == pytest.approx(1.0)
+
+
+def test_unknown_optimizer():
+    with pytest.raises(UserError, match="unknown optimizer 'adamm'.*'adam'"):
+        make_optimizer(optimizer_config(name="adamm"), 10)
