@@ -97,9 +97,9 @@ def make_train_step(graphdef, loss_fn, optimizer, schedule):
             "accuracy": accuracy,
             "classification_error": 1 - accuracy,
             "learning_rate": schedule(state.step),
-            "grad_norm": optax.global_norm(grads),
-            "update_norm": optax.global_norm(updates),
-            "param_norm": optax.global_norm(params),
+            "grad_norm": optax.tree.norm(grads),
+            "update_norm": optax.tree.norm(updates),
+            "param_norm": optax.tree.norm(params),
         }
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

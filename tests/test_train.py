@@ -1,0 +1,129 @@
+"""train_and_evaluate end to end, read back from the event files."""
+
+import math
+
+import numpy as np
+import pytest
+from conftest import read_events, read_scalars
+from tensorboard.util import tensor_util
+
+import train
+from registry import UserError
+
+
+def test_xor_is_learned_and_logged(xor_config, tmp_path):
+    final = train.train_and_evaluate(xor_config, str(tmp_path))
+    accuracy = read_scalars(tmp_path, "train/accuracy")
+    assert sorted(accuracy) == [200, 400, 600]
+    assert accuracy[600] == 1.0 == final["train/accuracy"]
+    eval_loss = read_scalars(tmp_path, "eval/loss")
+    assert sorted(eval_loss) == [0, 300, 600]
+    assert eval_loss[600] < 0.1 < eval_loss[0]  # a falling loss curve
+    for tag in ("learning_rate", "grad_norm", "update_norm", "param_norm"):
+        assert read_scalars(tmp_path, f"train/{tag}")[600] >= 0
+    assert read_scalars(tmp_path, "train/learning_rate")[600] == pytest.approx(0.05)
+
+
+def test_histograms_of_every_parameter_and_hparams(xor_config, tmp_path):
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    events = read_events(tmp_path)
+    histograms = set(events.PluginTagToContent("histograms"))
+    assert histograms == {f"params/layers/{i}/{p}" for i in (0, 1) for p in ("kernel", "bias")}
+    assert sorted(e.step for e in events.Tensors("params/layers/0/kernel")) == [0, 200, 400, 600]
+    assert events.PluginTagToContent("hparams"), "no HPARAMS summary"
+    hparams = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
+    assert b"model.activation" in hparams and b"optimizer.learning_rate" in hparams
+    assert (tmp_path / "config.json").read_text().count('"activation": "relu"') == 1
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu", "maxout"])
+def test_xor_solved_by_each_activation(xor_config, tmp_path, activation):
+    xor_config.model.activation = activation
+    assert train.train_and_evaluate(xor_config, str(tmp_path))["train/accuracy"] == 1.0
+
+
+def test_step_layer_learns_only_with_straight_through(xor_config, tmp_path):
+    xor_config.model.activation = "step"
+    train.train_and_evaluate(xor_config, str(tmp_path / "a"))
+    # Zero gradient through the step: the first layer never moves.
+    first = read_events(tmp_path / "a").Tensors("params/layers/0/kernel")
+    buckets = [tensor_util.make_ndarray(e.tensor_proto) for e in first]
+    np.testing.assert_array_equal(buckets[0], buckets[-1])
+    xor_config.model.straight_through = True
+    assert train.train_and_evaluate(xor_config, str(tmp_path / "b"))["train/accuracy"] == 1.0
+
+
+def test_divergence_stops_naming_the_step(xor_config, tmp_path):
+    xor_config.optimizer.name = "sgd"
+    xor_config.optimizer.learning_rate = 1e38
+    with pytest.raises(train.Diverged, match=r"diverged at step \d+.*learning_rate"):
+        train.train_and_evaluate(xor_config, str(tmp_path))
+    # The bad values are logged at the step where they appeared.
+    norms = read_scalars(tmp_path, "train/param_norm")
+    assert len(norms) == 1 and not math.isfinite(next(iter(norms.values())))
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("num_steps", 0, "num_steps must be > 0"),
+        ("log_every", -1, "log_every must be > 0"),
+        ("optimizer.learning_rate", 0.0, "learning_rate must be a number > 0"),
+        ("optimizer.learning_rate", float("nan"), "learning_rate must be a number > 0"),
+        ("model.hidden_sizes", (4, 0), "hidden_sizes must be positive"),
+        ("model.maxout_pieces", 0, "maxout_pieces must be >= 1"),
+        ("model.activation", "sigmoidd", "unknown activation 'sigmoidd'"),
+        ("loss", "hinge", "unknown loss 'hinge'"),
+        ("loss", "classification_error", "gradient is zero"),
+        ("optimizer.name", "lbfgs", "unknown optimizer 'lbfgs'"),
+        ("optimizer.schedule", "step", "unknown schedule 'step'"),
+        ("data.name", "mnist2", "unknown dataset 'mnist2'"),
+        ("model.name", "cnn2", "unknown model 'cnn2'"),
+    ],
+)
+def test_bad_config_fails_before_any_file(xor_config, tmp_path, key, value, message):
+    *parents, leaf = key.split(".")
+    node = xor_config
+    for parent in parents:
+        node = node[parent]
+    node[leaf] = value
+    with pytest.raises(UserError, match=message):
+        train.train_and_evaluate(xor_config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_names_say_how_runs_differ():
+    assert train.run_name("configs/xor.py", {}) == "xor/default"
+    name = train.run_name(
+        "configs/xor.py:quick",
+        {"optimizer.learning_rate": 0.5, "model.activation": "tanh", "model.hidden_sizes": (4, 4)},
+    )
+    assert name == (
+        "xor-quick/model.activation=tanh,model.hidden_sizes=4x4,optimizer.learning_rate=0.5"
+    )
+    assert train.run_name("c.py", {"data.name": "a b/ü"}) == "c/data.name=a_b__"
+
+
+def test_same_run_twice_never_shares_a_directory(tmp_path):
+    first = train.make_run_dir(str(tmp_path), "xor/default")
+    second = train.make_run_dir(str(tmp_path), "xor/default")
+    assert first.endswith("xor/default") and second.endswith("xor/default,run=2")
+
+
+def test_workdir_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="cannot write to --workdir"):
+        train.make_run_dir(str(tmp_path / "file"), "xor/default")
+
+
+def test_is_time():
+    assert [s for s in range(1, 12) if train.is_time(s, 5, 11)] == [5, 10, 11]
+
+
+def test_same_seed_same_numbers(xor_config, tmp_path):
+    a = train.train_and_evaluate(xor_config, str(tmp_path / "a"))
+    b = train.train_and_evaluate(xor_config, str(tmp_path / "b"))
+    assert a == b
+    xor_config.seed = 1
+    assert train.train_and_evaluate(xor_config, str(tmp_path / "c")) != a
+    np.testing.assert_equal(read_scalars(tmp_path / "a", "train/loss"), read_scalars(tmp_path / "b", "train/loss"))
