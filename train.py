@@ -305,34 +305,46 @@ def make_run_dir(workdir: str, name: str) -> str:
     raise UserError(f"too many runs named {name} in {workdir}")
 
 
-def _unknown_key_message(argv: list[str]) -> str | None:
-    """Names the first --config.KEY override that the config does not have."""
-    config_file = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
-    if config_file is None:
-        return None
+def _config_file(argv: list[str]) -> str | None:
+    return next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+
+
+def _config_error(argv: list[str], error: Exception) -> str:
+    """One line saying why the config could not be loaded or overridden."""
+    config_file = _config_file(argv)
+    path, _, argument = (config_file or "").partition(":")
+    if not os.path.isfile(path):
+        return f"config file not found: {path!r} (try --config=configs/xor.py)"
+    cause = error.__cause__ or error  # the loader wraps the real error
     try:
-        path, _, argument = config_file.partition(":")
         config = config_flags.config_flags._LoadConfigModule("config", path)
         config = config.get_config(*([argument] if argument else []))
-    except Exception:  # the real error is reported by the caller
-        return None
-    for arg in argv:
-        if not arg.startswith("--config."):
-            continue
-        key = arg.removeprefix("--config.").split("=", 1)[0]
-        node = config
-        for i, part in enumerate(key.split(".")):
-            if isinstance(node, ml_collections.ConfigDict) and part in node:
-                node = node[part]
-                continue
-            where = ".".join(key.split(".")[:i]) or "the config"
-            fields = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
-            close = difflib.get_close_matches(part, fields, n=1)
-            hint = f" Did you mean {'.'.join(key.split('.')[:i] + close)!r}?" if close else ""
+    except Exception:  # the file itself is broken: report that
+        return f"cannot load config {config_file}: {type(cause).__name__}: {cause}"
+    for arg in argv:  # the file loads, so an override must be wrong
+        if arg.startswith("--config."):
+            key = arg.removeprefix("--config.").split("=", 1)[0]
+            message = _unknown_key(config, key, config_file)
+            if message:
+                return message
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _unknown_key(config: ml_collections.ConfigDict, key: str, config_file: str) -> str | None:
+    """Why `key` is not a field of `config`, with the nearest valid name."""
+    node, parts = config, key.split(".")
+    for i, part in enumerate(parts):
+        where = ".".join(parts[:i])
+        if not isinstance(node, ml_collections.ConfigDict):
+            return f"config key {key!r} does not exist: {where!r} is a value, not a section."
+        if part not in node:
+            close = difflib.get_close_matches(part, list(node), n=1)
+            hint = f" Did you mean {'.'.join(parts[:i] + close)!r}?" if close else ""
             return (
                 f"unknown config key {key!r} in {config_file}.{hint} "
-                f"Fields of {where}: {', '.join(fields) or '(none: it is a value)'}."
+                f"Fields of {where or 'the config'}: {', '.join(node)}."
             )
+        node = node[part]
     return None
 
 
@@ -340,26 +352,27 @@ def parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing that reports a bad flag or config in one line."""
     try:
         rest = flags.FLAGS(argv)
-        config = _CONFIG.value
-        if config is None:
+        if _CONFIG.value is None:
             raise UserError("--config is required, e.g. --config=configs/xor.py")
-        config.get("seed")  # a config file that failed to load raises here
+        _CONFIG.value.get("seed")  # a config file that failed to load raises here
+        if len(rest) > 1:
+            raise UserError(f"unexpected arguments: {' '.join(rest[1:])}")
         return rest
     except (UserError, flags.Error) as e:
         message = str(e)
+        if "Error whilst parsing config file" in message:  # get_config raised
+            last_line = message.strip().splitlines()[-1]
+            message = f"cannot load config {_config_file(argv)}: {last_line}"
     except Exception as e:  # a config file can raise anything: report it
-        message = _unknown_key_message(argv) or f"{type(e).__name__}: {e}"
-        message = message.replace(
-            "Configuration is not available because of an earlier failure to load: ",
-            "cannot load the config: ",
-        )
+        message = _config_error(argv, e)
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(2)
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv  # parse_flags has refused extra arguments
+    if not flags.FLAGS["verbosity"].present:  # --verbosity=0 shows JAX's INFO logs,
+        logging.set_verbosity(logging.WARNING)  # e.g. "Unable to initialize backend 'tpu'"
     config = _CONFIG.value
     overrides = config_flags.get_override_values(flags.FLAGS["config"])
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
@@ -374,7 +387,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    # JAX logs backend probing at INFO ("Unable to initialize backend 'tpu'");
-    # --verbosity=0 brings it back.
-    flags.FLAGS.set_default("verbosity", logging.WARNING)
     app.run(main, flags_parser=parse_flags)

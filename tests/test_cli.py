@@ -1,0 +1,92 @@
+"""The real command line: user mistakes give one clear line, no traceback."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import read_scalars
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, workdir):
+    return subprocess.run(
+        [sys.executable, "train.py", *args, f"--workdir={workdir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+XOR = "--config=configs/xor.py"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([XOR, "--config.optimizer.lerning_rate=0.5"], "Did you mean 'optimizer.learning_rate'"),
+        ([XOR, "--config.lr=0.5"], "unknown config key 'lr'.*Fields of the config: data"),
+        ([XOR, "--config.num_steps=abc"], "num_steps=abc: invalid literal for int"),
+        ([XOR, "--config.model.activation=relux"], "unknown activation 'relux'.*maxout"),
+        ([XOR, "--config.loss=hinge"], "unknown loss 'hinge'.*cross_entropy"),
+        ([XOR, "--config.loss=classification_error"], "gradient is zero almost everywhere"),
+        ([XOR, "--config.optimizer.name=sgdd"], "unknown optimizer 'sgdd'.*adam"),
+        ([XOR, "--config.data.name=mnistt"], "unknown dataset 'mnistt'"),
+        ([XOR, "--config.optimizer.learning_rate=-0.1"], "learning_rate must be a number > 0"),
+        ([XOR, "--config.optimizer.learning_rate=0"], "learning_rate must be a number > 0"),
+        ([XOR, "--config.num_steps=0"], "num_steps must be > 0"),
+        (["--config=configs/nope.py"], "config file not found: 'configs/nope.py'"),
+        ([], "--config is required"),
+        ([XOR, "extra"], "unexpected arguments: extra"),
+    ],
+)
+def test_user_errors(tmp_path, args, message):
+    result = run(*args, workdir=tmp_path / "runs")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert __import__("re").search(message, lines[0]), lines[0]
+    assert not (tmp_path / "runs").exists(), "a failed start left a run directory"
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("x = (\n", "SyntaxError"),
+        ("x = 1\n", "has no attribute 'get_config'"),
+        ("def get_config():\n    raise ValueError('boom')\n", "ValueError: boom"),
+    ],
+)
+def test_broken_config_files(tmp_path, source, message):
+    (tmp_path / "broken.py").write_text(source)
+    result = run(f"--config={tmp_path / 'broken.py'}", workdir=tmp_path / "runs")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: cannot load config") and message in result.stderr
+
+
+def test_workdir_that_cannot_be_written(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = run(XOR, "--config.num_steps=10", workdir=tmp_path / "file")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: cannot write to --workdir")
+
+
+@pytest.mark.slow
+def test_xor_end_to_end(tmp_path):
+    """The README's first command, twice, plus an override: three runs."""
+    args = (XOR, "--config.num_steps=400")
+    first = run(*args, workdir=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == "", "console noise (TensorFlow/JAX logs)"
+    assert "step 400  loss" in first.stdout and "accuracy 1.000" in first.stdout
+    assert f"Run written to {tmp_path}/xor/num_steps=400" in first.stdout
+    second = run(*args, workdir=tmp_path)
+    assert f"Run written to {tmp_path}/xor/num_steps=400,run=2" in second.stdout
+    tanh = run(*args, "--config.model.activation=tanh", workdir=tmp_path)
+    assert tanh.returncode == 0, tanh.stderr
+    run_dir = tmp_path / "xor" / "model.activation=tanh,num_steps=400"
+    assert read_scalars(run_dir, "train/accuracy")[400] == 1.0
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
