@@ -24,7 +24,6 @@ class Dataset(NamedTuple):
     x_eval: np.ndarray
     y_eval: np.ndarray
     num_classes: int
-    class_names: tuple[str, ...]
 
 
 def xor(config: ml_collections.ConfigDict) -> Dataset:
@@ -35,7 +34,7 @@ def xor(config: ml_collections.ConfigDict) -> Dataset:
     """
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
     y = np.array([0, 1, 1, 0], np.int32)
-    return Dataset(x, y, x, y, num_classes=2, class_names=("0", "1"))
+    return Dataset(x, y, x, y, num_classes=2)
 
 
 DATASETS: dict[str, Callable[[ml_collections.ConfigDict], Dataset]] = {"xor": xor}

@@ -55,6 +55,12 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean(predictions(logits) == labels)
 
 
+def classification_metrics(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
+    """`accuracy` and `classification_error` (fraction wrong) of a batch."""
+    correct = accuracy(logits, labels)
+    return {"accuracy": correct, "classification_error": 1 - correct}
+
+
 def _gap(outputs: jax.Array, labels: jax.Array) -> jax.Array:
     if jnp.issubdtype(labels.dtype, jnp.floating):  # regression: raw outputs
         assert labels.shape == outputs.shape, (labels.shape, outputs.shape)

@@ -46,16 +46,13 @@ SCHEDULES: dict[str, Callable[[float, int], optax.Schedule]] = {
 
 def learning_rate_schedule(config: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
     """`config.optimizer.schedule` after `warmup_steps` of linear warm-up."""
-    c = config
-    decay = lookup(SCHEDULES, c.schedule, "schedule")
-    if c.warmup_steps <= 0:
-        return decay(c.learning_rate, num_steps)
+    decay = lookup(SCHEDULES, config.schedule, "schedule")
+    peak, warmup = config.learning_rate, config.warmup_steps
+    if warmup <= 0:
+        return decay(peak, num_steps)
     return optax.join_schedules(
-        [
-            optax.linear_schedule(0.0, c.learning_rate, c.warmup_steps),
-            decay(c.learning_rate, num_steps - c.warmup_steps),
-        ],
-        [c.warmup_steps],
+        [optax.linear_schedule(0.0, peak, warmup), decay(peak, num_steps - warmup)],
+        [warmup],
     )
 
 

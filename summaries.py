@@ -83,9 +83,6 @@ class Writer:
         for tag, value in arrays.items():
             self._writer.histogram(tag, value, step)
 
-    def flush(self) -> None:
-        self._writer.flush()
-
     def close(self) -> None:
         self._writer.close()
 

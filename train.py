@@ -14,8 +14,11 @@ log points.
 """
 
 import difflib
+import glob
 import os
 import re
+import runpy
+import shutil
 import sys
 import time
 from typing import Any
@@ -35,6 +38,14 @@ import nets
 import optimizers
 import summaries
 from registry import UserError, lookup
+
+
+def console(message: str) -> None:
+    """Prints a progress line; a closed stdout (`| head`) never stops training."""
+    try:
+        print(message, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class TrainState(struct.PyTreeNode):
@@ -69,7 +80,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         f"model.hidden_sizes must be positive integers, got {model.hidden_sizes}",
     )
     require(model.maxout_pieces >= 1, "model.maxout_pieces must be >= 1")
-    require(config.loss_power > 0, "loss_power must be > 0")
+    # |gap| ** p has an infinite slope at gap 0 when p < 1, and a saturated
+    # sigmoid gives gap exactly 0: NaN gradients.
+    require(
+        np.isfinite(config.loss_power) and config.loss_power >= 1,
+        f"loss_power must be a number >= 1, got {config.loss_power}",
+    )
+    require(np.isfinite(model.leaky_slope), "model.leaky_slope must be a finite number")
     # Resolve every name now, so a typo fails before a directory is made.
     nets.make_activation(model.activation, nets.activation_options(model))
     lookup(nets.MODELS, model.name, "model")
@@ -91,15 +108,15 @@ def make_train_step(graphdef, loss_fn, optimizer, schedule):
         (loss, logits), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        accuracy = losses.accuracy(logits, y)
+        # Every metric describes update number state.step + 1 and the weights
+        # it started from (those that produced the loss).
         metrics = {
             "loss": loss,
-            "accuracy": accuracy,
-            "classification_error": 1 - accuracy,
+            **losses.classification_metrics(logits, y),
             "learning_rate": schedule(state.step),
             "grad_norm": optax.tree.norm(grads),
             "update_norm": optax.tree.norm(updates),
-            "param_norm": optax.tree.norm(params),
+            "param_norm": optax.tree.norm(state.params),
         }
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
@@ -139,12 +156,7 @@ def make_evaluate(graphdef, loss_fn):
     def evaluate(params, batch):
         x, y = batch
         logits = nnx.merge(graphdef, params)(x)
-        accuracy = losses.accuracy(logits, y)
-        return {
-            "loss": loss_fn(logits, y),
-            "accuracy": accuracy,
-            "classification_error": 1 - accuracy,
-        }
+        return {"loss": loss_fn(logits, y), **losses.classification_metrics(logits, y)}
 
     return evaluate
 
@@ -198,7 +210,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
     writer.hparams(config.to_dict())
     writer.text("config", summaries.config_markdown(config.to_dict()))
     num_params = sum(v.size for v in jax.tree.leaves(params))
-    print(f"{run_dir}: {num_params:,} parameters, compiled in {compile_seconds:.2f} s")
+    console(f"{run_dir}: {num_params:,} parameters, compiled in {compile_seconds:.2f} s")
 
     def log_eval(step, params):
         metrics = jax.device_get(evaluate(params, eval_batch))
@@ -236,7 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
                 last_log_step, compute_seconds = step, 0.0
                 writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
                 writer.histograms(step, param_arrays(state.params))
-                print(
+                console(
                     f"step {step:>{len(str(config.num_steps))}}  "
                     f"loss {metrics['loss']:.4f}  accuracy {metrics['accuracy']:.3f}  "
                     f"{rate:,.0f} steps/s"
@@ -247,7 +259,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
     finally:
         writer.close()
     seconds = time.perf_counter() - train_start
-    print(
+    console(
         f"done: {step} steps in {seconds:.2f} s; train accuracy "
         f"{final['train/accuracy']:.3f}, eval accuracy {final['eval/accuracy']:.3f}, "
         f"eval loss {final['eval/loss']:.4f}. Run written to {run_dir}"
@@ -279,7 +291,7 @@ def run_name(config_file: str, overrides: dict[str, Any]) -> str:
 
     def clean(value):
         if isinstance(value, (tuple, list)):
-            return "x".join(clean(v) for v in value)
+            return "x".join(clean(v) for v in value) or "none"
         return re.sub(r"[^A-Za-z0-9._+-]", "_", str(value))
 
     parts = [f"{clean(k)}={clean(v)}" for k, v in sorted(overrides.items())]
@@ -292,6 +304,8 @@ def make_run_dir(workdir: str, name: str) -> str:
     A run never writes into another run's directory: the same command run
     twice gives two runs side by side.
     """
+    if not workdir:
+        raise UserError("--workdir is empty: give a directory, e.g. --workdir=runs")
     for attempt in range(1, 10_000):
         path = os.path.join(workdir, name + (f",run={attempt}" if attempt > 1 else ""))
         try:
@@ -319,8 +333,8 @@ def _config_error(argv: list[str], error: Exception) -> str:
         return f"config file not found: {path!r} (try --config=configs/xor.py)"
     cause = error.__cause__ or error  # the loader wraps the real error
     try:
-        config = config_flags.config_flags._LoadConfigModule("config", path)
-        config = config.get_config(*([argument] if argument else []))
+        get_config = runpy.run_path(path)["get_config"]
+        config = get_config(*([argument] if argument else []))
     except Exception:  # the file itself is broken: report that
         return f"cannot load config {config_file}: {type(cause).__name__}: {cause}"
     for arg in argv:  # the file loads, so an override must be wrong
@@ -378,17 +392,26 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value
     overrides = config_flags.get_override_values(flags.FLAGS["config"])
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
+    run_dir = None
     try:
         check_config(config)  # before the run directory exists
         run_dir = make_run_dir(_WORKDIR.value, run_name(config_file, overrides))
         train_and_evaluate(config, run_dir)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except BrokenPipeError:  # `python train.py ... | head`: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
-    print(f"see it with: tensorboard --logdir {_WORKDIR.value}")
+    except BaseException as e:
+        # A run that wrote no events leaves nothing behind.
+        if run_dir and not glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(e, UserError):
+            message, code = str(e), 1
+        elif isinstance(e, KeyboardInterrupt):
+            message, code = "interrupted", 130
+        elif "RESOURCE_EXHAUSTED" in str(e) or isinstance(e, MemoryError):
+            message, code = "out of memory: try a smaller model or batch", 1
+        else:
+            raise  # a bug, not a user mistake: the traceback helps
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(code)
+    console(f"see it with: tensorboard --logdir {_WORKDIR.value}")
 
 
 if __name__ == "__main__":

@@ -70,8 +70,16 @@ def test_broken_config_files(tmp_path, source, message):
 def test_workdir_that_cannot_be_written(tmp_path):
     (tmp_path / "file").write_text("")
     result = run(XOR, "--config.num_steps=10", workdir=tmp_path / "file")
-    assert result.returncode == 1
-    assert result.stderr.strip().startswith("error: cannot write to --workdir")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write to --workdir")
+
+
+def test_a_run_that_fails_after_start_leaves_no_directory(tmp_path):
+    result = run(XOR, "--config.model.hidden_sizes=(100000,100000,100000)", workdir=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "error: out of memory: try a smaller model or batch"
+    assert not list(tmp_path.glob("xor/*"))
 
 
 @pytest.mark.slow
@@ -81,7 +89,8 @@ def test_xor_end_to_end(tmp_path):
     first = run(*args, workdir=tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stderr == "", "console noise (TensorFlow/JAX logs)"
-    assert "step 400  loss" in first.stdout and "accuracy 1.000" in first.stdout
+    assert "step 400  loss" in first.stdout
+    assert "done: 400 steps" in first.stdout and "train accuracy 1.000" in first.stdout
     assert f"Run written to {tmp_path}/xor/num_steps=400" in first.stdout
     second = run(*args, workdir=tmp_path)
     assert f"Run written to {tmp_path}/xor/num_steps=400,run=2" in second.stdout
