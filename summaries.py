@@ -64,8 +64,8 @@ class Writer:
     """
 
     def __init__(self, log_dir: str):
-        preload()
-        self._writer = _tensorboard.result().SummaryWriter(log_dir, auto_flush=False)
+        tensorboard = _tensorboard.result() if _tensorboard else _import_tensorboard()
+        self._writer = tensorboard.SummaryWriter(log_dir, auto_flush=False)
 
     def hparams(self, config: Mapping) -> None:
         """The HPARAMS dashboard's row for this run: every config field."""
