@@ -11,11 +11,14 @@ alone, would take the GPU and fill the console with its logs. So:
 """
 
 import concurrent.futures
+import glob
 import json
 import os
 from collections.abc import Mapping
 
 import numpy as np
+
+from registry import UserError
 
 # Set before TensorFlow loads: its C++ logs stay off the console, and the
 # oneDNN notice (TF's own ops are not used for numbers here) is never printed.
@@ -57,15 +60,52 @@ def flatten(tree: Mapping, prefix: str = "") -> dict:
     return flat
 
 
+def event_files(log_dir: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*")))
+
+
+def cut_events_after(log_dir: str, step: int) -> int:
+    """Drops every event after `step` from the event files in `log_dir`.
+
+    A run resumed from its checkpoint at `step` logs steps after it again;
+    without this, TensorBoard would show the interrupted attempt's values
+    beside the new ones. Returns the number of events dropped.
+    """
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    dropped = 0
+    for path in event_files(log_dir):
+        records = list(event_file_loader.RawEventFileLoader(path).Load())
+        kept = [r for r in records if event_pb2.Event.FromString(r).step <= step]
+        if len(kept) < len(records):
+            dropped += len(records) - len(kept)
+            with open(path + ".tmp", "wb") as f:
+                writer = RecordWriter(f)
+                for record in kept:
+                    writer.write(record)
+            os.replace(path + ".tmp", path)  # atomic: old or new, never half
+    return dropped
+
+
 class Writer:
-    """Writes one run's summaries into `log_dir` (one event file per run).
+    """Writes one run's summaries into `log_dir` (one event file per writer).
 
     Values arrive as host numbers or arrays; nothing here touches a device.
+    `flush` makes everything written so far durable and raises UserError
+    if it cannot be (TensorFlow's writer alone would lose events silently
+    when the directory is removed under it).
     """
 
     def __init__(self, log_dir: str):
         tensorboard = _tensorboard.result() if _tensorboard else _import_tensorboard()
+        before = set(event_files(log_dir))
+        self._log_dir = log_dir
         self._writer = tensorboard.SummaryWriter(log_dir, auto_flush=False)
+        self._writer.flush()
+        new = sorted(set(event_files(log_dir)) - before)
+        self._file = new[-1] if new else None
 
     def hparams(self, config: Mapping) -> None:
         """The HPARAMS dashboard's row for this run: every config field."""
@@ -83,8 +123,21 @@ class Writer:
         for tag, value in arrays.items():
             self._writer.histogram(tag, value, step)
 
+    def flush(self) -> None:
+        try:
+            self._writer.flush()
+        except Exception as e:  # TensorFlow reports I/O failures as its own errors
+            raise UserError(f"cannot write summaries to {self._log_dir}: {e}") from None
+        if self._file and not os.path.exists(self._file):
+            raise UserError(
+                f"cannot write summaries: {self._file} disappeared (was the run directory removed?)"
+            )
+
     def close(self) -> None:
-        self._writer.close()
+        try:
+            self.flush()
+        finally:
+            self._writer.close()
 
 
 def config_markdown(config: Mapping) -> str:

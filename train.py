@@ -13,13 +13,15 @@ in one compiled call (a `lax.while_loop`); values reach the host only at
 log points.
 """
 
+import contextlib
 import difflib
-import glob
 import os
 import re
 import runpy
 import shutil
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -32,6 +34,7 @@ from absl import app, flags, logging
 from flax import nnx, struct
 from ml_collections import config_flags
 
+import checkpoints
 import data
 import losses
 import nets
@@ -68,7 +71,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise UserError(message)
 
     opt, model = config.optimizer, config.model
-    for key in ("num_steps", "log_every", "eval_every"):
+    for key in ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
         require(config[key] > 0, f"{key} must be > 0, got {config[key]}")
     require(
         np.isfinite(opt.learning_rate) and opt.learning_rate > 0,
@@ -175,16 +178,72 @@ def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
     return flat
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[str, float]:
-    """Trains `config` and writes its summaries into `run_dir`.
+class Interrupted(UserError):
+    """SIGINT or SIGTERM arrived; a checkpoint was saved first."""
 
-    Returns the final metrics as floats: `train/loss`, `train/accuracy`,
-    `eval/loss`, `eval/accuracy`, ... Raises UserError for a bad config and
-    Diverged when a value becomes NaN/Inf (naming the step).
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """Turns SIGINT/SIGTERM into a request the loop honours between chunks.
+
+    Yields a list that receives the signal numbers. Outside the main thread
+    (where Python allows no handlers) nothing changes.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, _: received.append(signum)) for s in signals}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def resume_step(checkpointer: checkpoints.Checkpointer, config, run_dir: str) -> int:
+    """The step to start from: the latest checkpoint's, or 0.
+
+    Refuses (UserError) a checkpoint whose config differs from `config` in
+    anything but step counts. A run restarted with no checkpoint starts over,
+    and its earlier attempt's event files are removed.
+    """
+    step = checkpointer.latest_step()
+    if step is None:
+        for path in summaries.event_files(run_dir):
+            os.remove(path)
+        return 0
+    changes = checkpoints.config_differences(checkpointer.saved_config(), config.to_dict())
+    if changes:
+        raise UserError(
+            f"{run_dir} holds a run with another config ({'; '.join(changes)}). "
+            "Resuming would mix two runs: restore the config, or pass --new_run "
+            "to start a new run beside it."
+        )
+    return step
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[str, float]:
+    """Trains `config` in `run_dir`, resuming from its latest checkpoint.
+
+    Writes summaries and checkpoints into `run_dir`. Returns the final
+    metrics as floats: `train/loss`, `train/accuracy`, `eval/loss`,
+    `eval/accuracy`, ... Raises UserError for a bad config, Diverged when a
+    value becomes NaN/Inf (naming the step) and Interrupted on SIGINT/SIGTERM
+    (after saving a checkpoint).
     """
     check_config(config)
     summaries.preload()  # TensorFlow imports while the model builds and compiles
+    checkpoints.preload()
     start = time.perf_counter()
+    os.makedirs(run_dir, exist_ok=True)
+    checkpointer = checkpoints.Checkpointer(run_dir, config.keep_checkpoints)
+    start_step = resume_step(checkpointer, config, run_dir)
     dataset = data.load_dataset(config.data)
     num_outputs = losses.num_outputs(config.loss, dataset.num_classes)
     rngs = nnx.Rngs(params=jax.random.fold_in(jax.random.key(config.seed), 0))
@@ -193,71 +252,100 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
     optimizer, schedule = optimizers.make_optimizer(config.optimizer, config.num_steps)
     loss_fn = losses.get_loss(config.loss, config.loss_power)
     state = TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
+    final = {}
+    if start_step:
+        state, _, final = checkpointer.restore(jax.eval_shape(lambda: state))
+    if start_step >= config.num_steps:
+        console(f"{run_dir} finished at step {start_step}; --new_run starts another run")
+        checkpointer.close()
+        return final
     train_batch = jax.device_put((dataset.x_train, dataset.y_train))
     eval_batch = jax.device_put((dataset.x_eval, dataset.y_eval))
 
     train_step = make_train_step(graphdef, loss_fn, optimizer, schedule)
     # Compiled once, ahead of the loop: nothing in the loop can recompile.
-    train_loop = jax.jit(make_train_loop(train_step), donate_argnums=0)
-    train_loop = train_loop.lower(state, train_batch, 0).compile()
+    train_loop = jax.jit(make_train_loop(train_step)).lower(state, train_batch, 0).compile()
     evaluate = jax.jit(make_evaluate(graphdef, loss_fn)).lower(params, eval_batch).compile()
     compile_seconds = time.perf_counter() - start
 
-    os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         f.write(config.to_json(indent=2) + "\n")
+    if start_step:
+        summaries.cut_events_after(run_dir, start_step)
     writer = summaries.Writer(run_dir)
-    writer.hparams(config.to_dict())
-    writer.text("config", summaries.config_markdown(config.to_dict()))
     num_params = sum(v.size for v in jax.tree.leaves(params))
-    console(f"{run_dir}: {num_params:,} parameters, compiled in {compile_seconds:.2f} s")
+    resumed = f", resumed at step {start_step}" if start_step else ""
+    console(f"{run_dir}: {num_params:,} parameters, compiled in {compile_seconds:.2f} s{resumed}")
 
     def log_eval(step, params):
         metrics = jax.device_get(evaluate(params, eval_batch))
         writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
         return {f"eval/{k}": float(v) for k, v in metrics.items()}
 
-    final = log_eval(0, state.params)
-    writer.histograms(0, param_arrays(state.params))
+    def save_checkpoint(step):
+        writer.flush()  # events up to `step` are on disk before its checkpoint
+        checkpointer.save(step, state, config.to_dict(), final)
+
+    if not start_step:
+        writer.hparams(config.to_dict())
+        writer.text("config", summaries.config_markdown(config.to_dict()))
+        final.update(log_eval(0, state.params))
+        writer.histograms(0, param_arrays(state.params))
     # steps/s counts time in the compiled loop, not the writing of summaries.
-    step, last_log_step, compute_seconds = 0, 0, 0.0
+    step, last_log_step, compute_seconds = start_step, start_step, 0.0
     train_start = time.perf_counter()
     try:
-        while step < config.num_steps:
-            # Run up to the next log or eval point in one compiled call.
-            target = min(
-                config.num_steps,
-                (step // config.log_every + 1) * config.log_every,
-                (step // config.eval_every + 1) * config.eval_every,
-            )
-            chunk_start = time.perf_counter()
-            state, metrics = train_loop(state, train_batch, target - step)
-            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            compute_seconds += time.perf_counter() - chunk_start
-            step = int(state.step)
-            if not all(np.isfinite(v) for v in metrics.values()):
-                writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
-                bad = ", ".join(k for k, v in metrics.items() if not np.isfinite(v))
-                raise Diverged(
-                    f"training diverged at step {step}: {bad} became NaN/Inf. "
-                    f"The learning rate ({config.optimizer.learning_rate}) is the "
-                    "usual cause: try a smaller --config.optimizer.learning_rate."
+        with stop_signals() as stop:
+            while step < config.num_steps:
+                if stop:
+                    save_checkpoint(step)
+                    name = signal.Signals(stop[0]).name
+                    raise Interrupted(
+                        f"{name} at step {step}: checkpoint saved in {checkpointer.directory}; "
+                        "run the same command to resume",
+                        stop[0],
+                    )
+                # Run up to the next log, eval or checkpoint point in one call.
+                target = min(
+                    config.num_steps,
+                    *((step // every + 1) * every for every in cadences(config)),
                 )
-            if is_time(step, config.log_every, config.num_steps):
-                rate = (step - last_log_step) / compute_seconds
-                last_log_step, compute_seconds = step, 0.0
-                writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
-                writer.histograms(step, param_arrays(state.params))
-                console(
-                    f"step {step:>{len(str(config.num_steps))}}  "
-                    f"loss {metrics['loss']:.4f}  accuracy {metrics['accuracy']:.3f}  "
-                    f"{rate:,.0f} steps/s"
-                )
-                final.update({f"train/{k}": v for k, v in metrics.items()})
-            if is_time(step, config.eval_every, config.num_steps):
-                final.update(log_eval(step, state.params))
+                chunk_start = time.perf_counter()
+                state, metrics = train_loop(state, train_batch, target - step)
+                metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                compute_seconds += time.perf_counter() - chunk_start
+                step = int(state.step)
+                if not all(np.isfinite(v) for v in metrics.values()):
+                    writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
+                    bad = ", ".join(k for k, v in metrics.items() if not np.isfinite(v))
+                    raise Diverged(
+                        f"training diverged at step {step}: {bad} became NaN/Inf. "
+                        f"The learning rate ({config.optimizer.learning_rate}) is the "
+                        "usual cause: try a smaller --config.optimizer.learning_rate. "
+                        "The last good checkpoint is kept."
+                    )
+                if is_time(step, config.log_every, config.num_steps):
+                    rate = (step - last_log_step) / compute_seconds
+                    last_log_step, compute_seconds = step, 0.0
+                    writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
+                    writer.histograms(step, param_arrays(state.params))
+                    writer.flush()
+                    console(
+                        f"step {step:>{len(str(config.num_steps))}}  "
+                        f"loss {metrics['loss']:.4f}  accuracy {metrics['accuracy']:.3f}  "
+                        f"{rate:,.0f} steps/s"
+                    )
+                    final.update({f"train/{k}": v for k, v in metrics.items()})
+                if is_time(step, config.eval_every, config.num_steps):
+                    final.update(log_eval(step, state.params))
+                if is_time(step, config.checkpoint_every, config.num_steps):
+                    save_checkpoint(step)
     finally:
-        writer.close()
+        try:
+            writer.close()
+        finally:
+            checkpointer.wait()
+            checkpointer.close()
     seconds = time.perf_counter() - train_start
     console(
         f"done: {step} steps in {seconds:.2f} s; train accuracy "
@@ -265,6 +353,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
         f"eval loss {final['eval/loss']:.4f}. Run written to {run_dir}"
     )
     return final
+
+
+def cadences(config: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """Every how many steps the loop must come back to the host."""
+    return config.log_every, config.eval_every, config.checkpoint_every
 
 
 # --------------------------------------------------------------------------
@@ -275,6 +368,11 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string(
     "workdir", "runs", "Root of all runs; each run gets its own sub-directory."
+)
+_NEW_RUN = flags.DEFINE_bool(
+    "new_run",
+    False,
+    "Start a new run beside an existing one of the same name (name,run=2) instead of resuming it.",
 )
 
 
@@ -298,23 +396,28 @@ def run_name(config_file: str, overrides: dict[str, Any]) -> str:
     return os.path.join(clean(name), ",".join(parts) or "default")
 
 
-def make_run_dir(workdir: str, name: str) -> str:
-    """Creates a NEW directory `workdir/name`, or `name,run=2`, `name,run=3`...
+def make_run_dir(workdir: str, name: str, new_run: bool = False) -> tuple[str, bool]:
+    """Returns (`workdir/name`, created): the run's directory, made if needed.
 
-    A run never writes into another run's directory: the same command run
-    twice gives two runs side by side.
+    An existing directory is the same run, which `train_and_evaluate`
+    resumes. With `new_run`, the first free `name,run=2`, `name,run=3`, ...
+    is made instead, so two runs never share a directory.
     """
     if not workdir:
         raise UserError("--workdir is empty: give a directory, e.g. --workdir=runs")
+    base = os.path.join(workdir, name)
     for attempt in range(1, 10_000):
-        path = os.path.join(workdir, name + (f",run={attempt}" if attempt > 1 else ""))
+        path = base + (f",run={attempt}" if attempt > 1 else "")
         try:
             os.makedirs(path)
-            return path
+            return path, True
         except FileExistsError:
-            if os.path.isdir(path):
-                continue
-            raise UserError(f"cannot create run directory {path}: a file is in the way") from None
+            if not os.path.isdir(path):
+                raise UserError(
+                    f"cannot create run directory {path}: a file is in the way"
+                ) from None
+            if not new_run:
+                return path, False
         except OSError as e:
             message = f"cannot write to --workdir={workdir}: {e.strerror} ({e.filename})"
             raise UserError(message) from None
@@ -392,16 +495,19 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value
     overrides = config_flags.get_override_values(flags.FLAGS["config"])
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
-    run_dir = None
+    run_dir, created = None, False
     try:
         check_config(config)  # before the run directory exists
-        run_dir = make_run_dir(_WORKDIR.value, run_name(config_file, overrides))
+        name = run_name(config_file, overrides)
+        run_dir, created = make_run_dir(_WORKDIR.value, name, _NEW_RUN.value)
         train_and_evaluate(config, run_dir)
     except BaseException as e:
-        # A run that wrote no events leaves nothing behind.
-        if run_dir and not glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
+        # A run started here that wrote no events leaves nothing behind.
+        if created and not summaries.event_files(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)
-        if isinstance(e, UserError):
+        if isinstance(e, Interrupted):
+            message, code = str(e), 128 + e.signum
+        elif isinstance(e, UserError):
             message, code = str(e), 1
         elif isinstance(e, KeyboardInterrupt):
             message, code = "interrupted", 130

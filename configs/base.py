@@ -14,6 +14,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_steps = 1000  # optimizer updates in the whole run
     config.log_every = 100  # steps between train scalars + histograms
     config.eval_every = 100  # steps between evaluations on the eval split
+    config.checkpoint_every = 1000  # steps between checkpoints (and at the end)
+    config.keep_checkpoints = 3  # newest checkpoints kept on disk
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "xor"  # a key of data.DATASETS

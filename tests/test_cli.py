@@ -27,7 +27,7 @@ XOR = "--config=configs/xor.py"
     "args, message",
     [
         ([XOR, "--config.optimizer.lerning_rate=0.5"], "Did you mean 'optimizer.learning_rate'"),
-        ([XOR, "--config.lr=0.5"], "unknown config key 'lr'.*Fields of the config: data"),
+        ([XOR, "--config.lr=0.5"], "unknown config key 'lr'.*config: checkpoint_every, data"),
         ([XOR, "--config.num_steps=abc"], "num_steps=abc: invalid literal for int"),
         ([XOR, "--config.model.activation=relux"], "unknown activation 'relux'.*maxout"),
         ([XOR, "--config.loss=hinge"], "unknown loss 'hinge'.*cross_entropy"),
@@ -84,7 +84,7 @@ def test_a_run_that_fails_after_start_leaves_no_directory(tmp_path):
 
 @pytest.mark.slow
 def test_xor_end_to_end(tmp_path):
-    """The README's first command, twice, plus an override: three runs."""
+    """The README's first command, again, with --new_run, and an override."""
     args = (XOR, "--config.num_steps=400")
     first = run(*args, workdir=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -92,7 +92,10 @@ def test_xor_end_to_end(tmp_path):
     assert "step 400  loss" in first.stdout
     assert "done: 400 steps" in first.stdout and "train accuracy 1.000" in first.stdout
     assert f"Run written to {tmp_path}/xor/num_steps=400" in first.stdout
-    second = run(*args, workdir=tmp_path)
+    again = run(*args, workdir=tmp_path)
+    assert again.returncode == 0 and again.stderr == ""
+    assert f"{tmp_path}/xor/num_steps=400 finished at step 400" in again.stdout
+    second = run(*args, "--new_run", workdir=tmp_path)
     assert f"Run written to {tmp_path}/xor/num_steps=400,run=2" in second.stdout
     tanh = run(*args, "--config.model.activation=tanh", workdir=tmp_path)
     assert tanh.returncode == 0, tanh.stderr

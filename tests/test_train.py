@@ -113,10 +113,12 @@ def test_run_names_say_how_runs_differ():
     assert train.run_name("c.py", {"model.hidden_sizes": ()}) == "c/model.hidden_sizes=none"
 
 
-def test_same_run_twice_never_shares_a_directory(tmp_path):
-    first = train.make_run_dir(str(tmp_path), "xor/default")
-    second = train.make_run_dir(str(tmp_path), "xor/default")
-    assert first.endswith("xor/default") and second.endswith("xor/default,run=2")
+def test_run_directory_is_reused_unless_new_run(tmp_path):
+    first, created = train.make_run_dir(str(tmp_path), "xor/default")
+    assert first.endswith("xor/default") and created
+    assert train.make_run_dir(str(tmp_path), "xor/default") == (first, False)  # resume
+    second, created = train.make_run_dir(str(tmp_path), "xor/default", new_run=True)
+    assert second.endswith("xor/default,run=2") and created
 
 
 def test_workdir_that_is_a_file_or_empty(tmp_path):

@@ -1,0 +1,123 @@
+"""Checkpoints of a run, with orbax: the train state, the config, the metrics.
+
+A checkpoint lives in `<run_dir>/checkpoints/<step>/` and holds everything
+needed to continue the run bit for bit: the `TrainState` (step, parameters,
+optimizer state), the resolved config, and the latest metrics. There is no
+separate RNG or data-order state to store: every random draw is derived from
+`config.seed` and the step.
+
+orbax writes each checkpoint into a temporary directory and renames it when
+complete, so a crash mid-write never leaves a checkpoint that loads wrong.
+Importing orbax takes most of a second; `preload()` starts it early.
+"""
+
+import concurrent.futures
+import json
+import os
+from typing import Any
+
+_orbax = None  # the future of the orbax.checkpoint module
+
+# Fields that may change when a run is resumed: they say how long to train
+# and how often to report, not what is trained.
+RESUMABLE_CHANGES = ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+
+
+def _import_orbax():
+    import orbax.checkpoint
+
+    return orbax.checkpoint
+
+
+def preload() -> None:
+    """Starts importing orbax in the background (idempotent)."""
+    global _orbax
+    if _orbax is None:
+        pool = concurrent.futures.ThreadPoolExecutor(1, "import-orbax")
+        _orbax = pool.submit(_import_orbax)
+        pool.shutdown(wait=False)
+
+
+def _ocp():
+    preload()
+    return _orbax.result()
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """'key: saved -> current' for each field that differs (tuples == lists)."""
+    current = json.loads(json.dumps(current))  # tuples become lists, as saved
+    changes = []
+    for key in sorted(set(saved) | set(current)):
+        name = prefix + key
+        old, new = saved.get(key, "<missing>"), current.get(key, "<missing>")
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += config_differences(old, new, name + ".")
+        elif old != new and name not in RESUMABLE_CHANGES:
+            changes.append(f"{name}: {old!r} -> {new!r}")
+    return changes
+
+
+class Checkpointer:
+    """Saves and restores one run's checkpoints, keeping the newest `keep`."""
+
+    def __init__(self, run_dir: str, keep: int):
+        self.directory = os.path.abspath(os.path.join(run_dir, "checkpoints"))
+        self._keep = keep
+        self._manager = None
+
+    def _open(self):
+        if self._manager is None:
+            ocp = _ocp()
+            options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True)
+            self._manager = ocp.CheckpointManager(self.directory, options=options)
+        return self._manager
+
+    def latest_step(self) -> int | None:
+        """The newest complete checkpoint's step; None if there is none."""
+        if not os.path.isdir(self.directory):
+            return None  # no need to import orbax to know that
+        return self._open().latest_step()
+
+    def save(self, step: int, state: Any, config: dict, metrics: dict) -> None:
+        """Writes checkpoint `step` (in the background; see `wait`)."""
+        ocp = _ocp()
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            config=ocp.args.JsonSave(config),
+            metrics=ocp.args.JsonSave(metrics),
+        )
+        self._open().save(step, args=args, force=True)
+
+    def restore(self, abstract_state: Any) -> tuple[Any, dict, dict]:
+        """(state, config, metrics) of the latest checkpoint.
+
+        Args:
+          abstract_state: the state's structure, e.g. `jax.eval_shape` of a
+            fresh one; the restored arrays take its shapes and dtypes.
+        """
+        ocp = _ocp()
+        manager = self._open()
+        args = ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            config=ocp.args.JsonRestore(),
+            metrics=ocp.args.JsonRestore(),
+        )
+        restored = manager.restore(manager.latest_step(), args=args)
+        return restored.state, restored.config, restored.metrics
+
+    def saved_config(self) -> dict:
+        """The config stored with the latest checkpoint."""
+        ocp = _ocp()
+        manager = self._open()
+        args = ocp.args.Composite(config=ocp.args.JsonRestore())
+        return manager.restore(manager.latest_step(), args=args).config
+
+    def wait(self) -> None:
+        """Blocks until every save has been written."""
+        if self._manager is not None:
+            self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None

@@ -1,0 +1,96 @@
+"""Checkpoints: resume bit for bit, refuse a changed config, keep the newest."""
+
+import os
+
+import pytest
+from conftest import read_events
+from tensorboard.util import tensor_util
+
+import checkpoints
+import summaries
+import train
+from registry import UserError
+
+
+def all_summaries(run_dir):
+    """{tag: [(step, value bytes), ...]} of every summary in a run."""
+    events = read_events(run_dir)
+
+    def values(tag):
+        tensors = events.Tensors(tag)
+        return [(e.step, tensor_util.make_ndarray(e.tensor_proto).tobytes()) for e in tensors]
+
+    return {tag: values(tag) for tag in events.Tags()["tensors"]}
+
+
+def test_config_differences_ignore_step_counts():
+    saved = {"num_steps": 10, "model": {"hidden_sizes": [4], "activation": "relu"}}
+    same = {"num_steps": 20, "model": {"hidden_sizes": (4,), "activation": "relu"}}
+    assert checkpoints.config_differences(saved, same) == []
+    other = {"num_steps": 10, "model": {"hidden_sizes": (4,), "activation": "tanh"}}
+    assert checkpoints.config_differences(saved, other) == ["model.activation: 'relu' -> 'tanh'"]
+
+
+def test_resumed_run_equals_uninterrupted_run(xor_config, tmp_path):
+    xor_config.checkpoint_every = 200
+    whole = train.train_and_evaluate(xor_config, str(tmp_path / "whole"))
+    # The same run in two parts: 400 steps, then on to 600 from the checkpoint.
+    xor_config.num_steps = 400
+    train.train_and_evaluate(xor_config, str(tmp_path / "parts"))
+    xor_config.num_steps = 600
+    resumed = train.train_and_evaluate(xor_config, str(tmp_path / "parts"))
+    assert resumed == whole
+    parts, whole_run = all_summaries(tmp_path / "parts"), all_summaries(tmp_path / "whole")
+    del parts["config"], whole_run["config"]  # TEXT: the configs' num_steps differ
+    for tag in ("eval/loss", "eval/accuracy", "eval/classification_error"):
+        parts[tag].remove(next(v for v in parts[tag] if v[0] == 400))  # the 1st part's end
+    assert parts == whole_run
+
+
+def test_finished_run_is_not_trained_again(xor_config, tmp_path):
+    first = train.train_and_evaluate(xor_config, str(tmp_path))
+    files = summaries.event_files(tmp_path)
+    assert train.train_and_evaluate(xor_config, str(tmp_path)) == first
+    assert summaries.event_files(tmp_path) == files
+
+
+def test_changed_config_is_refused(xor_config, tmp_path):
+    xor_config.num_steps = 200
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    xor_config.model.activation = "tanh"
+    with pytest.raises(UserError, match=r"another config \(model.activation: 'relu' -> 'tanh'\)"):
+        train.train_and_evaluate(xor_config, str(tmp_path))
+
+
+def test_keeps_the_newest_checkpoints(xor_config, tmp_path):
+    xor_config.checkpoint_every = 100
+    xor_config.keep_checkpoints = 2
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["500", "600"]
+
+
+def test_divergence_keeps_the_last_good_checkpoint(xor_config, tmp_path):
+    xor_config.optimizer.name = "sgd"
+    xor_config.optimizer.learning_rate = 1e9  # overflows at the 3rd update
+    xor_config.checkpoint_every = 1
+    with pytest.raises(train.Diverged, match="step 3"):
+        train.train_and_evaluate(xor_config, str(tmp_path))
+    assert checkpoints.Checkpointer(str(tmp_path), 3).latest_step() == 2
+
+
+def test_cut_events_after(xor_config, tmp_path):
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    assert summaries.cut_events_after(str(tmp_path), 300) > 0
+    steps = {step for values in all_summaries(tmp_path).values() for step, _ in values}
+    assert steps == {0, 200, 300}
+
+
+def test_removed_run_directory_is_an_error_not_a_silent_loss(tmp_path):
+    writer = summaries.Writer(str(tmp_path / "run"))
+    writer.scalars(1, {"a": 1.0})
+    writer.flush()
+    for path in summaries.event_files(tmp_path / "run"):
+        os.remove(path)
+    writer.scalars(2, {"a": 2.0})
+    with pytest.raises(UserError, match="disappeared"):
+        writer.close()
