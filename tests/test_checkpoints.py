@@ -16,9 +16,12 @@ def all_summaries(run_dir):
     """{tag: [(step, value bytes), ...]} of every summary in a run."""
     events = read_events(run_dir)
 
+    def value(event):
+        array = tensor_util.make_ndarray(event.tensor_proto)
+        return repr(array.tolist()) if array.dtype == object else array.tobytes()
+
     def values(tag):
-        tensors = events.Tensors(tag)
-        return [(e.step, tensor_util.make_ndarray(e.tensor_proto).tobytes()) for e in tensors]
+        return [(e.step, value(e)) for e in events.Tensors(tag)]
 
     return {tag: values(tag) for tag in events.Tags()["tensors"]}
 
@@ -41,7 +44,7 @@ def test_resumed_run_equals_uninterrupted_run(xor_config, tmp_path):
     resumed = train.train_and_evaluate(xor_config, str(tmp_path / "parts"))
     assert resumed == whole
     parts, whole_run = all_summaries(tmp_path / "parts"), all_summaries(tmp_path / "whole")
-    del parts["config"], whole_run["config"]  # TEXT: the configs' num_steps differ
+    del parts["config"], whole_run["config"]  # TEXT: their num_steps differ
     for tag in ("eval/loss", "eval/accuracy", "eval/classification_error"):
         parts[tag].remove(next(v for v in parts[tag] if v[0] == 400))  # the 1st part's end
     assert parts == whole_run
