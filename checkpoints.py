@@ -12,9 +12,14 @@ Importing orbax takes most of a second; `preload()` starts it early.
 """
 
 import concurrent.futures
+import contextlib
 import json
 import os
+import sys
+import tempfile
 from typing import Any
+
+from registry import UserError
 
 _orbax = None  # the future of the orbax.checkpoint module
 
@@ -57,6 +62,37 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
     return changes
 
 
+@contextlib.contextmanager
+def _write_errors(directory: str):
+    """A failed write (disk full, directory gone) as one clear UserError.
+
+    While a write fails, tensorstore's callbacks print pages of tracebacks
+    straight to file descriptor 2; they are held back and shown only if the
+    write succeeds after all (then they are warnings worth seeing).
+    """
+    sys.stderr.flush()
+    held, stderr = tempfile.TemporaryFile(), os.dup(2)
+    os.dup2(held.fileno(), 2)
+    failed = True
+    try:
+        yield
+        failed = False
+    except Exception as e:  # orbax and tensorstore raise their own types
+        detail = " ".join(str(e).split())
+        if len(detail) > 300:  # tensorstore's messages end with the OS's reason
+            detail = f"{detail[:100]} ... {detail[-150:]}"
+        if "No space left on device" in detail:
+            detail = "the disk is full (No space left on device)"
+        raise UserError(f"cannot write a checkpoint to {directory}: {detail}") from None
+    finally:
+        os.dup2(stderr, 2)
+        os.close(stderr)
+        if not failed:
+            held.seek(0)
+            os.write(2, held.read())
+        held.close()
+
+
 class Checkpointer:
     """Saves and restores one run's checkpoints, keeping the newest `keep`."""
 
@@ -68,7 +104,13 @@ class Checkpointer:
     def _open(self):
         if self._manager is None:
             ocp = _ocp()
-            options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True)
+            # Synchronous: a failed write surfaces in `save`, at its step.
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=self._keep,
+                create=True,
+                cleanup_tmp_directories=True,
+                enable_async_checkpointing=False,
+            )
             self._manager = ocp.CheckpointManager(self.directory, options=options)
         return self._manager
 
@@ -79,14 +121,15 @@ class Checkpointer:
         return self._open().latest_step()
 
     def save(self, step: int, state: Any, config: dict, metrics: dict) -> None:
-        """Writes checkpoint `step` (in the background; see `wait`)."""
+        """Writes checkpoint `step`; returns when it is complete on disk."""
         ocp = _ocp()
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             config=ocp.args.JsonSave(config),
             metrics=ocp.args.JsonSave(metrics),
         )
-        self._open().save(step, args=args, force=True)
+        with _write_errors(self.directory):
+            self._open().save(step, args=args, force=True)
 
     def restore(self, abstract_state: Any) -> tuple[Any, dict, dict]:
         """(state, config, metrics) of the latest checkpoint.
@@ -115,7 +158,8 @@ class Checkpointer:
     def wait(self) -> None:
         """Blocks until every save has been written."""
         if self._manager is not None:
-            self._manager.wait_until_finished()
+            with _write_errors(self.directory):
+                self._manager.wait_until_finished()
 
     def close(self) -> None:
         if self._manager is not None:

@@ -490,8 +490,10 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     del argv  # parse_flags has refused extra arguments
-    if not flags.FLAGS["verbosity"].present:  # --verbosity=0 shows JAX's INFO logs,
-        logging.set_verbosity(logging.WARNING)  # e.g. "Unable to initialize backend 'tpu'"
+    if not flags.FLAGS["verbosity"].present:  # --verbosity=0 shows them all:
+        logging.set_verbosity(logging.WARNING)  # JAX's "Unable to initialize backend 'tpu'"
+        # orbax logs a failed write as pages of ERROR; our one-line error says why.
+        logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
     config = _CONFIG.value
     overrides = config_flags.get_override_values(flags.FLAGS["config"])
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])

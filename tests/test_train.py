@@ -141,3 +141,11 @@ def test_same_seed_same_numbers(xor_config, tmp_path):
     assert train.train_and_evaluate(xor_config, str(tmp_path / "c")) != a
     losses_a, losses_b = (read_scalars(tmp_path / r, "train/loss") for r in "ab")
     assert losses_a == losses_b
+
+
+def test_chunking_does_not_change_a_bit(xor_config, tmp_path):
+    """One compiled call per 300 steps or per 10: the same numbers."""
+    coarse = train.train_and_evaluate(xor_config, str(tmp_path / "coarse"))
+    xor_config.log_every = xor_config.eval_every = 10
+    fine = train.train_and_evaluate(xor_config, str(tmp_path / "fine"))
+    assert fine == coarse

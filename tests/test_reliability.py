@@ -1,4 +1,4 @@
-"""Kill a real training process and resume it: nothing lost, nothing doubled."""
+"""Real processes killed, their directories removed, their disk full."""
 
 import os
 import signal
@@ -66,3 +66,45 @@ def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, signum
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     assert f"resumed at step {steps[-1]}" in resumed.stdout.read()
     assert all_summaries(tmp_path / RUN) == uninterrupted
+
+
+@pytest.mark.slow
+def test_run_directory_removed_mid_run_is_a_clear_error(tmp_path):
+    process = start(tmp_path)
+    wait_for_checkpoint(tmp_path / RUN, 1000)
+    subprocess.run(["rm", "-rf", str(tmp_path / "xor")], check=True)
+    assert process.wait(timeout=120) == 1
+    stderr = process.stderr.read()
+    assert "Traceback" not in stderr
+    assert stderr.startswith("error: cannot write") and "removed" in stderr, stderr
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 300 KiB tmpfs: room for the events, not for a checkpoint."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount_point)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("needs root and mount to fake a full disk")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_full_disk_is_a_clear_error(full_disk):
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config=configs/xor.py"]
+        + ["--config.model.hidden_sizes=(64,64)", f"--workdir={full_disk}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot write a checkpoint to {full_disk}/xor/model.hidden_sizes=64x64/"
+        "checkpoints: the disk is full (No space left on device)"
+    ]
