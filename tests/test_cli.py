@@ -36,7 +36,16 @@ XOR = "--config=configs/xor.py"
         ([XOR, "--config.data.name=mnistt"], "unknown dataset 'mnistt'"),
         ([XOR, "--config.optimizer.learning_rate=-0.1"], "learning_rate must be a number > 0"),
         ([XOR, "--config.optimizer.learning_rate=0"], "learning_rate must be a number > 0"),
+        ([XOR, "--config.optimizer.learning_rate=nan"], "learning_rate must be a number > 0"),
         ([XOR, "--config.num_steps=0"], "num_steps must be > 0"),
+        ([XOR, "--config.log_every=0"], "log_every must be > 0"),
+        ([XOR, "--config.checkpoint_every=-5"], "checkpoint_every must be > 0"),
+        ([XOR, "--config.model.hidden_sizes=(4,0)"], "hidden_sizes must be positive integers"),
+        ([XOR, "--config.model.maxout_pieces=0"], "maxout_pieces must be >= 1"),
+        ([XOR, "--config.loss_power=0.5"], "loss_power must be a number >= 1"),
+        ([XOR, "--config.optimizer.schedule=exp"], "unknown schedule 'exp'"),
+        ([XOR, "--config.model.name=cnn"], "unknown model 'cnn'"),
+        ([XOR, "--config.model.straight_through=maybe"], "Non-boolean argument"),
         (["--config=configs/nope.py"], "config file not found: 'configs/nope.py'"),
         ([], "--config is required"),
         ([XOR, "extra"], "unexpected arguments: extra"),
@@ -73,6 +82,36 @@ def test_workdir_that_cannot_be_written(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot write to --workdir")
+
+
+def test_empty_workdir():
+    result = run(XOR, workdir="")
+    assert result.returncode == 1
+    assert result.stderr == "error: --workdir is empty: give a directory, e.g. --workdir=runs\n"
+
+
+def test_divergence_through_the_command_line(tmp_path):
+    args = ("--config.optimizer.name=sgd", "--config.optimizer.learning_rate=1e9")
+    result = run(XOR, *args, workdir=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: training diverged at step 3: update_norm")
+
+
+def test_edited_config_file_is_not_resumed(tmp_path):
+    config = tmp_path / "exp.py"
+    config.write_text(
+        "from configs import xor\n"
+        "def get_config():\n"
+        "    c = xor.get_config()\n"
+        "    c.num_steps = 100\n"
+        "    return c\n"
+    )
+    assert run(f"--config={config}", workdir=tmp_path / "runs").returncode == 0
+    config.write_text(config.read_text().replace("c.num_steps = 100", "c.seed = 7"))
+    result = run(f"--config={config}", workdir=tmp_path / "runs")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "holds a run with another config (num_steps" not in result.stderr
+    assert "another config (seed: 0 -> 7)" in result.stderr
 
 
 def test_a_run_that_fails_after_start_leaves_no_directory(tmp_path):
