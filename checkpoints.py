@@ -63,34 +63,43 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
 
 
 @contextlib.contextmanager
-def _write_errors(directory: str):
-    """A failed write (disk full, directory gone) as one clear UserError.
+def _orbax_errors(what: str, hint: str = ""):
+    """A failed orbax read or write as one clear UserError.
 
     While a write fails, tensorstore's callbacks print pages of tracebacks
     straight to file descriptor 2; they are held back and shown only if the
-    write succeeds after all (then they are warnings worth seeing).
+    operation succeeds after all (then they are warnings worth seeing).
+
+    Args:
+      what: the failed operation, e.g. "cannot write a checkpoint to DIR".
+      hint: what the user can do about it.
     """
     sys.stderr.flush()
-    held, stderr = tempfile.TemporaryFile(), os.dup(2)
-    os.dup2(held.fileno(), 2)
+    try:
+        held, stderr = tempfile.TemporaryFile(), os.dup(2)
+    except OSError:  # no temp dir or no fd 2: run without holding anything back
+        held = stderr = None
+    if held is not None:
+        os.dup2(held.fileno(), 2)
     failed = True
     try:
         yield
         failed = False
-    except Exception as e:  # orbax and tensorstore raise their own types
-        detail = " ".join(str(e).split())
+    except Exception as e:  # orbax, tensorstore and json raise their own types
+        detail = " ".join(f"{type(e).__name__}: {e}".split())
         if len(detail) > 300:  # tensorstore's messages end with the OS's reason
-            detail = f"{detail[:100]} ... {detail[-150:]}"
+            detail = f"{detail[:150]} ... {detail[-150:]}"
         if "No space left on device" in detail:
             detail = "the disk is full (No space left on device)"
-        raise UserError(f"cannot write a checkpoint to {directory}: {detail}") from None
+        raise UserError(f"{what}: {detail}{hint}") from None
     finally:
-        os.dup2(stderr, 2)
-        os.close(stderr)
-        if not failed:
-            held.seek(0)
-            os.write(2, held.read())
-        held.close()
+        if held is not None:
+            os.dup2(stderr, 2)
+            os.close(stderr)
+            if not failed:
+                held.seek(0)
+                os.write(2, held.read())
+            held.close()
 
 
 class Checkpointer:
@@ -118,7 +127,15 @@ class Checkpointer:
         """The newest complete checkpoint's step; None if there is none."""
         if not os.path.isdir(self.directory):
             return None  # no need to import orbax to know that
-        return self._open().latest_step()
+        with self._reading():
+            return self._open().latest_step()
+
+    def _reading(self):
+        return _orbax_errors(
+            f"cannot read the checkpoints in {self.directory}",
+            " (remove the damaged checkpoint's directory, or pass --new_run to "
+            "start a new run beside this one)",
+        )
 
     def save(self, step: int, state: Any, config: dict, metrics: dict) -> None:
         """Writes checkpoint `step`; returns when it is complete on disk."""
@@ -128,7 +145,7 @@ class Checkpointer:
             config=ocp.args.JsonSave(config),
             metrics=ocp.args.JsonSave(metrics),
         )
-        with _write_errors(self.directory):
+        with _orbax_errors(f"cannot write a checkpoint to {self.directory}"):
             self._open().save(step, args=args, force=True)
 
     def restore(self, abstract_state: Any) -> tuple[Any, dict, dict]:
@@ -145,7 +162,8 @@ class Checkpointer:
             config=ocp.args.JsonRestore(),
             metrics=ocp.args.JsonRestore(),
         )
-        restored = manager.restore(manager.latest_step(), args=args)
+        with self._reading():
+            restored = manager.restore(manager.latest_step(), args=args)
         return restored.state, restored.config, restored.metrics
 
     def saved_config(self) -> dict:
@@ -153,12 +171,13 @@ class Checkpointer:
         ocp = _ocp()
         manager = self._open()
         args = ocp.args.Composite(config=ocp.args.JsonRestore())
-        return manager.restore(manager.latest_step(), args=args).config
+        with self._reading():
+            return manager.restore(manager.latest_step(), args=args).config
 
     def wait(self) -> None:
         """Blocks until every save has been written."""
         if self._manager is not None:
-            with _write_errors(self.directory):
+            with _orbax_errors(f"cannot write a checkpoint to {self.directory}"):
                 self._manager.wait_until_finished()
 
     def close(self) -> None:

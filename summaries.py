@@ -76,16 +76,17 @@ def cut_events_after(log_dir: str, step: int) -> int:
     from tensorboard.summary.writer.record_writer import RecordWriter
 
     dropped = 0
+    temporary = os.path.join(log_dir, ".cutting-events.tmp")  # not "tfevents": unseen
     for path in event_files(log_dir):
         records = list(event_file_loader.RawEventFileLoader(path).Load())
         kept = [r for r in records if event_pb2.Event.FromString(r).step <= step]
         if len(kept) < len(records):
             dropped += len(records) - len(kept)
-            with open(path + ".tmp", "wb") as f:
+            with open(temporary, "wb") as f:
                 writer = RecordWriter(f)
                 for record in kept:
                     writer.write(record)
-            os.replace(path + ".tmp", path)  # atomic: old or new, never half
+            os.replace(temporary, path)  # atomic: old or new, never half
     return dropped
 
 

@@ -15,6 +15,7 @@ log points.
 
 import contextlib
 import difflib
+import json
 import os
 import re
 import runpy
@@ -190,15 +191,20 @@ class Interrupted(UserError):
 def stop_signals():
     """Turns SIGINT/SIGTERM into a request the loop honours between chunks.
 
-    Yields a list that receives the signal numbers. Outside the main thread
+    Yields a list that receives the signal numbers. A second signal gets the
+    usual behaviour (Ctrl-C twice stops at once). Outside the main thread
     (where Python allows no handlers) nothing changes.
     """
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
-    signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda signum, _: received.append(signum)) for s in signals}
+
+    def request_stop(signum, _):
+        received.append(signum)
+        signal.signal(signum, previous[signum])  # a second one is not polite
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield received
     finally:
@@ -209,23 +215,41 @@ def stop_signals():
 def resume_step(checkpointer: checkpoints.Checkpointer, config, run_dir: str) -> int:
     """The step to start from: the latest checkpoint's, or 0.
 
-    Refuses (UserError) a checkpoint whose config differs from `config` in
-    anything but step counts. A run restarted with no checkpoint starts over,
-    and its earlier attempt's event files are removed.
+    Refuses (UserError) a run whose config differs from `config` in anything
+    but step counts, and a new `num_steps` where the learning-rate schedule
+    depends on it. A run restarted with no checkpoint starts over, and its
+    earlier attempt's event files are removed.
     """
     step = checkpointer.latest_step()
     if step is None:
-        for path in summaries.event_files(run_dir):
+        old_events = summaries.event_files(run_dir)
+        if not old_events:
+            return 0
+        saved_path = os.path.join(run_dir, "config.json")
+        if not os.path.exists(saved_path):
+            raise UserError(
+                f"{run_dir} holds event files but no config.json: not a run of this "
+                "program. Pass --new_run to start a run beside it, or another --workdir."
+            )
+        with open(saved_path) as f:
+            saved = json.load(f)
+        for path in old_events:
             os.remove(path)
-        return 0
-    changes = checkpoints.config_differences(checkpointer.saved_config(), config.to_dict())
+    else:
+        saved = checkpointer.saved_config()
+    changes = checkpoints.config_differences(saved, config.to_dict())
+    if step and saved["num_steps"] != config.num_steps and config.optimizer.schedule != "constant":
+        changes.append(
+            f"num_steps: {saved['num_steps']} -> {config.num_steps}, which changes the "
+            f"{config.optimizer.schedule} learning-rate schedule"
+        )
     if changes:
         raise UserError(
             f"{run_dir} holds a run with another config ({'; '.join(changes)}). "
             "Resuming would mix two runs: restore the config, or pass --new_run "
             "to start a new run beside it."
         )
-    return step
+    return step or 0
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[str, float]:
@@ -235,8 +259,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
     metrics as floats: `train/loss`, `train/accuracy`, `eval/loss`,
     `eval/accuracy`, ... Raises UserError for a bad config, Diverged when a
     value becomes NaN/Inf (naming the step) and Interrupted on SIGINT/SIGTERM
-    (after saving a checkpoint).
+    (after saving a checkpoint of the steps done).
     """
+    with stop_signals() as stop:
+        return _train_and_evaluate(config, run_dir, stop)
+
+
+def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     check_config(config)
     summaries.preload()  # TensorFlow imports while the model builds and compiles
     checkpoints.preload()
@@ -268,6 +297,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
     evaluate = jax.jit(make_evaluate(graphdef, loss_fn)).lower(params, eval_batch).compile()
     compile_seconds = time.perf_counter() - start
 
+    if stop:
+        name = signal.Signals(stop[0]).name
+        raise Interrupted(f"{name} before the first step: nothing to save", stop[0])
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         f.write(config.to_json(indent=2) + "\n")
     if start_step:
@@ -282,9 +314,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
         writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
         return {f"eval/{k}": float(v) for k, v in metrics.items()}
 
+    last_saved = start_step
+
     def save_checkpoint(step):
-        writer.flush()  # events up to `step` are on disk before its checkpoint
-        checkpointer.save(step, state, config.to_dict(), final)
+        nonlocal last_saved
+        if step > last_saved:  # never twice for one step, never at step 0
+            writer.flush()  # events up to `step` are on disk before its checkpoint
+            checkpointer.save(step, state, config.to_dict(), final)
+            last_saved = step
 
     if not start_step:
         writer.hparams(config.to_dict())
@@ -295,51 +332,52 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
     step, last_log_step, compute_seconds = start_step, start_step, 0.0
     train_start = time.perf_counter()
     try:
-        with stop_signals() as stop:
-            while step < config.num_steps:
-                if stop:
-                    save_checkpoint(step)
-                    name = signal.Signals(stop[0]).name
-                    raise Interrupted(
-                        f"{name} at step {step}: checkpoint saved in {checkpointer.directory}; "
-                        "run the same command to resume",
-                        stop[0],
-                    )
-                # Run up to the next log, eval or checkpoint point in one call.
-                target = min(
-                    config.num_steps,
-                    *((step // every + 1) * every for every in cadences(config)),
+        while step < config.num_steps:
+            if stop:
+                save_checkpoint(step)
+                saved = (
+                    f"checkpoint of step {last_saved} in {checkpointer.directory}; "
+                    "run the same command to resume"
+                    if last_saved
+                    else "no step done, nothing saved"
                 )
-                chunk_start = time.perf_counter()
-                state, metrics = train_loop(state, train_batch, target - step)
-                metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                compute_seconds += time.perf_counter() - chunk_start
-                step = int(state.step)
-                if not all(np.isfinite(v) for v in metrics.values()):
-                    writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
-                    bad = ", ".join(k for k, v in metrics.items() if not np.isfinite(v))
-                    raise Diverged(
-                        f"training diverged at step {step}: {bad} became NaN/Inf. "
-                        f"The learning rate ({config.optimizer.learning_rate}) is the "
-                        "usual cause: try a smaller --config.optimizer.learning_rate. "
-                        "The last good checkpoint is kept."
-                    )
-                if is_time(step, config.log_every, config.num_steps):
-                    rate = (step - last_log_step) / compute_seconds
-                    last_log_step, compute_seconds = step, 0.0
-                    writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
-                    writer.histograms(step, param_arrays(state.params))
-                    writer.flush()
-                    console(
-                        f"step {step:>{len(str(config.num_steps))}}  "
-                        f"loss {metrics['loss']:.4f}  accuracy {metrics['accuracy']:.3f}  "
-                        f"{rate:,.0f} steps/s"
-                    )
-                    final.update({f"train/{k}": v for k, v in metrics.items()})
-                if is_time(step, config.eval_every, config.num_steps):
-                    final.update(log_eval(step, state.params))
-                if is_time(step, config.checkpoint_every, config.num_steps):
-                    save_checkpoint(step)
+                name = signal.Signals(stop[0]).name
+                raise Interrupted(f"{name} at step {step}: {saved}", stop[0])
+            # Run up to the next log, eval or checkpoint point in one call.
+            target = min(
+                config.num_steps,
+                *((step // every + 1) * every for every in cadences(config)),
+            )
+            chunk_start = time.perf_counter()
+            state, metrics = train_loop(state, train_batch, target - step)
+            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            compute_seconds += time.perf_counter() - chunk_start
+            step = int(state.step)
+            if not all(np.isfinite(v) for v in metrics.values()):
+                writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
+                bad = ", ".join(k for k, v in metrics.items() if not np.isfinite(v))
+                raise Diverged(
+                    f"training diverged at step {step}: {bad} became NaN/Inf. "
+                    f"The learning rate ({config.optimizer.learning_rate}) is the "
+                    "usual cause: try a smaller --config.optimizer.learning_rate. "
+                    "The last good checkpoint is kept."
+                )
+            if is_time(step, config.log_every, config.num_steps):
+                rate = (step - last_log_step) / compute_seconds
+                last_log_step, compute_seconds = step, 0.0
+                writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
+                writer.histograms(step, param_arrays(state.params))
+                writer.flush()
+                console(
+                    f"step {step:>{len(str(config.num_steps))}}  "
+                    f"loss {metrics['loss']:.4f}  accuracy {metrics['accuracy']:.3f}  "
+                    f"{rate:,.0f} steps/s"
+                )
+                final.update({f"train/{k}": v for k, v in metrics.items()})
+            if is_time(step, config.eval_every, config.num_steps):
+                final.update(log_eval(step, state.params))
+            if is_time(step, config.checkpoint_every, config.num_steps):
+                save_checkpoint(step)
     finally:
         try:
             writer.close()
@@ -492,8 +530,11 @@ def main(argv: list[str]) -> None:
     del argv  # parse_flags has refused extra arguments
     if not flags.FLAGS["verbosity"].present:  # --verbosity=0 shows them all:
         logging.set_verbosity(logging.WARNING)  # JAX's "Unable to initialize backend 'tpu'"
-        # orbax logs a failed write as pages of ERROR; our one-line error says why.
-        logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
+        # orbax (and asyncio under it) log a failed write as pages of ERROR;
+        # our one-line error says why.
+        logging.get_absl_handler().addFilter(
+            lambda record: "orbax" not in record.pathname and record.name != "asyncio"
+        )
     config = _CONFIG.value
     overrides = config_flags.get_override_values(flags.FLAGS["config"])
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])

@@ -1,6 +1,7 @@
 """Checkpoints: resume bit for bit, refuse a changed config, keep the newest."""
 
 import os
+import shutil
 
 import pytest
 from conftest import read_events
@@ -97,3 +98,37 @@ def test_removed_run_directory_is_an_error_not_a_silent_loss(tmp_path):
     writer.scalars(2, {"a": 2.0})
     with pytest.raises(UserError, match="disappeared"):
         writer.close()
+
+
+def test_damaged_checkpoint_is_a_clear_error(xor_config, tmp_path):
+    xor_config.num_steps = 200
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    (tmp_path / "checkpoints" / "200" / "config" / "metadata").write_text("{not json")
+    with pytest.raises(UserError, match="cannot read the checkpoints in .*--new_run"):
+        train.train_and_evaluate(xor_config, str(tmp_path))
+
+
+def test_restart_without_checkpoint_replaces_the_old_events(xor_config, tmp_path):
+    xor_config.num_steps = 200
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    old = summaries.event_files(tmp_path)
+    checkpoints_dir = tmp_path / "checkpoints"
+    for step in os.listdir(checkpoints_dir):  # as if killed before its first checkpoint
+        shutil.rmtree(checkpoints_dir / step)
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    new = summaries.event_files(tmp_path)
+    assert len(new) == 1 and new != old
+    xor_config.seed = 3
+    for step in os.listdir(checkpoints_dir):
+        shutil.rmtree(checkpoints_dir / step)
+    with pytest.raises(UserError, match=r"another config \(seed: 0 -> 3\)"):
+        train.train_and_evaluate(xor_config, str(tmp_path))
+
+
+def test_new_num_steps_refused_when_the_schedule_depends_on_it(xor_config, tmp_path):
+    xor_config.optimizer.schedule = "cosine"
+    xor_config.num_steps = 200
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    xor_config.num_steps = 400
+    with pytest.raises(UserError, match="num_steps: 200 -> 400, which changes the cosine"):
+        train.train_and_evaluate(xor_config, str(tmp_path))

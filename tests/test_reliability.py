@@ -69,6 +69,19 @@ def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, signum
 
 
 @pytest.mark.slow
+def test_sigterm_during_start_up_leaves_nothing(tmp_path):
+    process = start(tmp_path)
+    deadline = time.time() + 120
+    while not (tmp_path / RUN).exists():  # main() has made it: compiling now
+        assert time.time() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM
+    assert process.stderr.read() == "error: SIGTERM before the first step: nothing to save\n"
+    assert not (tmp_path / RUN).exists()
+
+
+@pytest.mark.slow
 def test_run_directory_removed_mid_run_is_a_clear_error(tmp_path):
     process = start(tmp_path)
     wait_for_checkpoint(tmp_path / RUN, 1000)
