@@ -11,7 +11,6 @@ complete, so a crash mid-write never leaves a checkpoint that loads wrong.
 Importing orbax takes most of a second; `preload()` starts it early.
 """
 
-import concurrent.futures
 import contextlib
 import json
 import os
@@ -19,9 +18,8 @@ import sys
 import tempfile
 from typing import Any
 
+import background
 from registry import UserError
-
-_orbax = None  # the future of the orbax.checkpoint module
 
 # Fields that may change when a run is resumed: they say how long to train
 # and how often to report, not what is trained.
@@ -36,16 +34,11 @@ def _import_orbax():
 
 def preload() -> None:
     """Starts importing orbax in the background (idempotent)."""
-    global _orbax
-    if _orbax is None:
-        pool = concurrent.futures.ThreadPoolExecutor(1, "import-orbax")
-        _orbax = pool.submit(_import_orbax)
-        pool.shutdown(wait=False)
+    background.start(_import_orbax)
 
 
 def _ocp():
-    preload()
-    return _orbax.result()
+    return background.start(_import_orbax).result()
 
 
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:

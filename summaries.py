@@ -10,7 +10,6 @@ alone, would take the GPU and fill the console with its logs. So:
 `Writer` is the one object the training loop writes through.
 """
 
-import concurrent.futures
 import glob
 import json
 import os
@@ -18,14 +17,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
+import background
 from registry import UserError
 
 # Set before TensorFlow loads: its C++ logs stay off the console, and the
 # oneDNN notice (TF's own ops are not used for numbers here) is never printed.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-
-_tensorboard = None  # the future of the flax.metrics.tensorboard module
 
 
 def _import_tensorboard():
@@ -39,11 +37,7 @@ def _import_tensorboard():
 
 def preload() -> None:
     """Starts importing TensorFlow in the background (idempotent)."""
-    global _tensorboard
-    if _tensorboard is None:
-        pool = concurrent.futures.ThreadPoolExecutor(1, "import-tensorflow")
-        _tensorboard = pool.submit(_import_tensorboard)
-        pool.shutdown(wait=False)
+    background.start(_import_tensorboard)
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict:
@@ -100,7 +94,7 @@ class Writer:
     """
 
     def __init__(self, log_dir: str):
-        tensorboard = _tensorboard.result() if _tensorboard else _import_tensorboard()
+        tensorboard = background.start(_import_tensorboard).result()
         before = set(event_files(log_dir))
         self._log_dir = log_dir
         self._writer = tensorboard.SummaryWriter(log_dir, auto_flush=False)
