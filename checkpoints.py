@@ -19,6 +19,7 @@ import tempfile
 from typing import Any
 
 import background
+import summaries
 from registry import UserError
 
 # Fields that may change when a run is resumed: they say how long to train
@@ -177,3 +178,43 @@ class Checkpointer:
         if self._manager is not None:
             self._manager.close()
             self._manager = None
+
+
+def resume_step(checkpointer: Checkpointer, config, run_dir: str) -> int:
+    """The step to start from: the latest checkpoint's, or 0.
+
+    Refuses (UserError) a run whose config differs from `config` in anything
+    but step counts, and a new `num_steps` where the learning-rate schedule
+    depends on it. A run restarted with no checkpoint starts over, and its
+    earlier attempt's event files are removed.
+    """
+    step = checkpointer.latest_step()
+    if step is None:
+        old_events = summaries.event_files(run_dir)
+        if not old_events:
+            return 0
+        saved_path = os.path.join(run_dir, "config.json")
+        if not os.path.exists(saved_path):
+            raise UserError(
+                f"{run_dir} holds event files but no config.json: not a run of this "
+                "program. Pass --new_run to start a run beside it, or another --workdir."
+            )
+        with open(saved_path) as f:
+            saved = json.load(f)
+        for path in old_events:
+            os.remove(path)
+    else:
+        saved = checkpointer.saved_config()
+    changes = config_differences(saved, config.to_dict())
+    if step and saved["num_steps"] != config.num_steps and config.optimizer.schedule != "constant":
+        changes.append(
+            f"num_steps: {saved['num_steps']} -> {config.num_steps}, which changes the "
+            f"{config.optimizer.schedule} learning-rate schedule"
+        )
+    if changes:
+        raise UserError(
+            f"{run_dir} holds a run with another config ({'; '.join(changes)}). "
+            "Resuming would mix two runs: restore the config, or pass --new_run "
+            "to start a new run beside it."
+        )
+    return step or 0

@@ -14,17 +14,12 @@ log points.
 """
 
 import contextlib
-import difflib
-import json
 import os
-import re
-import runpy
 import shutil
 import signal
 import sys
 import threading
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +31,7 @@ from flax import nnx, struct
 from ml_collections import config_flags
 
 import checkpoints
+import command_line
 import data
 import losses
 import nets
@@ -212,46 +208,6 @@ def stop_signals():
             signal.signal(s, handler)
 
 
-def resume_step(checkpointer: checkpoints.Checkpointer, config, run_dir: str) -> int:
-    """The step to start from: the latest checkpoint's, or 0.
-
-    Refuses (UserError) a run whose config differs from `config` in anything
-    but step counts, and a new `num_steps` where the learning-rate schedule
-    depends on it. A run restarted with no checkpoint starts over, and its
-    earlier attempt's event files are removed.
-    """
-    step = checkpointer.latest_step()
-    if step is None:
-        old_events = summaries.event_files(run_dir)
-        if not old_events:
-            return 0
-        saved_path = os.path.join(run_dir, "config.json")
-        if not os.path.exists(saved_path):
-            raise UserError(
-                f"{run_dir} holds event files but no config.json: not a run of this "
-                "program. Pass --new_run to start a run beside it, or another --workdir."
-            )
-        with open(saved_path) as f:
-            saved = json.load(f)
-        for path in old_events:
-            os.remove(path)
-    else:
-        saved = checkpointer.saved_config()
-    changes = checkpoints.config_differences(saved, config.to_dict())
-    if step and saved["num_steps"] != config.num_steps and config.optimizer.schedule != "constant":
-        changes.append(
-            f"num_steps: {saved['num_steps']} -> {config.num_steps}, which changes the "
-            f"{config.optimizer.schedule} learning-rate schedule"
-        )
-    if changes:
-        raise UserError(
-            f"{run_dir} holds a run with another config ({'; '.join(changes)}). "
-            "Resuming would mix two runs: restore the config, or pass --new_run "
-            "to start a new run beside it."
-        )
-    return step or 0
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[str, float]:
     """Trains `config` in `run_dir`, resuming from its latest checkpoint.
 
@@ -272,7 +228,7 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     start = time.perf_counter()
     os.makedirs(run_dir, exist_ok=True)
     checkpointer = checkpoints.Checkpointer(run_dir, config.keep_checkpoints)
-    start_step = resume_step(checkpointer, config, run_dir)
+    start_step = checkpoints.resume_step(checkpointer, config, run_dir)
     dataset = data.load_dataset(config.data)
     num_outputs = losses.num_outputs(config.loss, dataset.num_classes)
     rngs = nnx.Rngs(params=jax.random.fold_in(jax.random.key(config.seed), 0))
@@ -414,97 +370,6 @@ _NEW_RUN = flags.DEFINE_bool(
 )
 
 
-def run_name(config_file: str, overrides: dict[str, Any]) -> str:
-    """'configs/xor.py', {'model.activation': 'tanh'} -> 'xor/model.activation=tanh'.
-
-    The config file's stem (plus its ':argument', if any) then the sorted
-    overrides, so runs of one experiment sit side by side in TensorBoard and
-    their names say how they differ. Only ASCII letters, digits and ._+=-
-    reach the path; a tuple (4, 4) is written 4x4.
-    """
-    stem, _, argument = config_file.partition(":")
-    name = os.path.splitext(os.path.basename(stem))[0] + (f"-{argument}" if argument else "")
-
-    def clean(value):
-        if isinstance(value, (tuple, list)):
-            return "x".join(clean(v) for v in value) or "none"
-        return re.sub(r"[^A-Za-z0-9._+-]", "_", str(value))
-
-    parts = [f"{clean(k)}={clean(v)}" for k, v in sorted(overrides.items())]
-    return os.path.join(clean(name), ",".join(parts) or "default")
-
-
-def make_run_dir(workdir: str, name: str, new_run: bool = False) -> tuple[str, bool]:
-    """Returns (`workdir/name`, created): the run's directory, made if needed.
-
-    An existing directory is the same run, which `train_and_evaluate`
-    resumes. With `new_run`, the first free `name,run=2`, `name,run=3`, ...
-    is made instead, so two runs never share a directory.
-    """
-    if not workdir:
-        raise UserError("--workdir is empty: give a directory, e.g. --workdir=runs")
-    base = os.path.join(workdir, name)
-    for attempt in range(1, 10_000):
-        path = base + (f",run={attempt}" if attempt > 1 else "")
-        try:
-            os.makedirs(path)
-            return path, True
-        except FileExistsError:
-            if not os.path.isdir(path):
-                raise UserError(
-                    f"cannot create run directory {path}: a file is in the way"
-                ) from None
-            if not new_run:
-                return path, False
-        except OSError as e:
-            message = f"cannot write to --workdir={workdir}: {e.strerror} ({e.filename})"
-            raise UserError(message) from None
-    raise UserError(f"too many runs named {name} in {workdir}")
-
-
-def _config_file(argv: list[str]) -> str | None:
-    return next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
-
-
-def _config_error(argv: list[str], error: Exception) -> str:
-    """One line saying why the config could not be loaded or overridden."""
-    config_file = _config_file(argv)
-    path, _, argument = (config_file or "").partition(":")
-    if not os.path.isfile(path):
-        return f"config file not found: {path!r} (try --config=configs/xor.py)"
-    cause = error.__cause__ or error  # the loader wraps the real error
-    try:
-        get_config = runpy.run_path(path)["get_config"]
-        config = get_config(*([argument] if argument else []))
-    except Exception:  # the file itself is broken: report that
-        return f"cannot load config {config_file}: {type(cause).__name__}: {cause}"
-    for arg in argv:  # the file loads, so an override must be wrong
-        if arg.startswith("--config."):
-            key = arg.removeprefix("--config.").split("=", 1)[0]
-            message = _unknown_key(config, key, config_file)
-            if message:
-                return message
-    return f"{type(cause).__name__}: {cause}"
-
-
-def _unknown_key(config: ml_collections.ConfigDict, key: str, config_file: str) -> str | None:
-    """Why `key` is not a field of `config`, with the nearest valid name."""
-    node, parts = config, key.split(".")
-    for i, part in enumerate(parts):
-        where = ".".join(parts[:i])
-        if not isinstance(node, ml_collections.ConfigDict):
-            return f"config key {key!r} does not exist: {where!r} is a value, not a section."
-        if part not in node:
-            close = difflib.get_close_matches(part, list(node), n=1)
-            hint = f" Did you mean {'.'.join(parts[:i] + close)!r}?" if close else ""
-            return (
-                f"unknown config key {key!r} in {config_file}.{hint} "
-                f"Fields of {where or 'the config'}: {', '.join(node)}."
-            )
-        node = node[part]
-    return None
-
-
 def parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing that reports a bad flag or config in one line."""
     try:
@@ -519,9 +384,9 @@ def parse_flags(argv: list[str]) -> list[str]:
         message = str(e)
         if "Error whilst parsing config file" in message:  # get_config raised
             last_line = message.strip().splitlines()[-1]
-            message = f"cannot load config {_config_file(argv)}: {last_line}"
+            message = f"cannot load config {command_line.config_file(argv)}: {last_line}"
     except Exception as e:  # a config file can raise anything: report it
-        message = _config_error(argv, e)
+        message = command_line.config_error(argv, e)
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(2)
 
@@ -541,8 +406,8 @@ def main(argv: list[str]) -> None:
     run_dir, created = None, False
     try:
         check_config(config)  # before the run directory exists
-        name = run_name(config_file, overrides)
-        run_dir, created = make_run_dir(_WORKDIR.value, name, _NEW_RUN.value)
+        name = command_line.run_name(config_file, overrides)
+        run_dir, created = command_line.make_run_dir(_WORKDIR.value, name, _NEW_RUN.value)
         train_and_evaluate(config, run_dir)
     except BaseException as e:
         # A run started here that wrote no events leaves nothing behind.

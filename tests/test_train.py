@@ -7,6 +7,7 @@ import pytest
 from conftest import read_events, read_scalars
 from tensorboard.util import tensor_util
 
+import command_line
 import train
 from registry import UserError
 
@@ -101,32 +102,32 @@ def test_bad_config_fails_before_any_file(xor_config, tmp_path, key, value, mess
 
 
 def test_run_names_say_how_runs_differ():
-    assert train.run_name("configs/xor.py", {}) == "xor/default"
-    name = train.run_name(
+    assert command_line.run_name("configs/xor.py", {}) == "xor/default"
+    name = command_line.run_name(
         "configs/xor.py:quick",
         {"optimizer.learning_rate": 0.5, "model.activation": "tanh", "model.hidden_sizes": (4, 4)},
     )
     assert name == (
         "xor-quick/model.activation=tanh,model.hidden_sizes=4x4,optimizer.learning_rate=0.5"
     )
-    assert train.run_name("c.py", {"data.name": "a b/ü"}) == "c/data.name=a_b__"
-    assert train.run_name("c.py", {"model.hidden_sizes": ()}) == "c/model.hidden_sizes=none"
+    assert command_line.run_name("c.py", {"data.name": "a b/ü"}) == "c/data.name=a_b__"
+    assert command_line.run_name("c.py", {"model.hidden_sizes": ()}) == "c/model.hidden_sizes=none"
 
 
 def test_run_directory_is_reused_unless_new_run(tmp_path):
-    first, created = train.make_run_dir(str(tmp_path), "xor/default")
+    first, created = command_line.make_run_dir(str(tmp_path), "xor/default")
     assert first.endswith("xor/default") and created
-    assert train.make_run_dir(str(tmp_path), "xor/default") == (first, False)  # resume
-    second, created = train.make_run_dir(str(tmp_path), "xor/default", new_run=True)
+    assert command_line.make_run_dir(str(tmp_path), "xor/default") == (first, False)  # resume
+    second, created = command_line.make_run_dir(str(tmp_path), "xor/default", new_run=True)
     assert second.endswith("xor/default,run=2") and created
 
 
 def test_workdir_that_is_a_file_or_empty(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match="cannot write to --workdir"):
-        train.make_run_dir(str(tmp_path / "file"), "xor/default")
+        command_line.make_run_dir(str(tmp_path / "file"), "xor/default")
     with pytest.raises(UserError, match="--workdir is empty"):
-        train.make_run_dir("", "xor/default")
+        command_line.make_run_dir("", "xor/default")
 
 
 def test_is_time():
