@@ -1,5 +1,8 @@
 """Shared test settings and helpers."""
 
+import os
+import tempfile
+
 import jax
 import pytest
 from tensorboard.backend.event_processing import plugin_event_accumulator
@@ -9,6 +12,10 @@ from tensorboard.util import tensor_util
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # Not jax_disable_most_optimizations: with jax 0.10.2 on CPU it turned a
 # finite Adam update into NaN (tests/test_activations.py, maxout learning |x|).
+
+
+# Subprocess runs share one XLA compilation cache, away from the user's.
+COMPILATION_CACHE = f"--compilation_cache={os.path.join(tempfile.gettempdir(), 'hnl-test-xla')}"
 
 
 def read_events(run_dir: str) -> plugin_event_accumulator.EventAccumulator:

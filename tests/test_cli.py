@@ -5,14 +5,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import read_scalars
+from conftest import COMPILATION_CACHE, read_scalars
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(*args, workdir):
+def run(*args, workdir, cache=COMPILATION_CACHE):
     return subprocess.run(
-        [sys.executable, "train.py", *args, f"--workdir={workdir}"],
+        [sys.executable, "train.py", *args, f"--workdir={workdir}", cache],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -141,3 +141,18 @@ def test_xor_end_to_end(tmp_path):
     run_dir = tmp_path / "xor" / "model.activation=tanh,num_steps=400"
     assert read_scalars(run_dir, "train/accuracy")[400] == 1.0
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+
+
+@pytest.mark.slow
+def test_compilation_cache_changes_no_result(tmp_path):
+    cache = tmp_path / "cache"
+    flag = f"--compilation_cache={cache}"
+    cold = run(XOR, "--config.num_steps=300", workdir=tmp_path, cache=flag)
+    assert cold.returncode == 0 and any(cache.iterdir()), "nothing was cached"
+    warm = run(XOR, "--config.num_steps=300", "--new_run", workdir=tmp_path, cache=flag)
+
+    def metrics(stdout):  # "done: 300 steps in 0.1 s; <metrics>. Run written to ..."
+        done = next(line for line in stdout.splitlines() if line.startswith("done:"))
+        return done.split("; ", 1)[1].split(". Run written")[0]
+
+    assert metrics(warm.stdout) == metrics(cold.stdout)

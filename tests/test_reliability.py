@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from conftest import COMPILATION_CACHE
 from test_checkpoints import all_summaries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,7 +24,7 @@ RUN = "xor/checkpoint_every=1000,log_every=500,model.hidden_sizes=256x256,num_st
 
 def start(workdir):
     return subprocess.Popen(
-        [sys.executable, "train.py", *ARGS, f"--workdir={workdir}"],
+        [sys.executable, "train.py", *ARGS, f"--workdir={workdir}", COMPILATION_CACHE],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -109,7 +110,7 @@ def full_disk(tmp_path):
 
 def test_full_disk_is_a_clear_error(full_disk):
     result = subprocess.run(
-        [sys.executable, "train.py", "--config=configs/xor.py"]
+        [sys.executable, "train.py", "--config=configs/xor.py", COMPILATION_CACHE]
         + ["--config.model.hidden_sizes=(64,64)", f"--workdir={full_disk}"],
         cwd=ROOT,
         capture_output=True,
