@@ -109,6 +109,15 @@ class Writer:
     def text(self, tag: str, markdown: str, step: int = 0) -> None:
         self._writer.text(tag, markdown, step)
 
+    def graph(self, graph_def) -> None:
+        """The GRAPHS dashboard: a `tensorboard.compat.proto` GraphDef."""
+        import tensorflow as tf
+
+        tf_graph_def = tf.compat.v1.GraphDef.FromString(graph_def.SerializeToString())
+        # flax's writer has no graph method; write through its TF writer.
+        with self._writer._event_writer.as_default():
+            tf.summary.graph(tf_graph_def)
+
     def scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         for tag, value in scalars.items():
             self._writer.scalar(tag, value, step)

@@ -49,9 +49,17 @@ class MLP(nnx.Module):
         assert x.shape[-1] == self.in_features, (
             f"MLP expects {self.in_features} input features, got shape {x.shape}"
         )
-        for layer, activation in zip(self.layers[:-1], self.activations, strict=True):
-            x = activation(layer(x))
+        # Named scopes label the layers in TensorBoard's GRAPHS and in profiles.
+        for i, (layer, activation) in enumerate(
+            zip(self.layers[:-1], self.activations, strict=True)
+        ):
+            with jax.named_scope(f"layers_{i}"):
+                x = layer(x)
+            with jax.named_scope(f"activations_{i}"):
+                x = activation(x)
         return x
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.layers[-1](self.features(x))
+        x = self.features(x)
+        with jax.named_scope(f"layers_{len(self.layers) - 1}"):
+            return self.layers[-1](x)
