@@ -441,7 +441,11 @@ def main(argv: list[str]) -> None:
         else:
             raise  # a bug, not a user mistake: the traceback helps
         print(f"error: {message}", file=sys.stderr)
-        sys.exit(code)
+        # Everything of ours is closed and flushed by now. Skip the interpreter's
+        # teardown, where a failed orbax write's leftover coroutines still warn.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     console(f"see it with: tensorboard --logdir {_WORKDIR.value}")
 
 

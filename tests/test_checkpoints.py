@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 from conftest import read_events
+from tensorboard.compat.proto import graph_pb2
 from tensorboard.util import tensor_util
 
 import checkpoints
@@ -17,12 +18,15 @@ def all_summaries(run_dir):
     """{tag: [(step, value bytes), ...]} of every summary in a run."""
     events = read_events(run_dir)
 
-    def value(event):
+    def value(tag, event):
         array = tensor_util.make_ndarray(event.tensor_proto)
+        if tag == "__run_graph__":  # a GraphDef: its map fields have no fixed order
+            graph = graph_pb2.GraphDef.FromString(array.ravel()[0])
+            return graph.SerializeToString(deterministic=True)
         return repr(array.tolist()) if array.dtype == object else array.tobytes()
 
     def values(tag):
-        return [(e.step, value(e)) for e in events.Tensors(tag)]
+        return [(e.step, value(tag, e)) for e in events.Tensors(tag)]
 
     return {tag: values(tag) for tag in events.Tags()["tensors"]}
 
