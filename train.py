@@ -404,8 +404,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     sys.exit(2)
 
 
-def main(argv: list[str]) -> None:
-    del argv  # parse_flags has refused extra arguments
+def _setup_jax_and_logs() -> None:
     if _COMPILATION_CACHE.value:
         jax.config.update("jax_compilation_cache_dir", _COMPILATION_CACHE.value)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
@@ -417,35 +416,45 @@ def main(argv: list[str]) -> None:
         logging.get_absl_handler().addFilter(
             lambda record: "orbax" not in record.pathname and record.name != "asyncio"
         )
+
+
+def _user_error(e: BaseException) -> tuple[str, int] | None:
+    """(message, exit code) for a mistake or event the user caused; None for a bug."""
+    if isinstance(e, Interrupted):
+        return str(e), 128 + e.signum
+    if isinstance(e, UserError):
+        return str(e), 1
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted", 130
+    if "RESOURCE_EXHAUSTED" in str(e) or isinstance(e, MemoryError):
+        return "out of memory: try a smaller model or batch", 1
+    return None
+
+
+def main(argv: list[str]) -> None:
+    del argv  # parse_flags has refused extra arguments
+    _setup_jax_and_logs()
     config = _CONFIG.value
-    overrides = config_flags.get_override_values(flags.FLAGS["config"])
-    config_file = config_flags.get_config_filename(flags.FLAGS["config"])
+    name = command_line.run_name(
+        config_flags.get_config_filename(flags.FLAGS["config"]),
+        config_flags.get_override_values(flags.FLAGS["config"]),
+    )
     run_dir, created = None, False
     try:
         check_config(config)  # before the run directory exists
-        name = command_line.run_name(config_file, overrides)
         run_dir, created = command_line.make_run_dir(_WORKDIR.value, name, _NEW_RUN.value)
         train_and_evaluate(config, run_dir)
     except BaseException as e:
-        # A run started here that wrote no events leaves nothing behind.
         if created and not summaries.event_files(run_dir):
-            shutil.rmtree(run_dir, ignore_errors=True)
-        if isinstance(e, Interrupted):
-            message, code = str(e), 128 + e.signum
-        elif isinstance(e, UserError):
-            message, code = str(e), 1
-        elif isinstance(e, KeyboardInterrupt):
-            message, code = "interrupted", 130
-        elif "RESOURCE_EXHAUSTED" in str(e) or isinstance(e, MemoryError):
-            message, code = "out of memory: try a smaller model or batch", 1
-        else:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing written: leave nothing
+        if (failure := _user_error(e)) is None:
             raise  # a bug, not a user mistake: the traceback helps
-        print(f"error: {message}", file=sys.stderr)
-        # Everything of ours is closed and flushed by now. Skip the interpreter's
-        # teardown, where a failed orbax write's leftover coroutines still warn.
+        print(f"error: {failure[0]}", file=sys.stderr)
+        # Ours is all closed and flushed. Skip the interpreter's teardown, where
+        # a failed orbax write's leftover coroutines still print warnings.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code)
+        os._exit(failure[1])
     console(f"see it with: tensorboard --logdir {_WORKDIR.value}")
 
 
