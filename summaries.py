@@ -147,3 +147,36 @@ class Writer:
 def config_markdown(config: Mapping) -> str:
     """The resolved config as a markdown code block for the TEXT dashboard."""
     return "```\n" + json.dumps(config, indent=2, default=str) + "\n```"
+
+
+def run_markdown() -> str:
+    """How this run was made, for the TEXT dashboard: command, code, software."""
+    import shlex
+    import subprocess
+    import sys
+
+    import flax
+    import jax
+
+    here = os.path.dirname(os.path.abspath(__file__))
+
+    def git(*args):
+        try:
+            result = subprocess.run(
+                ["git", *args], cwd=here, capture_output=True, text=True, timeout=5
+            )
+            return result.stdout.strip() if result.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "HEAD") or "(not a git checkout)"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += " with uncommitted changes"
+    rows = [
+        ("command", f"`{shlex.join([os.path.basename(sys.executable), *sys.argv])}`"),
+        ("git commit", commit),
+        ("JAX", jax.__version__),
+        ("Flax", flax.__version__),
+        ("devices", ", ".join(str(d) for d in jax.devices())),
+    ]
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)

@@ -288,6 +288,7 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     if not start_step:
         writer.hparams(config.to_dict())
         writer.text("config", summaries.config_markdown(config.to_dict()))
+        writer.text("run", summaries.run_markdown())
         writer.graph(graphs.graph_def(train_step, {"state": state, "batch": train_batch}))
         final.update(log_eval(0, state.params))
         writer.histograms(0, param_arrays(state.params))
