@@ -11,14 +11,12 @@ complete, so a crash mid-write never leaves a checkpoint that loads wrong.
 Importing orbax takes most of a second; `preload()` starts it early.
 """
 
-import contextlib
 import json
 import os
-import sys
-import tempfile
 from typing import Any
 
 import background
+import io_errors
 import summaries
 from registry import UserError
 
@@ -56,46 +54,6 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
     return changes
 
 
-@contextlib.contextmanager
-def _orbax_errors(what: str, hint: str = ""):
-    """A failed orbax read or write as one clear UserError.
-
-    While a write fails, tensorstore's callbacks print pages of tracebacks
-    straight to file descriptor 2; they are held back and shown only if the
-    operation succeeds after all (then they are warnings worth seeing).
-
-    Args:
-      what: the failed operation, e.g. "cannot write a checkpoint to DIR".
-      hint: what the user can do about it.
-    """
-    sys.stderr.flush()
-    try:
-        held, stderr = tempfile.TemporaryFile(), os.dup(2)
-    except OSError:  # no temp dir or no fd 2: run without holding anything back
-        held = stderr = None
-    if held is not None:
-        os.dup2(held.fileno(), 2)
-    failed = True
-    try:
-        yield
-        failed = False
-    except Exception as e:  # orbax, tensorstore and json raise their own types
-        detail = " ".join(f"{type(e).__name__}: {e}".split())
-        if len(detail) > 300:  # tensorstore's messages end with the OS's reason
-            detail = f"{detail[:150]} ... {detail[-150:]}"
-        if "No space left on device" in detail:
-            detail = "the disk is full (No space left on device)"
-        raise UserError(f"{what}: {detail}{hint}") from None
-    finally:
-        if held is not None:
-            os.dup2(stderr, 2)
-            os.close(stderr)
-            if not failed:
-                held.seek(0)
-                os.write(2, held.read())
-            held.close()
-
-
 class Checkpointer:
     """Saves and restores one run's checkpoints, keeping the newest `keep`."""
 
@@ -125,7 +83,7 @@ class Checkpointer:
             return self._open().latest_step()
 
     def _reading(self):
-        return _orbax_errors(
+        return io_errors.reported(
             f"cannot read the checkpoints in {self.directory}",
             " (remove the damaged checkpoint's directory, or pass --new_run to "
             "start a new run beside this one)",
@@ -139,7 +97,7 @@ class Checkpointer:
             config=ocp.args.JsonSave(config),
             metrics=ocp.args.JsonSave(metrics),
         )
-        with _orbax_errors(f"cannot write a checkpoint to {self.directory}"):
+        with io_errors.reported(f"cannot write a checkpoint to {self.directory}"):
             self._open().save(step, args=args, force=True)
 
     def restore(self, abstract_state: Any) -> tuple[Any, dict, dict]:
@@ -171,7 +129,7 @@ class Checkpointer:
     def wait(self) -> None:
         """Blocks until every save has been written."""
         if self._manager is not None:
-            with _orbax_errors(f"cannot write a checkpoint to {self.directory}"):
+            with io_errors.reported(f"cannot write a checkpoint to {self.directory}"):
                 self._manager.wait_until_finished()
 
     def close(self) -> None:

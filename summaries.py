@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 
 import background
+import io_errors
 from registry import UserError
 
 # Set before TensorFlow loads: its C++ logs stay off the console, and the
@@ -128,10 +129,8 @@ class Writer:
             self._writer.histogram(tag, value, step)
 
     def flush(self) -> None:
-        try:
+        with io_errors.reported(f"cannot write summaries to {self._log_dir}"):
             self._writer.flush()
-        except Exception as e:  # TensorFlow reports I/O failures as its own errors
-            raise UserError(f"cannot write summaries to {self._log_dir}: {e}") from None
         if self._file and not os.path.exists(self._file):
             raise UserError(
                 f"cannot write summaries: {self._file} disappeared (was the run directory removed?)"

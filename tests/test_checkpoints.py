@@ -15,7 +15,7 @@ from registry import UserError
 
 
 def all_summaries(run_dir):
-    """{tag: [(step, value bytes), ...]} of every summary in a run."""
+    """{tag: [(step, value bytes), ...]} of every summary of a run but its provenance."""
     events = read_events(run_dir)
 
     def value(tag, event):
@@ -28,7 +28,8 @@ def all_summaries(run_dir):
     def values(tag):
         return [(e.step, value(tag, e)) for e in events.Tensors(tag)]
 
-    return {tag: values(tag) for tag in events.Tags()["tensors"]}
+    # "run" (TEXT) records the command line, which names each run's own --workdir.
+    return {tag: values(tag) for tag in events.Tags()["tensors"] if tag != "run"}
 
 
 def test_config_differences_ignore_step_counts():
