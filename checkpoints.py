@@ -126,12 +126,6 @@ class Checkpointer:
         with self._reading():
             return manager.restore(manager.latest_step(), args=args).config
 
-    def wait(self) -> None:
-        """Blocks until every save has been written."""
-        if self._manager is not None:
-            with io_errors.reported(f"cannot write a checkpoint to {self.directory}"):
-                self._manager.wait_until_finished()
-
     def close(self) -> None:
         if self._manager is not None:
             self._manager.close()

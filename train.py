@@ -10,7 +10,7 @@ Speed on tiny models is Python dispatch, so the loop is built to avoid it:
 the model is split into a graph definition (static) and its state (arrays)
 once; a pure `jax.jit` function runs all the steps between two log points
 in one compiled call (a `lax.while_loop`); values reach the host only at
-log points.
+log, eval and checkpoint points.
 """
 
 import contextlib
@@ -346,7 +346,6 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
         try:
             writer.close()
         finally:
-            checkpointer.wait()
             checkpointer.close()
     seconds = time.perf_counter() - train_start
     console(
