@@ -22,7 +22,15 @@ from registry import UserError
 
 # Fields that may change when a run is resumed: they say how long to train
 # and how often to report, not what is trained.
-RESUMABLE_CHANGES = ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+RESUMABLE_CHANGES = (
+    "num_steps",
+    "log_every",
+    "eval_every",
+    "picture_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "layer_stats",
+)
 
 
 def _import_orbax():

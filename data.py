@@ -2,6 +2,12 @@
 
 Every dataset is small enough to live on the device whole: a builder
 returns a `Dataset` of arrays, and the training loop indexes it there.
+
+The 2-D classification sets are the TensorFlow Playground's, scaled so
+that the points lie in about [-1, 1]^2 (`EXTENT` is the square the
+decision-boundary pictures show). Their points are drawn from
+`config.data.seed`, not `config.seed`, so runs that differ only by the
+model's seed see the same data.
 """
 
 from collections.abc import Callable
@@ -10,13 +16,19 @@ from typing import NamedTuple
 import ml_collections
 import numpy as np
 
-from registry import lookup
+from registry import UserError, lookup
+
+EXTENT = 1.5  # 2-D data is drawn over [-EXTENT, EXTENT]^2
 
 
 class Dataset(NamedTuple):
     """Arrays of one dataset.
 
-    x_*: (n, features) float32 inputs. y_*: (n,) int32 class ids.
+    x_*: (n, features) float32 inputs.
+    y_*: (n,) int32 class ids for a classifier (num_classes >= 2), or
+      (n, outputs) float32 targets for a regression (num_classes == 0).
+    truth: for generated regressions, the parameters that made the data
+      ({"kernel": W, "bias": b}); empty otherwise.
     """
 
     x_train: np.ndarray
@@ -24,6 +36,11 @@ class Dataset(NamedTuple):
     x_eval: np.ndarray
     y_eval: np.ndarray
     num_classes: int
+    truth: dict | None = None
+
+    @property
+    def is_regression(self) -> bool:
+        return self.num_classes == 0
 
 
 def xor(config: ml_collections.ConfigDict) -> Dataset:
@@ -37,9 +54,102 @@ def xor(config: ml_collections.ConfigDict) -> Dataset:
     return Dataset(x, y, x, y, num_classes=2)
 
 
-DATASETS: dict[str, Callable[[ml_collections.ConfigDict], Dataset]] = {"xor": xor}
+def _split(config, x, y) -> Dataset:
+    """Shuffles n = num_train + num_eval points and splits them."""
+    order = np.random.default_rng(config.seed + 1).permutation(len(x))
+    x, y = x[order].astype(np.float32), y[order].astype(np.int32)
+    n = config.num_train
+    return Dataset(x[:n], y[:n], x[n:], y[n:], num_classes=2)
+
+
+def _rng_and_size(config) -> tuple[np.random.Generator, int]:
+    return np.random.default_rng(config.seed), config.num_train + config.num_eval
+
+
+def xor_cloud(config: ml_collections.ConfigDict) -> Dataset:
+    """XOR as a point cloud (Playground "Exclusive or").
+
+    Points uniform in [-1, 1]^2, moved `noise` (Gaussian std) after
+    labelling; class 1 where x1 and x2 have different signs.
+    """
+    rng, n = _rng_and_size(config)
+    x = rng.uniform(-1, 1, (n, 2))
+    x += np.sign(x) * 0.05  # a small margin around the axes, as the Playground has
+    y = (x[:, 0] * x[:, 1] < 0).astype(np.int32)
+    return _split(config, x + rng.normal(0, config.noise, x.shape), y)
+
+
+def circles(config: ml_collections.ConfigDict) -> Dataset:
+    """A disc (class 1, radius < 0.5) inside a ring (class 0, 0.7-1.0)."""
+    rng, n = _rng_and_size(config)
+    y = np.arange(n) % 2
+    radius = np.where(y == 1, rng.uniform(0, 0.5, n), rng.uniform(0.7, 1.0, n))
+    angle = rng.uniform(0, 2 * np.pi, n)
+    x = np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1)
+    return _split(config, x + rng.normal(0, config.noise, x.shape), y)
+
+
+def spiral(config: ml_collections.ConfigDict) -> Dataset:
+    """Two interleaved spirals of 1.75 turns, one per class."""
+    rng, n = _rng_and_size(config)
+    y = np.arange(n) % 2
+    t = rng.uniform(0, 1, n)  # position along the arm, centre to rim
+    angle = 1.75 * 2 * np.pi * t + np.pi * y
+    x = np.stack([t * np.sin(angle), t * np.cos(angle)], axis=1)
+    return _split(config, x + rng.normal(0, config.noise, x.shape), y)
+
+
+def gaussians(config: ml_collections.ConfigDict) -> Dataset:
+    """Two Gaussian blobs around (0.5, 0.5) (class 1) and (-0.5, -0.5)."""
+    rng, n = _rng_and_size(config)
+    y = np.arange(n) % 2
+    centres = np.where(y[:, None] == 1, 0.5, -0.5)
+    x = centres + rng.normal(0, 0.25 + config.noise, (n, 2))
+    return _split(config, x, y)
+
+
+def linear(config: ml_collections.ConfigDict) -> Dataset:
+    """A regression: y = x W + b + noise, with W and b from the config.
+
+    x is uniform in [-1, 1]^d with d = len(data.true_w); W = true_w as a
+    (d, 1) column, b = true_b; noise is Gaussian with std `noise`.
+    """
+    w = np.asarray(config.true_w, np.float32).reshape(-1, 1)
+    b = np.asarray([config.true_b], np.float32)
+    rng, n = _rng_and_size(config)
+    x = rng.uniform(-1, 1, (n, len(w))).astype(np.float32)
+    y = (x @ w + b + rng.normal(0, config.noise, (n, 1))).astype(np.float32)
+    k = config.num_train
+    return Dataset(x[:k], y[:k], x[k:], y[k:], num_classes=0, truth={"kernel": w, "bias": b})
+
+
+DATASETS: dict[str, Callable[[ml_collections.ConfigDict], Dataset]] = {
+    "xor": xor,
+    "xor_cloud": xor_cloud,
+    "circles": circles,
+    "spiral": spiral,
+    "gaussians": gaussians,
+    "linear": linear,
+}
+
+
+def check_data_config(config: ml_collections.ConfigDict) -> None:
+    """Raises UserError for data settings that cannot work."""
+    lookup(DATASETS, config.name, "dataset")
+    if config.name == "xor":
+        return
+    if config.num_train < 1 or config.num_eval < 1:
+        raise UserError(
+            f"data.num_train and data.num_eval must be >= 1, got {config.num_train} "
+            f"and {config.num_eval}"
+        )
+    if not config.noise >= 0:
+        raise UserError(f"data.noise must be >= 0, got {config.noise}")
+    if config.name == "linear" and len(config.true_w) < 1:
+        raise UserError("data.true_w needs at least one weight, e.g. '(2.0,)'")
 
 
 def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
     """Builds `config.data` (the whole `config.data` section is passed on)."""
+    check_data_config(config)
     return lookup(DATASETS, config.name, "dataset")(config)

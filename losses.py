@@ -3,7 +3,7 @@
 A network learns by minimising a loss: a function of the gap between what
 it outputs and what it should output. Every loss here has one signature,
 
-    loss(outputs, labels) -> scalar (mean over the batch)
+    loss(outputs, labels) -> scalar (mean over the batch; `sse` sums)
 
 (`lp` also takes its power; `get_loss` binds it from `config.loss_power`.)
 
@@ -61,6 +61,13 @@ def classification_metrics(logits: jax.Array, labels: jax.Array) -> dict[str, ja
     return {"accuracy": correct, "classification_error": 1 - correct}
 
 
+def task_metrics(outputs: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
+    """Metrics besides the loss: classification metrics, or a regression's MSE."""
+    if jnp.issubdtype(labels.dtype, jnp.floating):
+        return {"mse": mse(outputs, labels)}
+    return classification_metrics(outputs, labels)
+
+
 def _gap(outputs: jax.Array, labels: jax.Array) -> jax.Array:
     if jnp.issubdtype(labels.dtype, jnp.floating):  # regression: raw outputs
         assert labels.shape == outputs.shape, (labels.shape, outputs.shape)
@@ -71,6 +78,15 @@ def _gap(outputs: jax.Array, labels: jax.Array) -> jax.Array:
 def mse(outputs, labels):
     """Mean squared error."""
     return jnp.mean(_gap(outputs, labels) ** 2)
+
+
+def sse(outputs, labels):
+    """Sum (not mean) of squared errors: the seminar's linear-regression loss.
+
+    Its gradient grows with the batch, so the learning rate that suits it
+    shrinks as the data grows (0.01 suits tens of points of scale 1).
+    """
+    return jnp.sum(_gap(outputs, labels) ** 2)
 
 
 def mae(outputs, labels):
@@ -97,6 +113,7 @@ def cross_entropy(logits, labels):
 
 LOSSES: dict[str, Callable[..., jax.Array]] = {
     "mse": mse,
+    "sse": sse,
     "mae": mae,
     "lp": lp,
     "bce": bce,
@@ -128,4 +145,6 @@ def get_loss(name: str, power: float = 2.0) -> Callable[..., jax.Array]:
 
 def num_outputs(loss: str, num_classes: int) -> int:
     """Logits a classifier needs: one for a binary task, except for softmax."""
+    if num_classes == 0:
+        raise ValueError("a regression's outputs are its targets' width")
     return 1 if num_classes == 2 and loss != "cross_entropy" else num_classes

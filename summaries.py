@@ -103,12 +103,19 @@ class Writer:
         new = sorted(set(event_files(log_dir)) - before)
         self._file = new[-1] if new else None
 
+    def _writing(self):
+        # TensorFlow's writer flushes by itself when its buffer fills, so any
+        # write can meet a full disk.
+        return io_errors.reported(f"cannot write summaries to {self._log_dir}")
+
     def hparams(self, config: Mapping) -> None:
         """The HPARAMS dashboard's row for this run: every config field."""
-        self._writer.hparams(flatten(config))
+        with self._writing():
+            self._writer.hparams(flatten(config))
 
     def text(self, tag: str, markdown: str, step: int = 0) -> None:
-        self._writer.text(tag, markdown, step)
+        with self._writing():
+            self._writer.text(tag, markdown, step)
 
     def graph(self, graph_def) -> None:
         """The GRAPHS dashboard: a `tensorboard.compat.proto` GraphDef."""
@@ -116,20 +123,27 @@ class Writer:
 
         tf_graph_def = tf.compat.v1.GraphDef.FromString(graph_def.SerializeToString())
         # flax's writer has no graph method; write through its TF writer.
-        with self._writer._event_writer.as_default():
+        with self._writing(), self._writer._event_writer.as_default():
             tf.summary.graph(tf_graph_def)
 
     def scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-        for tag, value in scalars.items():
-            self._writer.scalar(tag, value, step)
+        with self._writing():
+            for tag, value in scalars.items():
+                self._writer.scalar(tag, value, step)
+
+    def image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """IMAGES: one (height, width, 3) uint8 picture."""
+        with self._writing():
+            self._writer.image(tag, image, step)
 
     def histograms(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
         """HISTOGRAMS and DISTRIBUTIONS: one per array, over its entries."""
-        for tag, value in arrays.items():
-            self._writer.histogram(tag, value, step)
+        with self._writing():
+            for tag, value in arrays.items():
+                self._writer.histogram(tag, value, step)
 
     def flush(self) -> None:
-        with io_errors.reported(f"cannot write summaries to {self._log_dir}"):
+        with self._writing():
             self._writer.flush()
         if self._file and not os.path.exists(self._file):
             raise UserError(

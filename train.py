@@ -37,6 +37,7 @@ import graphs
 import losses
 import nets
 import optimizers
+import probes
 import summaries
 from registry import UserError, lookup
 
@@ -47,6 +48,10 @@ def console(message: str) -> None:
         print(message, flush=True)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+# Config fields that say every how many steps the loop returns to the host.
+CADENCES = ("log_every", "eval_every", "picture_every", "checkpoint_every")
 
 
 class TrainState(struct.PyTreeNode):
@@ -69,7 +74,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise UserError(message)
 
     opt, model = config.optimizer, config.model
-    for key in ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
+    for key in ("num_steps", *CADENCES, "keep_checkpoints"):
         require(config[key] > 0, f"{key} must be > 0, got {config[key]}")
     require(
         np.isfinite(opt.learning_rate) and opt.learning_rate > 0,
@@ -91,7 +96,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     # Resolve every name now, so a typo fails before a directory is made.
     nets.make_activation(model.activation, nets.activation_options(model))
     lookup(nets.MODELS, model.name, "model")
-    lookup(data.DATASETS, config.data.name, "dataset")
+    data.check_data_config(config.data)
     losses.get_loss(config.loss)
     optimizers.make_optimizer(opt, config.num_steps)
 
@@ -118,9 +123,10 @@ def make_train_step(graphdef, loss_fn, optimizer, schedule):
         with jax.named_scope("metrics"):
             metrics = {
                 "loss": loss,
-                **losses.classification_metrics(logits, y),
+                **losses.task_metrics(logits, y),
                 "learning_rate": schedule(state.step),
                 "grad_norm": optax.tree.norm(grads),
+                **layer_grad_norms(grads),
                 "update_norm": optax.tree.norm(updates),
                 "param_norm": optax.tree.norm(state.params),
             }
@@ -162,7 +168,7 @@ def make_evaluate(graphdef, loss_fn):
     def evaluate(params, batch):
         x, y = batch
         logits = nnx.merge(graphdef, params)(x)
-        return {"loss": loss_fn(logits, y), **losses.classification_metrics(logits, y)}
+        return {"loss": loss_fn(logits, y), **losses.task_metrics(logits, y)}
 
     return evaluate
 
@@ -172,13 +178,18 @@ def is_time(step: int, every: int, total: int) -> bool:
     return step % every == 0 or step == total
 
 
-def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
-    """{'params/layers/0/kernel': array, ...} for histograms."""
-    flat = {}
-    for path, value in jax.tree_util.tree_leaves_with_path(params):
-        name = jax.tree_util.keystr(path, simple=True, separator="/")
-        flat["params/" + name.removesuffix("/value")] = np.asarray(value)
-    return flat
+def layer_grad_norms(grads: nnx.State) -> dict[str, jax.Array]:
+    """{'grad_norm/layers/0': |dL/dW_0|, ...}, one per weight matrix or kernel.
+
+    Vanishing gradients show here: with sigmoid in a deep stack the first
+    layer's norm is orders of magnitude below the last one's.
+    """
+    norms = {}
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        name = jax.tree_util.keystr(path, simple=True, separator="/").removesuffix("/value")
+        if name.endswith("/kernel"):
+            norms["grad_norm/" + name.removesuffix("/kernel")] = jnp.linalg.norm(g)
+    return norms
 
 
 class Interrupted(UserError):
@@ -236,7 +247,11 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     checkpointer = checkpoints.Checkpointer(run_dir, config.keep_checkpoints)
     start_step = checkpoints.resume_step(checkpointer, config, run_dir)
     dataset = data.load_dataset(config.data)
-    num_outputs = losses.num_outputs(config.loss, dataset.num_classes)
+    num_outputs = (
+        dataset.y_train.shape[-1]
+        if dataset.is_regression
+        else losses.num_outputs(config.loss, dataset.num_classes)
+    )
     rngs = nnx.Rngs(params=jax.random.fold_in(jax.random.key(config.seed), 0))
     model = nets.build_model(config.model, dataset.x_train.shape[-1], num_outputs, rngs)
     graphdef, params = nnx.split(model, nnx.Param)
@@ -257,6 +272,7 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     # Compiled once, ahead of the loop: nothing in the loop can recompile.
     train_loop = jax.jit(make_train_loop(train_step)).lower(state, train_batch, 0).compile()
     evaluate = jax.jit(make_evaluate(graphdef, loss_fn)).lower(params, eval_batch).compile()
+    probe = probes.Probes(config, graphdef, dataset)
     compile_seconds = time.perf_counter() - start
 
     if stop:
@@ -291,7 +307,10 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
         writer.text("run", summaries.run_markdown())
         writer.graph(graphs.graph_def(train_step, {"state": state, "batch": train_batch}))
         final.update(log_eval(0, state.params))
-        writer.histograms(0, param_arrays(state.params))
+        writer.histograms(0, probes.param_arrays(state.params))
+        probe.at_start(writer)
+        probe.at_log(writer, 0, state.params)
+        probe.at_picture(writer, 0, state.params)
     # steps/s counts time in the compiled loop, not the writing of summaries.
     step, last_log_step, compute_seconds = start_step, start_step, 0.0
     train_start = time.perf_counter()
@@ -330,35 +349,49 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
                 rate = (step - last_log_step) / compute_seconds
                 last_log_step, compute_seconds = step, 0.0
                 writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
-                writer.histograms(step, param_arrays(state.params))
+                writer.histograms(step, probes.param_arrays(state.params))
+                probe.at_log(writer, step, state.params)
                 writer.flush()
                 console(
                     f"step {step:>{len(str(config.num_steps))}}  "
-                    f"loss {metrics['loss']:.4f}  accuracy {metrics['accuracy']:.3f}  "
-                    f"{rate:,.0f} steps/s"
+                    f"{headline(metrics)}  {rate:,.0f} steps/s"
                 )
                 final.update({f"train/{k}": v for k, v in metrics.items()})
+            if is_time(step, config.picture_every, config.num_steps):
+                probe.at_picture(writer, step, state.params)
             if is_time(step, config.eval_every, config.num_steps):
                 final.update(log_eval(step, state.params))
             if is_time(step, config.checkpoint_every, config.num_steps):
                 save_checkpoint(step)
+        report = probe.at_end(writer, step, state.params)
+        if report:
+            writer.text("learned_vs_true", report, step)
+            console(report)
     finally:
         try:
             writer.close()
         finally:
             checkpointer.close()
     seconds = time.perf_counter() - train_start
+    train = {k[6:]: v for k, v in final.items() if k.startswith("train/")}
+    evaluation = {k[5:]: v for k, v in final.items() if k.startswith("eval/")}
     console(
-        f"done: {step} steps in {seconds:.2f} s; train accuracy "
-        f"{final['train/accuracy']:.3f}, eval accuracy {final['eval/accuracy']:.3f}, "
-        f"eval loss {final['eval/loss']:.4f}. Run written to {run_dir}"
+        f"done: {step} steps in {seconds:.2f} s (pictures and probes {probe.seconds:.2f} s); "
+        f"train {headline(train)}; eval {headline(evaluation)}. Run written to {run_dir}"
     )
     return final
 
 
+def headline(metrics: dict[str, float]) -> str:
+    """'loss 0.0123  accuracy 1.000' (mse instead of accuracy for a regression)."""
+    if "accuracy" in metrics:
+        return f"loss {metrics['loss']:.4f}  accuracy {metrics['accuracy']:.3f}"
+    return f"loss {metrics['loss']:.4f}  mse {metrics['mse']:.4f}"
+
+
 def cadences(config: ml_collections.ConfigDict) -> tuple[int, ...]:
     """Every how many steps the loop must come back to the host."""
-    return config.log_every, config.eval_every, config.checkpoint_every
+    return tuple(config[key] for key in CADENCES)
 
 
 # --------------------------------------------------------------------------

@@ -14,11 +14,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_steps = 1000  # optimizer updates in the whole run
     config.log_every = 100  # steps between train scalars + histograms
     config.eval_every = 100  # steps between evaluations on the eval split
+    config.picture_every = 500  # steps between pictures (decision boundaries)
     config.checkpoint_every = 1000  # steps between checkpoints (and at the end)
     config.keep_checkpoints = 3  # newest checkpoints kept on disk
+    config.layer_stats = False  # log each hidden layer's dead/saturated units
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "xor"  # a key of data.DATASETS
+    config.data.seed = 0  # draws generated data (apart from config.seed)
+    config.data.num_train = 200  # generated sets: training points
+    config.data.num_eval = 200  # generated sets: held-out points
+    config.data.noise = 0.0  # generated sets: Gaussian noise std
+    config.data.true_w = (2.0,)  # `linear`: the W that makes y (one per input)
+    config.data.true_b = 0.5  # `linear`: the b that makes y
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"  # a key of nets.MODELS

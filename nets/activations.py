@@ -164,11 +164,19 @@ class Maxout(nnx.Module):
         assert x.shape[-1] == self.num_features, (
             f"Maxout expects {self.num_features} features on the last axis, got shape {x.shape}"
         )
+        return jnp.max(self.lines(x), axis=-1)
+
+    def lines(self, x: jax.Array) -> jax.Array:
+        """Every line's value: (..., features) -> (..., features, pieces)."""
         # (features, k) -> (1, ..., 1, features, k): explicit batch axes.
         lead = (1,) * (x.ndim - 1)
         slopes = self.slopes[...].reshape(lead + self.slopes.shape)
         intercepts = self.intercepts[...].reshape(lead + self.intercepts.shape)
-        return jnp.max(x[..., None] * slopes + intercepts, axis=-1)
+        return x[..., None] * slopes + intercepts
+
+    def winners(self, x: jax.Array) -> jax.Array:
+        """Which line is the maximum: int (..., features) in [0, pieces)."""
+        return jnp.argmax(self.lines(x), axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,20 +44,30 @@ class MLP(nnx.Module):
         )
         self.activations = nnx.List([activation(h) for h in hidden_sizes])
 
-    def features(self, x: jax.Array) -> jax.Array:
-        """The last hidden layer's output (the input, with no hidden layer)."""
+    def hidden(self, x: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
+        """(pre-activation, activation) of each hidden layer, input side first.
+
+        Shapes: x (..., in_features) -> [((..., h_i), (..., h_i)) for each i].
+        """
         assert x.shape[-1] == self.in_features, (
             f"MLP expects {self.in_features} input features, got shape {x.shape}"
         )
+        out = []
         # Named scopes label the layers in TensorBoard's GRAPHS and in profiles.
         for i, (layer, activation) in enumerate(
             zip(self.layers[:-1], self.activations, strict=True)
         ):
             with jax.named_scope(f"layers_{i}"):
-                x = layer(x)
+                z = layer(x)
             with jax.named_scope(f"activations_{i}"):
-                x = activation(x)
-        return x
+                x = activation(z)
+            out.append((z, x))
+        return out
+
+    def features(self, x: jax.Array) -> jax.Array:
+        """The last hidden layer's output (the input, with no hidden layer)."""
+        hidden = self.hidden(x)
+        return hidden[-1][1] if hidden else x
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.features(x)

@@ -16,6 +16,7 @@ LABELS = jnp.array([1, 0])
 
 GOLDEN = {
     "mse": ((0.5**2) + (0.75**2)) / 2,
+    "sse": (0.5**2) + (0.75**2),  # summed, not averaged
     "mae": (0.5 + 0.75) / 2,
     "lp": ((0.5**3) + (0.75**3)) / 2,  # power 3
     "bce": (-math.log(0.5) - math.log(0.25)) / 2,
@@ -32,6 +33,11 @@ def test_cross_entropy_integer_labels():
     logits = jnp.array([[0.0, math.log(3.0)], [2.0, 2.0]])
     expected = (-math.log(3 / 4) - math.log(1 / 2)) / 2
     assert float(losses.cross_entropy(logits, jnp.array([1, 0]))) == pytest.approx(expected)
+
+
+def test_sse_sums_over_the_batch():
+    outputs, targets = jnp.array([[1.0], [3.0]]), jnp.array([[0.0], [1.0]])
+    assert float(losses.sse(outputs, targets)) == pytest.approx(1.0 + 4.0)
 
 
 def test_every_loss_is_tested():
@@ -71,5 +77,5 @@ def test_training_on_classification_error_is_refused_with_the_reason():
 
 
 def test_unknown_loss_lists_valid_names():
-    with pytest.raises(UserError, match="unknown loss 'mse2'.*Valid loss names: mse, mae"):
+    with pytest.raises(UserError, match="unknown loss 'mse2'.*Valid loss names: mse, sse, mae"):
         losses.get_loss("mse2")

@@ -1,0 +1,158 @@
+"""Pictures for TensorBoard's IMAGES dashboard, drawn with NumPy alone.
+
+Images are (height, width, 3) uint8 arrays. Drawing with NumPy keeps the
+cost to about a millisecond per picture and needs no plotting library:
+these are made at log steps, between compiled training chunks, so they
+must be cheap.
+
+- `decision_boundary`: a classifier's output over a square, coloured as in
+  the TensorFlow Playground (orange = class 0, blue = class 1, paler where
+  the model is unsure), the 0.5 contour in black, the data points on top.
+- `curves`: functions of one variable on a grid with axes, e.g. an
+  activation and its derivative.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+ORANGE = np.array([245, 147, 34], np.float32)  # class 0
+BLUE = np.array([8, 119, 189], np.float32)  # class 1
+WHITE = np.array([255, 255, 255], np.float32)
+BLACK = np.array([0, 0, 0], np.float32)
+GRID = np.array([225, 225, 225], np.float32)
+COLORS = [BLUE, ORANGE, np.array([44, 160, 44]), np.array([214, 39, 40])]
+
+
+def grid_points(resolution: int, lo: float, hi: float) -> np.ndarray:
+    """(resolution**2, 2) float32 points of a square, in image order.
+
+    Row 0 is the top (largest x2), column 0 the left (smallest x1), so
+    `model(points).reshape(resolution, resolution)` is an image.
+    """
+    ticks = np.linspace(lo, hi, resolution, dtype=np.float32)
+    x1, x2 = np.meshgrid(ticks, ticks[::-1])
+    return np.stack([x1.ravel(), x2.ravel()], axis=1)
+
+
+def _pixels(values: np.ndarray, lo: float, hi: float, size: int) -> np.ndarray:
+    return np.round((values - lo) / (hi - lo) * (size - 1)).astype(int)
+
+
+def _stamp(image: np.ndarray, rows, cols, color, radius: int) -> None:
+    """Paints a (2 radius + 1)^2 square at each (row, col) inside the image."""
+    h, w, _ = image.shape
+    for dr in range(-radius, radius + 1):
+        for dc in range(-radius, radius + 1):
+            r, c = rows + dr, cols + dc
+            inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+            image[r[inside], c[inside]] = color
+
+
+def _disc_offsets(radius: int) -> list[tuple[int, int]]:
+    span = range(-radius, radius + 1)
+    return [(dr, dc) for dr in span for dc in span if dr * dr + dc * dc <= radius * radius]
+
+
+def decision_boundary(
+    probabilities: np.ndarray,
+    points: np.ndarray,
+    labels: np.ndarray,
+    lo: float,
+    hi: float,
+) -> np.ndarray:
+    """The Playground picture of a binary classifier.
+
+    Args:
+      probabilities: (R, R) P(class 1) over `grid_points(R, lo, hi)`.
+      points: (n, 2) data points, drawn as discs in their class colour.
+      labels: (n,) their 0/1 classes.
+      lo, hi: the square [lo, hi]^2 the grid covers.
+
+    Returns:
+      (R, R, 3) uint8.
+    """
+    p = np.clip(np.asarray(probabilities, np.float32), 0, 1)[..., None]
+    confident = np.abs(p - 0.5) * 2  # 0 on the boundary, 1 when sure
+    color = np.where(p >= 0.5, BLUE, ORANGE)
+    image = WHITE + (color - WHITE) * (0.15 + 0.45 * confident)
+    # The 0.5 contour: where the predicted class differs from a neighbour's.
+    side = p[..., 0] >= 0.5
+    edge = np.zeros_like(side)
+    edge[:-1] |= side[:-1] != side[1:]
+    edge[:, :-1] |= side[:, :-1] != side[:, 1:]
+    image[edge] = BLACK
+    size = p.shape[0]
+    rows = (size - 1) - _pixels(points[:, 1], lo, hi, size)
+    cols = _pixels(points[:, 0], lo, hi, size)
+    radius = max(2, size // 60)
+    for cls, fill in ((0, ORANGE), (1, BLUE)):
+        mine = np.asarray(labels) == cls
+        for dr, dc in _disc_offsets(radius + 1):
+            _put(image, rows[mine] + dr, cols[mine] + dc, WHITE)
+        for dr, dc in _disc_offsets(radius):
+            _put(image, rows[mine] + dr, cols[mine] + dc, fill)
+    return image.astype(np.uint8)
+
+
+def _put(image, rows, cols, color) -> None:
+    h, w, _ = image.shape
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    image[rows[inside], cols[inside]] = color
+
+
+def curves(
+    x: np.ndarray,
+    ys: Sequence[np.ndarray],
+    y_range: tuple[float, float] | None = None,
+    size: tuple[int, int] = (160, 240),
+) -> np.ndarray:
+    """Plots each y in `ys` against `x` on one set of axes.
+
+    Light grid lines at every integer, black axes through 0; curves in
+    blue, orange, green, red, in the order given.
+
+    Args:
+      x: (m,) increasing sample points.
+      ys: curves, each (m,).
+      y_range: (low, high) of the vertical axis; by default the data's,
+        padded by 10%.
+      size: (height, width) in pixels.
+
+    Returns:
+      (height, width, 3) uint8.
+    """
+    h, w = size
+    x = np.asarray(x, np.float64)
+    ys = [np.asarray(y, np.float64) for y in ys]
+    if y_range is None:
+        low = min(float(np.min(y)) for y in ys)
+        high = max(float(np.max(y)) for y in ys)
+        pad = 0.1 * max(high - low, 1e-6)
+        y_range = (low - pad, high + pad)
+    x0, x1 = float(x[0]), float(x[-1])
+    y0, y1 = y_range
+    image = np.empty((h, w, 3), np.float32)
+    image[:] = WHITE
+    for tick in range(int(np.ceil(x0)), int(np.floor(x1)) + 1):
+        image[:, _pixels(np.array(tick), x0, x1, w)] = BLACK if tick == 0 else GRID
+    for tick in range(int(np.ceil(y0)), int(np.floor(y1)) + 1):
+        image[(h - 1) - _pixels(np.array(tick), y0, y1, h)] = BLACK if tick == 0 else GRID
+    for i, y in enumerate(ys):
+        cols = _pixels(x, x0, x1, w)
+        rows = (h - 1) - _pixels(np.clip(y, y0, y1), y0, y1, h)
+        rows, cols = _polyline(rows, cols)
+        _stamp(image, rows, cols, COLORS[i % len(COLORS)], radius=1)
+    return image.astype(np.uint8)
+
+
+def _polyline(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pixel on the segments joining consecutive points (no gaps)."""
+    lengths = np.maximum(np.abs(np.diff(rows)), np.abs(np.diff(cols))) + 1
+    segment = np.repeat(np.arange(len(lengths)), lengths)
+    t = (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)) / (
+        np.repeat(lengths, lengths)
+    )
+    r = rows[segment] + t * (rows[segment + 1] - rows[segment])
+    c = cols[segment] + t * (cols[segment + 1] - cols[segment])
+    return np.round(r).astype(int), np.round(c).astype(int)

@@ -1,0 +1,194 @@
+"""What a run shows besides its loss: pictures and per-layer statistics.
+
+`Probes` is the one object the training loop asks for these, at three
+moments: `at_start` (the activation and its derivative, once per run),
+`at_log` (layer statistics, small parameters as scalars),
+`at_picture` (a 2-D classifier's decision boundary) and `at_end`
+(maxout's learned functions; a regression's recovered parameters next to
+the true ones). Each computation is one
+jitted function of the parameters; drawing happens on the host, with
+NumPy (see pictures.py). `seconds` counts the time spent here so the run
+can report its cost.
+"""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+import losses
+import nets
+import pictures
+from data import Dataset
+
+RESOLUTION = 200  # pixels per side of a decision-boundary picture
+SCALAR_PARAMS_MAX = 4  # parameter arrays this small are also logged as scalars
+SATURATED = 0.1  # a slope below this fraction of its peak counts as saturated
+
+
+def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
+    """{'params/layers/0/kernel': array, ...} for histograms."""
+    flat = {}
+    for path, value in jax.tree_util.tree_leaves_with_path(params):
+        name = jax.tree_util.keystr(path, simple=True, separator="/")
+        flat["params/" + name.removesuffix("/value")] = np.asarray(value)
+    return flat
+
+
+def small_param_scalars(params: nnx.State) -> dict[str, float]:
+    """Each entry of each parameter array of <= SCALAR_PARAMS_MAX entries.
+
+    A linear regression's W and b, a perceptron's weights: curves in SCALARS
+    as well as histograms. Tags: 'params/layers/0/kernel/0', ...
+    """
+    scalars = {}
+    for name, value in param_arrays(params).items():
+        if value.size <= SCALAR_PARAMS_MAX:
+            for i, v in enumerate(value.ravel()):
+                scalars[f"{name}/{i}"] = float(v)
+    return scalars
+
+
+def layer_statistics(model: nnx.Module, x: jax.Array) -> tuple[dict, dict]:
+    """Per hidden layer of an MLP on inputs x: (scalars, arrays).
+
+    scalars, for layer i:
+      layers/i/dead: fraction of units whose activation has zero slope on
+        every example (a dead ReLU unit never learns again);
+      layers/i/saturated: fraction of (example, unit) pairs where the slope
+        is below SATURATED x its peak (sigmoid and tanh far from 0; ReLU's
+        flat side).
+    arrays (histograms): layers/i/preactivations, layers/i/activations, and
+      layers/i/maxout_winner (which line is the maximum) for maxout.
+    """
+    scalars, arrays = {}, {}
+    probe = jnp.linspace(-10.0, 10.0, 2001)
+    for i, ((z, a), act) in enumerate(zip(model.hidden(x), model.activations, strict=True)):
+        # For an elementwise function, the JVP with a tangent of ones is f'(z).
+        slope = jnp.abs(jax.jvp(act, (z,), (jnp.ones_like(z),))[1])
+        grid = jnp.broadcast_to(probe[:, None], (len(probe), z.shape[-1]))
+        peak = jnp.max(jnp.abs(jax.jvp(act, (grid,), (jnp.ones_like(grid),))[1]))
+        scalars[f"layers/{i}/dead"] = jnp.mean(jnp.all(slope == 0, axis=0))
+        scalars[f"layers/{i}/saturated"] = jnp.mean(slope < SATURATED * peak)
+        arrays[f"layers/{i}/preactivations"] = z
+        arrays[f"layers/{i}/activations"] = a
+        if isinstance(act, nets.activations.Maxout):
+            arrays[f"layers/{i}/maxout_winner"] = act.winners(z)
+    return scalars, arrays
+
+
+def extent(x: np.ndarray) -> tuple[float, float]:
+    """The square a 2-D picture shows: the data's range, padded by 25%."""
+    lo, hi = float(np.min(x)), float(np.max(x))
+    pad = 0.25 * max(hi - lo, 1e-3)
+    return lo - pad, hi + pad
+
+
+class Probes:
+    """Pictures and statistics of one run's model (see the module docstring).
+
+    Args:
+      config: the run's config (reads `model` and `layer_stats`).
+      graphdef: the model's static half from `nnx.split(model, nnx.Param)`.
+      dataset: the run's data; 2-D classifiers get decision boundaries.
+    """
+
+    def __init__(self, config: ml_collections.ConfigDict, graphdef, dataset: Dataset):
+        self.seconds = 0.0
+        self._graphdef = graphdef
+        self._dataset = dataset
+        self._layer_stats = bool(config.layer_stats) and config.model.name == "mlp"
+        self._model = config.model
+        self._eval_x = jnp.asarray(dataset.x_eval)
+        if dataset.x_train.shape[-1] == 2 and not dataset.is_regression:
+            self._extent = extent(dataset.x_train)
+            self._grid = jnp.asarray(pictures.grid_points(RESOLUTION, *self._extent))
+            self._probabilities = jax.jit(self._grid_probabilities)
+        else:
+            self._grid = None
+        self._statistics = jax.jit(
+            lambda params, x: layer_statistics(nnx.merge(graphdef, params), x)
+        )
+
+    def _grid_probabilities(self, params):
+        probs = losses.probabilities(nnx.merge(self._graphdef, params)(self._grid))
+        return probs[:, -1].reshape(RESOLUTION, RESOLUTION)  # P(class 1)
+
+    def at_start(self, writer) -> None:
+        """The configured activation and its derivative, over [-4, 4]."""
+        start = time.perf_counter()
+        name = self._model.activation
+        activation = nets.make_activation(name, nets.activation_options(self._model))(1)
+        x = np.linspace(-4.0, 4.0, 801, dtype=np.float32)[:, None]
+        # One compiled call, not a dozen eager ops each compiled on first use.
+        y, slope = jax.jit(lambda x: jax.jvp(activation, (x,), (jnp.ones_like(x),)))(x)
+        image = pictures.curves(x[:, 0], [np.asarray(y[:, 0]), np.asarray(slope[:, 0])])
+        writer.image(f"activation/{name}", image, 0)
+        self.seconds += time.perf_counter() - start
+
+    def at_log(self, writer, step: int, params: nnx.State) -> None:
+        """Small parameters as scalars; layer statistics if asked for."""
+        start = time.perf_counter()
+        writer.scalars(step, small_param_scalars(params))
+        if self._layer_stats:
+            scalars, arrays = jax.device_get(self._statistics(params, self._eval_x))
+            writer.scalars(step, scalars)
+            writer.histograms(step, arrays)
+        self.seconds += time.perf_counter() - start
+
+    def at_picture(self, writer, step: int, params: nnx.State) -> None:
+        """A 2-D classifier's decision boundary, with the train (and eval) points."""
+        start = time.perf_counter()
+        if self._grid is not None:
+            probs = np.asarray(self._probabilities(params))
+            ds = self._dataset
+            splits = [("train", ds.x_train, ds.y_train), ("eval", ds.x_eval, ds.y_eval)]
+            if ds.x_eval is ds.x_train:  # xor: eval on the training points
+                splits = splits[:1]
+            for split, x, y in splits:
+                image = pictures.decision_boundary(probs, x, y, *self._extent)
+                writer.image(f"decision_boundary/{split}", image, step)
+        self.seconds += time.perf_counter() - start
+
+    def at_end(self, writer, step: int, params: nnx.State) -> str | None:
+        """Maxout's learned functions; returns a regression's truth table."""
+        start = time.perf_counter()
+        model = nnx.merge(self._graphdef, params)
+        for i, act in enumerate(getattr(model, "activations", [])):
+            if isinstance(act, nets.activations.Maxout):
+                writer.image(f"activation/maxout_learned/layers_{i}", maxout_panels(act), step)
+        report = regression_report(params, self._dataset.truth) if self._dataset.truth else None
+        self.seconds += time.perf_counter() - start
+        return report
+
+
+def maxout_panels(act, columns: int = 8, max_units: int = 32) -> np.ndarray:
+    """Each unit's learned maxout function over [-3, 3], one small panel each."""
+    x = np.linspace(-3.0, 3.0, 301, dtype=np.float32)
+    units = min(act.num_features, max_units)
+    y = np.asarray(act(jnp.broadcast_to(x[:, None], (len(x), act.num_features))))
+    panels = [pictures.curves(x, [y[:, u]], size=(80, 80)) for u in range(units)]
+    rows = -(-units // columns)
+    blank = np.full_like(panels[0], 255)
+    panels += [blank] * (rows * columns - units)
+    border = np.zeros((80, 2, 3), np.uint8) + 180
+    lines = [
+        np.concatenate([p for q in panels[r * columns : (r + 1) * columns] for p in (q, border)], 1)
+        for r in range(rows)
+    ]
+    return np.concatenate(lines, 0)
+
+
+def regression_report(params: nnx.State, truth: dict) -> str:
+    """Markdown table of the learned W and b next to the true ones."""
+    learned = {k.rsplit("/", 1)[-1]: v for k, v in param_arrays(params).items()}
+    rows = ["| parameter | true | learned |", "|---|---|---|"]
+    for name, true in truth.items():
+        got = learned[name].ravel()
+        for i, t in enumerate(np.ravel(true)):
+            label = "W" if name == "kernel" else "b"
+            rows.append(f"| {label}[{i}] | {t:.4f} | {got[i]:.4f} |")
+    return "\n".join(rows)
