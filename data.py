@@ -4,8 +4,7 @@ Every dataset is small enough to live on the device whole: a builder
 returns a `Dataset` of arrays, and the training loop indexes it there.
 
 The 2-D classification sets are the TensorFlow Playground's, scaled so
-that the points lie in about [-1, 1]^2 (`EXTENT` is the square the
-decision-boundary pictures show). Their points are drawn from
+that the points lie in about [-1, 1]^2. Their points are drawn from
 `config.data.seed`, not `config.seed`, so runs that differ only by the
 model's seed see the same data.
 """
@@ -17,8 +16,6 @@ import ml_collections
 import numpy as np
 
 from registry import UserError, lookup
-
-EXTENT = 1.5  # 2-D data is drawn over [-EXTENT, EXTENT]^2
 
 
 class Dataset(NamedTuple):
@@ -131,6 +128,9 @@ DATASETS: dict[str, Callable[[ml_collections.ConfigDict], Dataset]] = {
     "gaussians": gaussians,
     "linear": linear,
 }
+
+
+REGRESSIONS = ("linear",)  # datasets of float targets, not classes
 
 
 def check_data_config(config: ml_collections.ConfigDict) -> None:

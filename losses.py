@@ -121,6 +121,10 @@ LOSSES: dict[str, Callable[..., jax.Array]] = {
 }
 
 
+# Losses that compare raw outputs with float targets.
+REGRESSION_LOSSES = ("mse", "sse", "mae", "lp")
+
+
 def get_loss(name: str, power: float = 2.0) -> Callable[..., jax.Array]:
     """The loss called `name` as `(outputs, labels) -> scalar`.
 

@@ -7,7 +7,7 @@ must be cheap.
 
 - `decision_boundary`: a classifier's output over a square, coloured as in
   the TensorFlow Playground (orange = class 0, blue = class 1, paler where
-  the model is unsure), the 0.5 contour in black, the data points on top.
+  the model is unsure), the 0.5 contour in black, the data points on top (outlined in grey).
 - `curves`: functions of one variable on a grid with axes, e.g. an
   activation and its derivative.
 """
@@ -20,6 +20,7 @@ ORANGE = np.array([245, 147, 34], np.float32)  # class 0
 BLUE = np.array([8, 119, 189], np.float32)  # class 1
 WHITE = np.array([255, 255, 255], np.float32)
 BLACK = np.array([0, 0, 0], np.float32)
+OUTLINE = np.array([60, 60, 60], np.float32)
 GRID = np.array([225, 225, 225], np.float32)
 COLORS = [BLUE, ORANGE, np.array([44, 160, 44]), np.array([214, 39, 40])]
 
@@ -85,11 +86,12 @@ def decision_boundary(
     size = p.shape[0]
     rows = (size - 1) - _pixels(points[:, 1], lo, hi, size)
     cols = _pixels(points[:, 0], lo, hi, size)
-    radius = max(2, size // 60)
+    # A few points (the four corners of a gate) are drawn large.
+    radius = max(2, size // 60) if len(points) > 20 else max(4, size // 25)
     for cls, fill in ((0, ORANGE), (1, BLUE)):
         mine = np.asarray(labels) == cls
         for dr, dc in _disc_offsets(radius + 1):
-            _put(image, rows[mine] + dr, cols[mine] + dc, WHITE)
+            _put(image, rows[mine] + dr, cols[mine] + dc, OUTLINE)
         for dr, dc in _disc_offsets(radius):
             _put(image, rows[mine] + dr, cols[mine] + dc, fill)
     return image.astype(np.uint8)

@@ -33,6 +33,7 @@ from ml_collections import config_flags
 import checkpoints
 import command_line
 import data
+import gates
 import graphs
 import losses
 import nets
@@ -98,6 +99,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     lookup(nets.MODELS, model.name, "model")
     data.check_data_config(config.data)
     losses.get_loss(config.loss)
+    if config.data.name in data.REGRESSIONS and config.loss not in losses.REGRESSION_LOSSES:
+        raise UserError(
+            f"loss {config.loss!r} needs class labels; dataset {config.data.name!r} is a "
+            f"regression: use one of {', '.join(losses.REGRESSION_LOSSES)}"
+        )
     optimizers.make_optimizer(opt, config.num_steps)
 
 
@@ -397,6 +403,13 @@ def cadences(config: ml_collections.ConfigDict) -> tuple[int, ...]:
 # --------------------------------------------------------------------------
 # Command line.
 
+# config.experiment -> (check the config, run it into a directory). Configs
+# without the field train by gradient descent.
+EXPERIMENTS = {
+    "train": (check_config, train_and_evaluate),
+    "gates": (gates.check_config, gates.run),
+}
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/xor.py.", lock_config=True
 )
@@ -474,9 +487,10 @@ def main(argv: list[str]) -> None:
     )
     run_dir, created = None, False
     try:
-        check_config(config)  # before the run directory exists
+        check, run = lookup(EXPERIMENTS, config.get("experiment", "train"), "experiment")
+        check(config)  # before the run directory exists
         run_dir, created = command_line.make_run_dir(_WORKDIR.value, name, _NEW_RUN.value)
-        train_and_evaluate(config, run_dir)
+        run(config, run_dir)
     except BaseException as e:
         if created and not summaries.event_files(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing written: leave nothing

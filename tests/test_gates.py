@@ -1,0 +1,100 @@
+"""The gate experiments: fixed truth tables, the delta rule, XOR's failure."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import read_events, read_scalars
+from tensorboard.util import tensor_util
+
+import gates
+from configs import gates as gates_config
+from configs import xor_from_gates
+from registry import UserError
+
+
+def text(run_dir, tag):
+    event = read_events(run_dir).Tensors(tag)[-1]
+    return tensor_util.make_ndarray(event.tensor_proto).item().decode()
+
+
+def delta_config(gate, **overrides):
+    config = gates_config.get_config(gate)
+    config.mode = "delta"
+    config.update(overrides)
+    return config
+
+
+@pytest.mark.parametrize("gate", ["or", "and", "nand"])
+def test_fixed_gates_are_exact(gate, tmp_path, capsys):
+    result = gates.run(gates_config.get_config(gate), str(tmp_path))
+    assert result == {"accuracy": 1.0, "epochs": 0}
+    assert "4/4 right" in capsys.readouterr().out
+    table = text(tmp_path, "truth_table")
+    assert "WRONG" not in table and table.count("right") == 4
+
+
+def test_xor_from_gates_truth_table_with_hidden_outputs(tmp_path, capsys):
+    result = gates.run(xor_from_gates.get_config(), str(tmp_path))
+    assert result["accuracy"] == 1.0
+    rows = [
+        r
+        for r in text(tmp_path, "truth_table").splitlines()
+        if r.startswith("| 0") or r.startswith("| 1")
+    ]
+    # x1 | x2 | OR | NAND | y | target
+    assert [r.split(" | ")[:6] for r in rows] == [
+        ["| 0", "0", "0", "1", "0", "0"],
+        ["| 0", "1", "1", "1", "1", "1"],
+        ["| 1", "0", "1", "1", "1", "1"],
+        ["| 1", "1", "1", "0", "0", "0"],
+    ]
+    image = read_events(tmp_path).Tensors("decision_regions")[0]
+    width, height = tensor_util.make_ndarray(image.tensor_proto)[:2]
+    assert (int(width), int(height)) == (200, 200)
+
+
+def test_one_delta_rule_epoch_by_hand():
+    # AND from zeros, lr 0.1: (0,0) fires wrongly -> theta 0.1; (0,1), (1,0)
+    # are right; (1,1) misses -> w (0.1, 0.1), theta 0.
+    x = jnp.asarray(gates.INPUTS)
+    w, theta, wrong = gates.delta_rule_epoch(
+        jnp.zeros(2), jnp.float32(0), x, jnp.asarray(gates.TARGETS["and"]), jnp.float32(0.1)
+    )
+    np.testing.assert_allclose(w, [0.1, 0.1], atol=1e-7)
+    assert float(theta) == pytest.approx(0.0, abs=1e-7) and int(wrong) == 2
+
+
+@pytest.mark.parametrize("gate", ["or", "and", "nand"])
+@pytest.mark.parametrize("seed, init_scale", [(0, 0.0), (1, 0.5), (2, 0.5), (3, 0.5)])
+def test_delta_rule_learns_separable_gates_within_10_epochs(gate, seed, init_scale, tmp_path):
+    result = gates.run(delta_config(gate, seed=seed, init_scale=init_scale), str(tmp_path))
+    assert result["accuracy"] == 1.0 and result["epochs"] <= 10
+    accuracy = read_scalars(tmp_path, "train/accuracy")
+    assert accuracy[result["epochs"]] == 1.0 and max(accuracy) == result["epochs"]
+    assert set(read_scalars(tmp_path, "perceptron/theta")) == set(accuracy)
+
+
+def test_delta_rule_never_solves_xor(tmp_path, capsys):
+    result = gates.run(delta_config("xor", max_epochs=40, init_scale=0.5), str(tmp_path))
+    assert result["epochs"] == 40
+    accuracy = read_scalars(tmp_path, "train/accuracy")
+    assert len(accuracy) == 41 and max(accuracy.values()) <= 0.75
+    assert "No straight line separates XOR" in capsys.readouterr().out
+    assert "No straight line separates XOR" in text(tmp_path, "truth_table")
+    assert len(read_events(tmp_path).Tensors("decision_line")) == 41
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"gate": "xr"}, "unknown gate 'xr'. Did you mean 'xor'"),
+        ({"mode": "deltta"}, "unknown mode 'deltta'"),
+        ({"mode": "delta", "learning_rate": 0.0}, "learning_rate must be a number > 0"),
+        ({"mode": "delta", "max_epochs": 0}, "max_epochs must be >= 1"),
+    ],
+)
+def test_bad_settings_are_clear_errors(overrides, message, tmp_path):
+    config = gates_config.get_config("and")
+    config.update(overrides)
+    with pytest.raises(UserError, match=message):
+        gates.run(config, str(tmp_path))
