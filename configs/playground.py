@@ -9,8 +9,8 @@ activation with its derivative; SCALARS the loss, accuracy and each
 layer's gradient norm.
 
 Expected eval accuracy with the defaults (tanh, two hidden layers of 16,
-Adam 0.01, 2,000 full-batch steps): about 1.00 on gaussians, circles and
-xor_cloud and 0.99 on spiral. About 8 s on a 2-core CPU.
+Adam 0.01, 2,000 full-batch steps, seed 0): 0.99 on gaussians, 1.00 on
+circles, 0.98 on xor_cloud and 0.96 on spiral. About 8 s on a 2-core CPU.
 """
 
 from configs import base

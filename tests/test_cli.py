@@ -47,6 +47,9 @@ XOR = "--config=configs/xor.py"
         ([XOR, "--config.optimizer.schedule=exp"], "unknown schedule 'exp'"),
         ([XOR, "--config.model.name=cnn"], "unknown model 'cnn'"),
         ([XOR, "--config.model.straight_through=maybe"], "Non-boolean argument"),
+        (["--config=configs/gates.py:xr"], "unknown gate 'xr'. Did you mean 'xor'"),
+        (["--config=configs/playground.py:spiral", "--config.data.noise=-1"], "noise must be >= 0"),
+        (["--config=configs/linear_regression.py", "--config.loss=bce"], "needs class labels"),
         (["--config=configs/nope.py"], "config file not found: 'configs/nope.py'"),
         ([], "--config is required"),
         ([XOR, "extra"], "unexpected arguments: extra"),
@@ -58,7 +61,7 @@ def test_user_errors(tmp_path, args, message):
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert __import__("re").search(message, lines[0]), lines[0]
+    assert re.search(message, lines[0]), lines[0]
     assert not (tmp_path / "runs").exists(), "a failed start left a run directory"
 
 
@@ -120,6 +123,14 @@ def test_a_run_that_fails_after_start_leaves_no_directory(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "error: out of memory: try a smaller model or batch"
     assert not list(tmp_path.glob("xor/*"))
+
+
+def test_gates_through_the_command_line(tmp_path):
+    result = run("--config=configs/gates.py:nand", workdir=tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert "NAND: y = 1 if 0.5*x1 + 0.5*x2 <= 0.7" in result.stdout
+    assert "| 1 | 1 | 0 | 0 | right |" in result.stdout and "4/4 right" in result.stdout
+    assert f"Run written to {tmp_path}/gates-nand/default" in result.stdout
 
 
 @pytest.mark.slow
