@@ -30,6 +30,7 @@ RESUMABLE_CHANGES = (
     "checkpoint_every",
     "keep_checkpoints",
     "layer_stats",
+    "embedding_examples",
 )
 
 

@@ -25,7 +25,10 @@ class Dataset(NamedTuple):
     y_*: (n,) int32 class ids for a classifier (num_classes >= 2), or
       (n, outputs) float32 targets for a regression (num_classes == 0).
     truth: for generated regressions, the parameters that made the data
-      ({"kernel": W, "bias": b}); empty otherwise.
+      ({"kernel": W, "bias": b}); None otherwise.
+    class_names: a name per class id, where the data has them.
+    images_eval: (n, h, w[, c]) pictures of the eval inputs, for image data
+      (the projector's sprite); None otherwise.
     """
 
     x_train: np.ndarray
@@ -34,6 +37,8 @@ class Dataset(NamedTuple):
     y_eval: np.ndarray
     num_classes: int
     truth: dict | None = None
+    class_names: tuple[str, ...] | None = None
+    images_eval: np.ndarray | None = None
 
     @property
     def is_regression(self) -> bool:

@@ -22,6 +22,7 @@ from flax import nnx
 import losses
 import nets
 import pictures
+import projector
 from data import Dataset
 
 RESOLUTION = 200  # pixels per side of a decision-boundary picture
@@ -91,13 +92,17 @@ class Probes:
     """Pictures and statistics of one run's model (see the module docstring).
 
     Args:
-      config: the run's config (reads `model` and `layer_stats`).
+      config: the run's config (reads `model`, `layer_stats` and
+        `embedding_examples`).
       graphdef: the model's static half from `nnx.split(model, nnx.Param)`.
       dataset: the run's data; 2-D classifiers get decision boundaries.
+      run_dir: where the projector's files go (beside the event file).
     """
 
-    def __init__(self, config: ml_collections.ConfigDict, graphdef, dataset: Dataset):
+    def __init__(self, config: ml_collections.ConfigDict, graphdef, dataset: Dataset, run_dir: str):
         self.seconds = 0.0
+        self._run_dir = run_dir
+        self._embedding_examples = config.embedding_examples
         self._graphdef = graphdef
         self._dataset = dataset
         self._layer_stats = bool(config.layer_stats) and config.model.name == "mlp"
@@ -154,15 +159,34 @@ class Probes:
         self.seconds += time.perf_counter() - start
 
     def at_end(self, writer, step: int, params: nnx.State) -> str | None:
-        """Maxout's learned functions; returns a regression's truth table."""
+        """Maxout's learned functions, the EMBEDDINGS of a classifier's eval
+        examples; returns a regression's learned-vs-true table (or None)."""
         start = time.perf_counter()
         model = nnx.merge(self._graphdef, params)
         for i, act in enumerate(getattr(model, "activations", [])):
             if isinstance(act, nets.activations.Maxout):
                 writer.image(f"activation/maxout_learned/layers_{i}", maxout_panels(act), step)
+        classifier = not self._dataset.is_regression
+        if classifier and self._embedding_examples and hasattr(model, "features"):
+            self._write_embedding(model)
         report = regression_report(params, self._dataset.truth) if self._dataset.truth else None
         self.seconds += time.perf_counter() - start
         return report
+
+    def _write_embedding(self, model) -> None:
+        """The last hidden layer's output for the first eval examples."""
+        ds = self._dataset
+        x, labels = ds.x_eval[: self._embedding_examples], ds.y_eval[: self._embedding_examples]
+        features, logits = jax.jit(lambda x: (model.features(x), model(x)))(x)
+        predicted = np.asarray(losses.predictions(logits))
+        names = ds.class_names or tuple(str(c) for c in range(ds.num_classes))
+        metadata = {
+            "class": [names[c] for c in labels],
+            "predicted": [names[c] for c in predicted],
+            "right": ["yes" if p == c else "no" for p, c in zip(predicted, labels, strict=True)],
+        }
+        images = ds.images_eval[: len(x)] if ds.images_eval is not None else None
+        projector.write(self._run_dir, "features", np.asarray(features), metadata, images)
 
 
 def maxout_panels(act, columns: int = 8, max_units: int = 32) -> np.ndarray:

@@ -278,7 +278,7 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     # Compiled once, ahead of the loop: nothing in the loop can recompile.
     train_loop = jax.jit(make_train_loop(train_step)).lower(state, train_batch, 0).compile()
     evaluate = jax.jit(make_evaluate(graphdef, loss_fn)).lower(params, eval_batch).compile()
-    probe = probes.Probes(config, graphdef, dataset)
+    probe = probes.Probes(config, graphdef, dataset, run_dir)
     compile_seconds = time.perf_counter() - start
 
     if stop:

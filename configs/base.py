@@ -18,6 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.checkpoint_every = 1000  # steps between checkpoints (and at the end)
     config.keep_checkpoints = 3  # newest checkpoints kept on disk
     config.layer_stats = False  # log each hidden layer's dead/saturated units
+    config.embedding_examples = 1000  # eval examples in EMBEDDINGS at the end; 0 = none
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "xor"  # a key of data.DATASETS

@@ -1,6 +1,7 @@
 """A real TensorBoard server reads this project's runs, at a non-ASCII path."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -8,10 +9,12 @@ import time
 import urllib.request
 
 import pytest
-from conftest import read_events
+from conftest import COMPILATION_CACHE, read_events, read_scalars
 from tensorboard.util import tensor_util
 
 import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def free_port() -> int:
@@ -27,6 +30,53 @@ def test_run_info_text(xor_config, tmp_path):
     text = text.item().decode()
     for row in ("| command |", "| git commit |", "| JAX | 0.", "| devices | "):
         assert row in text, text
+
+
+def test_each_summary_carries_the_wall_time_of_its_step(xor_config, tmp_path, monkeypatch):
+    printed = {}  # step -> time the loop printed its line, right after logging it
+
+    def console(message):
+        if message.startswith("step "):
+            printed[int(message.split()[1])] = time.time()
+
+    monkeypatch.setattr(train, "console", console)
+    xor_config.num_steps, xor_config.log_every = 300_000, 60_000  # about 0.5 s apart
+    xor_config.eval_every = xor_config.picture_every = xor_config.checkpoint_every = 300_000
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    events = {e.step: e.wall_time for e in read_events(tmp_path).Tensors("train/loss")}
+    assert sorted(events) == sorted(printed) == [60_000, 120_000, 180_000, 240_000, 300_000]
+    for step, wall_time in events.items():
+        assert printed[step] - 1.0 < wall_time <= printed[step], step
+
+
+@pytest.mark.slow
+def test_summaries_appear_while_the_run_goes(tmp_path):
+    """Flushed at every log step: readable long before the run ends."""
+    every = 200_000  # about 1.5 s of XOR steps
+    process = subprocess.Popen(
+        [sys.executable, "train.py", "--config=configs/xor.py", f"--workdir={tmp_path}"]
+        + ["--config.num_steps=100000000", f"--config.log_every={every}"]
+        + [f"--config.{key}={every * 10}" for key in ("eval_every", "picture_every")]
+        + [f"--config.checkpoint_every={every * 10}", COMPILATION_CACHE],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 90
+        seen = {}
+        while not seen and time.time() < deadline and process.poll() is None:
+            time.sleep(0.5)
+            for run_dir in tmp_path.glob("xor/*"):
+                if "train/loss" in read_events(run_dir).Tags()["tensors"]:
+                    seen = read_scalars(run_dir, "train/loss")
+        assert seen, f"no train/loss event while running; stderr: {process.stderr.read()}"
+        assert process.poll() is None, "the run ended before its events were read"
+        assert min(seen) == every
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 @pytest.mark.slow
@@ -72,6 +122,11 @@ def test_tensorboard_server_shows_every_dashboard(xor_config, tmp_path):
         assert graphs["relu"]["run_graph"] is True
         text = get("/data/plugin/text/tags")
         assert {"config", "run"} <= set(text["relu"])
+        images = get("/data/plugin/images/tags")
+        assert {"decision_boundary/train", "activation/relu"} <= set(images["relu"])
+        assert sorted(get("/data/plugin/projector/runs")) == ["relu", "tanh"]
+        (embedding,) = get("/data/plugin/projector/info?run=tanh")["embeddings"]
+        assert embedding["tensorName"] == "features" and embedding["tensorShape"] == [4, 16]
         experiment = get("/data/plugin/hparams/experiment", b'{"experimentName": ""}')
         hparams = {h["name"] for h in experiment["hparamInfos"]}
         assert {"model.activation", "optimizer.learning_rate"} <= hparams
