@@ -31,6 +31,7 @@ RESUMABLE_CHANGES = (
     "keep_checkpoints",
     "layer_stats",
     "embedding_examples",
+    "eval_batch_size",
 )
 
 

@@ -158,3 +158,97 @@ def _polyline(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarra
     r = rows[segment] + t * (rows[segment + 1] - rows[segment])
     c = cols[segment] + t * (cols[segment + 1] - cols[segment])
     return np.round(r).astype(int), np.round(c).astype(int)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size)  # bundled with Pillow: no files, no network
+
+
+def confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], cell: int = 44):
+    """A confusion matrix: row = true class, column = predicted, with counts.
+
+    Each cell is shaded by the fraction of its row (its true class): the
+    diagonal is what was right, the rest where the mistakes went.
+
+    Returns (height, width, 3) uint8.
+    """
+    from PIL import Image, ImageDraw
+
+    confusion = np.asarray(confusion)
+    k = len(confusion)
+    rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    margin = 90
+    image = Image.new("RGB", (margin + k * cell, margin + k * cell), "white")
+    draw = ImageDraw.Draw(image)
+    font = _font(11)
+    for i in range(k):
+        for j in range(k):
+            shade = WHITE + (BLUE - WHITE) * rows[i, j]
+            box = (margin + j * cell, margin + i * cell, margin + (j + 1) * cell - 1)
+            draw.rectangle(
+                (*box[:2], box[2], margin + (i + 1) * cell - 1), fill=tuple(int(c) for c in shade)
+            )
+            ink = "white" if rows[i, j] > 0.5 else "black"
+            draw.text(
+                (box[0] + cell / 2, box[1] + cell / 2),
+                str(confusion[i, j]),
+                fill=ink,
+                font=font,
+                anchor="mm",
+            )
+        name = str(class_names[i])[:12]
+        draw.text(
+            (margin - 4, margin + i * cell + cell / 2), name, fill="black", font=font, anchor="rm"
+        )
+        label = Image.new("RGB", (margin - 4, cell), "white")  # column names, rotated
+        ImageDraw.Draw(label).text(
+            (margin - 6, cell / 2), name, fill="black", font=font, anchor="rm"
+        )
+        image.paste(label.rotate(90, expand=True), (margin + i * cell, 0))
+    draw.text((4, 4), "rows: true class\ncolumns: predicted", fill="black", font=font)
+    return np.asarray(image)
+
+
+def captioned_grid(images: np.ndarray, captions: Sequence[str], columns: int = 8, scale: int = 3):
+    """Small images in a grid, each enlarged `scale` times with a caption below.
+
+    Args:
+      images: (n, h, w) or (n, h, w, c) uint8.
+      captions: one short line per image (e.g. 'Shirt -> T-shirt/top').
+
+    Returns (height, width, 3) uint8.
+    """
+    from PIL import Image, ImageDraw
+
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    n, h, w = images.shape[:3]
+    tile_w, tile_h = max(w * scale, 110), h * scale + 28
+    rows = -(-n // columns)
+    sheet = Image.new("RGB", (columns * tile_w, rows * tile_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = _font(10)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        picture = Image.fromarray(images[i]).resize((w * scale, h * scale), Image.NEAREST)
+        x0 = c * tile_w + (tile_w - w * scale) // 2
+        sheet.paste(picture.convert("RGB"), (x0, r * tile_h))
+        true, _, predicted = captions[i].partition("->")
+        draw.text(
+            (c * tile_w + tile_w / 2, r * tile_h + h * scale + 2),
+            true.strip(),
+            fill="black",
+            font=font,
+            anchor="ma",
+        )
+        draw.text(
+            (c * tile_w + tile_w / 2, r * tile_h + h * scale + 14),
+            "as " + predicted.strip(),
+            fill=(214, 39, 40),
+            font=font,
+            anchor="ma",
+        )
+    return np.asarray(sheet)

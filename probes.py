@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+import data
 import losses
 import nets
 import pictures
@@ -28,6 +29,8 @@ from data import Dataset
 RESOLUTION = 200  # pixels per side of a decision-boundary picture
 SCALAR_PARAMS_MAX = 4  # parameter arrays this small are also logged as scalars
 SATURATED = 0.1  # a slope below this fraction of its peak counts as saturated
+MISTAKES_FROM = 1000  # misclassified images are looked for among the first N eval images
+MISTAKES_SHOWN = 24  # and this many are shown
 
 
 def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
@@ -114,8 +117,11 @@ class Probes:
             self._probabilities = jax.jit(self._grid_probabilities)
         else:
             self._grid = None
+        self._predict = jax.jit(
+            lambda params, x: losses.predictions(nnx.merge(graphdef, params)(data.to_inputs(x)))
+        )
         self._statistics = jax.jit(
-            lambda params, x: layer_statistics(nnx.merge(graphdef, params), x)
+            lambda params, x: layer_statistics(nnx.merge(graphdef, params), data.to_inputs(x))
         )
 
     def _grid_probabilities(self, params):
@@ -158,6 +164,30 @@ class Probes:
                 writer.image(f"decision_boundary/{split}", image, step)
         self.seconds += time.perf_counter() - start
 
+    def at_eval(self, writer, step: int, params: nnx.State, confusion: np.ndarray) -> None:
+        """For multi-class classifiers: per-class accuracy, the confusion
+        matrix and, for images, the first misclassified eval images."""
+        ds = self._dataset
+        if ds.num_classes <= 2:
+            return
+        start = time.perf_counter()
+        names = ds.class_names or tuple(str(c) for c in range(ds.num_classes))
+        per_class = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
+        writer.scalars(
+            step,
+            {f"eval/class_accuracy/{n}": float(a) for n, a in zip(names, per_class, strict=True)},
+        )
+        writer.image("eval/confusion_matrix", pictures.confusion_matrix(confusion, names), step)
+        if ds.images_eval is not None:
+            x, y = ds.x_eval[:MISTAKES_FROM], ds.y_eval[:MISTAKES_FROM]
+            predicted = np.asarray(self._predict(params, x))
+            wrong = np.flatnonzero(predicted != y)[:MISTAKES_SHOWN]
+            if len(wrong):
+                captions = [f"{names[y[i]]} -> {names[predicted[i]]}" for i in wrong]
+                grid = pictures.captioned_grid(ds.images_eval[wrong], captions)
+                writer.image("eval/misclassified", grid, step)
+        self.seconds += time.perf_counter() - start
+
     def at_end(self, writer, step: int, params: nnx.State) -> str | None:
         """Maxout's learned functions, the EMBEDDINGS of a classifier's eval
         examples; returns a regression's learned-vs-true table (or None)."""
@@ -177,7 +207,7 @@ class Probes:
         """The last hidden layer's output for the first eval examples."""
         ds = self._dataset
         x, labels = ds.x_eval[: self._embedding_examples], ds.y_eval[: self._embedding_examples]
-        features, logits = jax.jit(lambda x: (model.features(x), model(x)))(x)
+        features, logits = jax.jit(lambda x: (model.features(x), model(x)))(data.to_inputs(x))
         predicted = np.asarray(losses.predictions(logits))
         names = ds.class_names or tuple(str(c) for c in range(ds.num_classes))
         metadata = {

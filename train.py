@@ -25,9 +25,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from absl import app, flags, logging
-from flax import nnx, struct
+from flax import nnx
 from ml_collections import config_flags
 
 import checkpoints
@@ -39,6 +38,7 @@ import losses
 import nets
 import optimizers
 import probes
+import steps
 import summaries
 from registry import UserError, lookup
 
@@ -55,14 +55,6 @@ def console(message: str) -> None:
 CADENCES = ("log_every", "eval_every", "picture_every", "checkpoint_every")
 
 
-class TrainState(struct.PyTreeNode):
-    """All mutable training state, one pytree: what a step reads and returns."""
-
-    step: jax.Array  # updates done so far
-    params: nnx.State  # the model's nnx.Param variables
-    opt_state: optax.OptState
-
-
 class Diverged(UserError):
     """A loss, gradient or parameter became NaN or Inf."""
 
@@ -75,6 +67,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise UserError(message)
 
     opt, model = config.optimizer, config.model
+    require(config.batch_size >= 0, f"batch_size must be >= 0 (0 = all), got {config.batch_size}")
+    require(
+        config.eval_batch_size > 0, f"eval_batch_size must be > 0, got {config.eval_batch_size}"
+    )
     for key in ("num_steps", *CADENCES, "keep_checkpoints"):
         require(config[key] > 0, f"{key} must be > 0, got {config[key]}")
     require(
@@ -107,95 +103,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     optimizers.make_optimizer(opt, config.num_steps)
 
 
-def make_train_step(graphdef, loss_fn, optimizer, schedule):
-    """Returns the pure step `(state, (x, y)) -> (state, metrics)`."""
-
-    def train_step(state: TrainState, batch):
-        x, y = batch
-
-        # The named scopes group the GRAPHS dashboard (and profiler traces).
-        def compute_loss(params):
-            with jax.named_scope("model"):
-                logits = nnx.merge(graphdef, params)(x)
-            with jax.named_scope("loss"):
-                return loss_fn(logits, y), logits
-
-        (loss, logits), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
-        with jax.named_scope("optimizer"):
-            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-            params = optax.apply_updates(state.params, updates)
-        # Every metric describes update number state.step + 1 and the weights
-        # it started from (those that produced the loss).
-        with jax.named_scope("metrics"):
-            metrics = {
-                "loss": loss,
-                **losses.task_metrics(logits, y),
-                "learning_rate": schedule(state.step),
-                "grad_norm": optax.tree.norm(grads),
-                **layer_grad_norms(grads),
-                "update_norm": optax.tree.norm(updates),
-                "param_norm": optax.tree.norm(state.params),
-            }
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
-
-    return train_step
-
-
-def make_train_loop(train_step):
-    """Returns `(state, batch, n) -> (state, metrics)`: n steps in one call.
-
-    `n` is a traced number, so one compilation serves every chunk length.
-    The loop stops early at the first step whose metrics are not finite; the
-    returned metrics are that step's (or the last step's).
-    """
-
-    def train_loop(state, batch, num_steps):
-        _, metrics_shape = jax.eval_shape(train_step, state, batch)
-        metrics = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
-
-        def keep_going(carry):
-            _, metrics, i = carry
-            finite = jnp.all(jnp.array([jnp.isfinite(v) for v in metrics.values()]))
-            return (i < num_steps) & finite
-
-        def one_step(carry):
-            state, _, i = carry
-            return (*train_step(state, batch), i + 1)
-
-        state, metrics, _ = jax.lax.while_loop(keep_going, one_step, (state, metrics, 0))
-        return state, metrics
-
-    return train_loop
-
-
-def make_evaluate(graphdef, loss_fn):
-    """Returns `(params, (x, y)) -> metrics` on a whole split at once."""
-
-    def evaluate(params, batch):
-        x, y = batch
-        logits = nnx.merge(graphdef, params)(x)
-        return {"loss": loss_fn(logits, y), **losses.task_metrics(logits, y)}
-
-    return evaluate
-
-
 def is_time(step: int, every: int, total: int) -> bool:
     """True at every `every`-th step and at the last one: log/eval cadence."""
     return step % every == 0 or step == total
-
-
-def layer_grad_norms(grads: nnx.State) -> dict[str, jax.Array]:
-    """{'grad_norm/layers/0': |dL/dW_0|, ...}, one per weight matrix or kernel.
-
-    Vanishing gradients show here: with sigmoid in a deep stack the first
-    layer's norm is orders of magnitude below the last one's.
-    """
-    norms = {}
-    for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        name = jax.tree_util.keystr(path, simple=True, separator="/").removesuffix("/value")
-        if name.endswith("/kernel"):
-            norms["grad_norm/" + name.removesuffix("/kernel")] = jnp.linalg.norm(g)
-    return norms
 
 
 class Interrupted(UserError):
@@ -253,17 +163,23 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     checkpointer = checkpoints.Checkpointer(run_dir, config.keep_checkpoints)
     start_step = checkpoints.resume_step(checkpointer, config, run_dir)
     dataset = data.load_dataset(config.data)
+    if config.batch_size > len(dataset.x_train):
+        raise UserError(
+            f"batch_size {config.batch_size} is larger than the {len(dataset.x_train)} "
+            f"training examples of {config.data.name!r}: use at most that, or 0 for all"
+        )
     num_outputs = (
         dataset.y_train.shape[-1]
         if dataset.is_regression
         else losses.num_outputs(config.loss, dataset.num_classes)
     )
-    rngs = nnx.Rngs(params=jax.random.fold_in(jax.random.key(config.seed), 0))
-    model = nets.build_model(config.model, dataset.x_train.shape[-1], num_outputs, rngs)
+    key = jax.random.key(config.seed)
+    rngs = nnx.Rngs(params=jax.random.fold_in(key, 0))
+    model = nets.build_model(config.model, dataset.x_train.shape[1:], num_outputs, rngs)
     graphdef, params = nnx.split(model, nnx.Param)
     optimizer, schedule = optimizers.make_optimizer(config.optimizer, config.num_steps)
     loss_fn = losses.get_loss(config.loss, config.loss_power)
-    state = TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
+    state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
     final = {}
     if start_step:
         state, _, final = checkpointer.restore(jax.eval_shape(lambda: state))
@@ -271,13 +187,23 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
         console(f"{run_dir} finished at step {start_step}; --new_run starts another run")
         checkpointer.close()
         return final
-    train_batch = jax.device_put((dataset.x_train, dataset.y_train))
-    eval_batch = jax.device_put((dataset.x_eval, dataset.y_eval))
+    # The whole dataset lives on the device; steps gather their batches there.
+    train_data = jax.device_put((dataset.x_train, dataset.y_train))
+    eval_data = jax.device_put((dataset.x_eval, dataset.y_eval))
+    batches = steps.Batches(len(dataset.x_train), config.batch_size, jax.random.fold_in(key, 1))
 
-    train_step = make_train_step(graphdef, loss_fn, optimizer, schedule)
+    train_step = steps.make_train_step(graphdef, loss_fn, optimizer, schedule)
+    evaluate = steps.make_evaluate(
+        graphdef, loss_fn, len(dataset.y_eval), dataset.num_classes,
+        config.eval_batch_size, summed_loss=config.loss == "sse",
+    )  # fmt: skip
     # Compiled once, ahead of the loop: nothing in the loop can recompile.
-    train_loop = jax.jit(make_train_loop(train_step)).lower(state, train_batch, 0).compile()
-    evaluate = jax.jit(make_evaluate(graphdef, loss_fn)).lower(params, eval_batch).compile()
+    first_batch = jax.tree.map(lambda a: a[: batches.size], train_data)
+    fused = jax.default_backend() != "cpu" or not steps.uses_convolutions(
+        train_step, state, first_batch
+    )
+    train_loop = steps.compile_train_loop(train_step, batches, state, train_data, fused)
+    evaluate = jax.jit(evaluate).lower(params, eval_data).compile()
     probe = probes.Probes(config, graphdef, dataset, run_dir)
     compile_seconds = time.perf_counter() - start
 
@@ -294,8 +220,9 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     console(f"{run_dir}: {num_params:,} parameters, compiled in {compile_seconds:.2f} s{resumed}")
 
     def log_eval(step, params):
-        metrics = jax.device_get(evaluate(params, eval_batch))
+        metrics, confusion = jax.device_get(evaluate(params, eval_data))
         writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
+        probe.at_eval(writer, step, params, confusion)
         return {f"eval/{k}": float(v) for k, v in metrics.items()}
 
     last_saved = start_step
@@ -311,7 +238,7 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
         writer.hparams(config.to_dict())
         writer.text("config", summaries.config_markdown(config.to_dict()))
         writer.text("run", summaries.run_markdown())
-        writer.graph(graphs.graph_def(train_step, {"state": state, "batch": train_batch}))
+        writer.graph(graphs.graph_def(train_step, {"state": state, "batch": first_batch}))
         final.update(log_eval(0, state.params))
         writer.histograms(0, probes.param_arrays(state.params))
         probe.at_start(writer)
@@ -338,7 +265,7 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
                 *((step // every + 1) * every for every in cadences(config)),
             )
             chunk_start = time.perf_counter()
-            state, metrics = train_loop(state, train_batch, target - step)
+            state, metrics = train_loop(state, train_data, target - step)
             metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
             compute_seconds += time.perf_counter() - chunk_start
             step = int(state.step)
@@ -354,19 +281,25 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
             if is_time(step, config.log_every, config.num_steps):
                 rate = (step - last_log_step) / compute_seconds
                 last_log_step, compute_seconds = step, 0.0
+                progress = speed(step, rate, config.num_steps, batches)
                 writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
                 writer.histograms(step, probes.param_arrays(state.params))
                 probe.at_log(writer, step, state.params)
                 writer.flush()
                 console(
-                    f"step {step:>{len(str(config.num_steps))}}  "
-                    f"{headline(metrics)}  {rate:,.0f} steps/s"
+                    f"step {step:>{len(str(config.num_steps))}}  {headline(metrics)}  {progress}"
                 )
                 final.update({f"train/{k}": v for k, v in metrics.items()})
             if is_time(step, config.picture_every, config.num_steps):
                 probe.at_picture(writer, step, state.params)
             if is_time(step, config.eval_every, config.num_steps):
-                final.update(log_eval(step, state.params))
+                evaluated = log_eval(step, state.params)
+                final.update(evaluated)
+                if not is_time(step, config.log_every, config.num_steps):  # its own line
+                    evaluation = {k[5:]: v for k, v in evaluated.items()}
+                    console(
+                        f"step {step:>{len(str(config.num_steps))}}  eval {headline(evaluation)}"
+                    )
             if is_time(step, config.checkpoint_every, config.num_steps):
                 save_checkpoint(step)
         report = probe.at_end(writer, step, state.params)
@@ -386,6 +319,17 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
         f"train {headline(train)}; eval {headline(evaluation)}. Run written to {run_dir}"
     )
     return final
+
+
+def speed(step: int, steps_per_second: float, num_steps: int, batches: steps.Batches) -> str:
+    """'1,234 steps/s' for full-batch runs; epoch, examples/s and ETA for minibatches."""
+    if batches.full:
+        return f"{steps_per_second:,.0f} steps/s"
+    left = round((num_steps - step) / steps_per_second)
+    return (
+        f"epoch {step / batches.steps_per_epoch:.2f}  "
+        f"{steps_per_second * batches.size:,.0f} examples/s  ETA {left // 60}m{left % 60:02d}s"
+    )
 
 
 def headline(metrics: dict[str, float]) -> str:

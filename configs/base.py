@@ -12,6 +12,8 @@ def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0  # initialisation (and, later, data order)
     config.num_steps = 1000  # optimizer updates in the whole run
+    config.batch_size = 0  # examples per step, reshuffled every epoch; 0 = all
+    config.eval_batch_size = 1000  # examples per evaluation batch (memory, not results)
     config.log_every = 100  # steps between train scalars + histograms
     config.eval_every = 100  # steps between evaluations on the eval split
     config.picture_every = 500  # steps between pictures (decision boundaries)
@@ -28,6 +30,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.noise = 0.0  # generated sets: Gaussian noise std
     config.data.true_w = (2.0,)  # `linear`: the W that makes y (one per input)
     config.data.true_b = 0.5  # `linear`: the b that makes y
+    config.data.data_dir = ""  # image sets: folder of the IDX files ("" = default)
+    config.data.num_validation = 0  # image sets: train images held out as eval split
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"  # a key of nets.MODELS

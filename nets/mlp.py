@@ -21,7 +21,8 @@ class MLP(nnx.Module):
         parameters in every layer (see `nets.activations.make_activation`).
       rngs: random streams for weight initialisation.
 
-    Shapes: x (..., in_features) -> logits (..., out_features).
+    Shapes: x (..., in_features) -> logits (..., out_features); images
+      (batch, h, w, c) are flattened to (batch, h * w * c) first.
     Parameters: layers[i].kernel (fan_in, fan_out) and layers[i].bias
       (fan_out,) for each of the len(hidden_sizes) + 1 layers; plus
       whatever each activations[i] owns.
@@ -49,6 +50,8 @@ class MLP(nnx.Module):
 
         Shapes: x (..., in_features) -> [((..., h_i), (..., h_i)) for each i].
         """
+        if x.ndim > 2:  # images: (batch, h, w, c) -> (batch, h * w * c)
+            x = x.reshape(x.shape[0], -1)
         assert x.shape[-1] == self.in_features, (
             f"MLP expects {self.in_features} input features, got shape {x.shape}"
         )

@@ -91,7 +91,7 @@ def test_bad_settings_are_clear_errors(overrides, message):
 
 
 def test_registry_all_tested():
-    tested = {"xor", "linear", *GENERATED_2D}
+    tested = {"xor", "linear", *GENERATED_2D, "fashion_mnist", "mnist"}  # images: test_idx
     assert set(data.DATASETS) == tested, "a new dataset needs a test here"
 
 

@@ -43,3 +43,18 @@ def test_a_vertical_jump_is_drawn_without_gaps():
     blue = (image == pictures.COLORS[0].astype(np.uint8)).all(axis=-1)
     # y = 0 is row 74, y = 1 row 25: every row between has some blue pixel.
     assert blue[25:75].any(axis=1).all()
+
+
+def test_confusion_matrix_shades_rows_by_fraction():
+    confusion = np.array([[9, 1], [5, 5]])
+    image = pictures.confusion_matrix(confusion, ["cat", "dog"], cell=40)
+    assert image.shape == (90 + 80, 90 + 80, 3)
+    corner = lambda i, j: image[90 + i * 40 + 2, 90 + j * 40 + 2].astype(int)  # noqa: E731
+    # 90% of row 0 on the diagonal is darker (less red) than row 1's 50%.
+    assert corner(0, 0)[0] < corner(1, 1)[0] < corner(0, 1)[0]
+
+
+def test_captioned_grid_lays_out_images_with_captions():
+    images = np.zeros((10, 28, 28), np.uint8)
+    grid = pictures.captioned_grid(images, ["Shirt -> Coat"] * 10, columns=4, scale=2)
+    assert grid.shape == (3 * (56 + 28), 4 * 110, 3)

@@ -1,0 +1,101 @@
+"""CNN throughput: train and eval images/s and achieved GFLOP/s, as JSON.
+
+    python benchmarks/cnn.py            # about a minute
+    python benchmarks/cnn.py --quick    # a few steps: checks that it runs
+
+Times the training loop that `train.py` runs for configs/fashion_mnist_cnn.py
+(batch 128, the same compiled step and on-device batching) on random
+images of Fashion-MNIST's shape, so it needs no dataset. GFLOP/s comes from
+XLA's own count of the compiled step's floating-point operations.
+Compare with the PyTorch peer (../shared/peers/cnn_torch.py --mode
+throughput), alternating the two; see the README's Speed section.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
+
+import losses  # noqa: E402
+import nets  # noqa: E402
+import optimizers  # noqa: E402
+import steps  # noqa: E402
+from configs import fashion_mnist_cnn  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few steps, for tests")
+    parser.add_argument("--repeats", type=int, default=5, help="timed chunks (median)")
+    args = parser.parse_args()
+    config = fashion_mnist_cnn.get_config()
+    chunk = 4 if args.quick else 50  # steps per timed chunk
+    repeats = 2 if args.quick else args.repeats
+    n_train, n_eval = (1024, 512) if args.quick else (60_000, 10_000)
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.integers(0, 256, (n_train, 28, 28, 1), np.uint8))
+    y = jnp.asarray(rng.integers(0, 10, n_train).astype(np.int32))
+    model = nets.build_model(config.model, (28, 28, 1), 10, nnx.Rngs(0))
+    graphdef, params = nnx.split(model, nnx.Param)
+    optimizer, schedule = optimizers.make_optimizer(config.optimizer, config.num_steps)
+    state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
+    train_step = steps.make_train_step(graphdef, losses.cross_entropy, optimizer, schedule)
+    batches = steps.Batches(n_train, config.batch_size, jax.random.key(1))
+    batch = (x[: config.batch_size], y[: config.batch_size])
+
+    start = time.perf_counter()
+    fused = jax.default_backend() != "cpu" or not steps.uses_convolutions(train_step, state, batch)
+    loop = steps.compile_train_loop(train_step, batches, state, (x, y), fused)
+    compile_seconds = time.perf_counter() - start
+    flops = jax.jit(train_step).lower(state, batch).compile().cost_analysis()["flops"]
+
+    state, metrics = loop(state, (x, y), 2)  # warm-up
+    jax.block_until_ready(metrics)
+    train_rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, metrics = loop(state, (x, y), chunk)
+        jax.block_until_ready(metrics)
+        train_rates.append(chunk * config.batch_size / (time.perf_counter() - start))
+
+    evaluate = steps.make_evaluate(
+        graphdef, losses.cross_entropy, n_eval, 10, config.eval_batch_size, summed_loss=False
+    )
+    evaluate = jax.jit(evaluate).lower(state.params, (x[:n_eval], y[:n_eval])).compile()
+    jax.block_until_ready(evaluate(state.params, (x[:n_eval], y[:n_eval])))
+    eval_rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(evaluate(state.params, (x[:n_eval], y[:n_eval])))
+        eval_rates.append(n_eval / (time.perf_counter() - start))
+
+    train = statistics.median(train_rates)
+    result = {
+        "benchmark": "cnn",
+        "backend": jax.default_backend(),
+        "devices": len(jax.devices()),
+        "loop": "fused" if fused else "stepwise",
+        "batch_size": config.batch_size,
+        "compile_seconds": round(compile_seconds, 2),
+        "train_images_per_second": round(train),
+        "train_images_per_second_all": [round(r) for r in train_rates],
+        "eval_images_per_second": round(statistics.median(eval_rates)),
+        "train_gflop_per_step": round(flops / 1e9, 3),
+        "train_gflops_per_second": round(train / config.batch_size * flops / 1e9, 1),
+        "quick": args.quick,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

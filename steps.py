@@ -1,0 +1,238 @@
+"""The jitted pieces of training: the step, the fused loop, evaluation.
+
+Everything here is a pure function of arrays, built once per run by a
+factory that binds the static parts (graph definition, loss, optimizer):
+
+- `make_train_step`: `(state, (x, y)) -> (state, metrics)`, one update.
+- `make_train_loop`: `(state, (x, y), n) -> (state, metrics)`, n updates in
+  ONE compiled call. The whole dataset is resident on the device; with a
+  batch size, each step gathers its minibatch from it, in an order
+  reshuffled every epoch by `jax.random`, so no step waits for the host.
+- `make_evaluate`: `(params, (x, y)) -> (metrics, confusion matrix)` over a
+  whole split, in batches of `eval_batch_size` inside one compiled call.
+"""
+
+import jax
+import jax.extend
+import jax.numpy as jnp
+import optax
+from flax import nnx, struct
+
+import data
+import losses
+
+
+class TrainState(struct.PyTreeNode):
+    """All mutable training state, one pytree: what a step reads and returns."""
+
+    step: jax.Array  # updates done so far
+    params: nnx.State  # the model's nnx.Param variables
+    opt_state: optax.OptState
+
+
+def layer_grad_norms(grads: nnx.State) -> dict[str, jax.Array]:
+    """{'grad_norm/layers/0': |dL/dW_0|, ...}, one per weight matrix or kernel.
+
+    Vanishing gradients show here: with sigmoid in a deep stack the first
+    layer's norm is orders of magnitude below the last one's.
+    """
+    norms = {}
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        name = jax.tree_util.keystr(path, simple=True, separator="/").removesuffix("/value")
+        if name.endswith("/kernel"):
+            norms["grad_norm/" + name.removesuffix("/kernel")] = jnp.linalg.norm(g)
+    return norms
+
+
+def make_train_step(graphdef, loss_fn, optimizer, schedule):
+    """Returns the pure step `(state, (x, y)) -> (state, metrics)`."""
+
+    def train_step(state: TrainState, batch):
+        x, y = batch
+
+        # The named scopes group the GRAPHS dashboard (and profiler traces).
+        def compute_loss(params):
+            with jax.named_scope("model"):
+                logits = nnx.merge(graphdef, params)(data.to_inputs(x))
+            with jax.named_scope("loss"):
+                return loss_fn(logits, y), logits
+
+        (loss, logits), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
+        with jax.named_scope("optimizer"):
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
+        # Every metric describes update number state.step + 1 and the weights
+        # it started from (those that produced the loss).
+        with jax.named_scope("metrics"):
+            metrics = {
+                "loss": loss,
+                **losses.task_metrics(logits, y),
+                "learning_rate": schedule(state.step),
+                "grad_norm": optax.tree.norm(grads),
+                "update_norm": optax.tree.norm(updates),
+                "param_norm": optax.tree.norm(state.params),
+                **layer_grad_norms(grads),
+            }
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    return train_step
+
+
+class Batches:
+    """Which examples step s trains on: all of them, or a shuffled minibatch.
+
+    With `batch_size` b > 0 (and n examples), an epoch is n // b steps (the
+    last n % b examples of each shuffled order sit that epoch out); epoch e
+    uses the permutation drawn from `fold_in(key, e)`, so the order depends
+    only on the seed and the step, and a resumed run sees the same batches.
+    """
+
+    def __init__(self, num_examples: int, batch_size: int, key: jax.Array):
+        self.full = batch_size == 0
+        self.size = num_examples if self.full else batch_size
+        self.steps_per_epoch = max(num_examples // self.size, 1)
+        self._n = num_examples
+        self._key = key
+
+    def order(self, step: jax.Array) -> jax.Array:
+        """The permutation of the epoch that contains `step`."""
+        return jax.random.permutation(
+            jax.random.fold_in(self._key, step // self.steps_per_epoch), self._n
+        )
+
+    def take(self, arrays, order: jax.Array, step: jax.Array):
+        """Step `step`'s minibatch of `arrays` (each indexed on axis 0)."""
+        if self.full:
+            return arrays
+        start = (step % self.steps_per_epoch) * self.size
+        index = jax.lax.dynamic_slice_in_dim(order, start, self.size)
+        return jax.tree.map(lambda a: jnp.take(a, index, axis=0), arrays)
+
+
+def make_train_loop(train_step, batches: Batches):
+    """Returns `(state, (x, y), n) -> (state, metrics)`: n steps in one call.
+
+    `(x, y)` is the whole training split, on the device. `n` is a traced
+    number, so one compilation serves every chunk length. The loop stops
+    early at the first step whose metrics are not finite; the returned
+    metrics are that step's (or the last step's).
+    """
+
+    def train_loop(state, dataset, num_steps):
+        example = batches.take(dataset, jnp.arange(len(dataset[1])), state.step)
+        _, metrics_shape = jax.eval_shape(train_step, state, example)
+        metrics = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
+        order = None if batches.full else batches.order(state.step)
+
+        def keep_going(carry):
+            _, metrics, _, i = carry
+            finite = jnp.all(jnp.array([jnp.isfinite(v) for v in metrics.values()]))
+            return (i < num_steps) & finite
+
+        def one_step(carry):
+            state, _, order, i = carry
+            if not batches.full:  # a new epoch: a new order
+                new_epoch = state.step % batches.steps_per_epoch == 0
+                order = jax.lax.cond(new_epoch, batches.order, lambda _: order, state.step)
+            state, metrics = train_step(state, batches.take(dataset, order, state.step))
+            return state, metrics, order, i + 1
+
+        state, metrics, _, _ = jax.lax.while_loop(keep_going, one_step, (state, metrics, order, 0))
+        return state, metrics
+
+    return train_loop
+
+
+def uses_convolutions(train_step, state, batch) -> bool:
+    """Whether the step's program convolves (it is traced, not run)."""
+    jaxpr = jax.make_jaxpr(train_step)(state, batch)
+    found = []
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            found.append(eqn.primitive.name == "conv_general_dilated")
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                visit(sub)
+
+    visit(jaxpr.jaxpr)
+    return any(found)
+
+
+def compile_train_loop(train_step, batches: Batches, state: TrainState, dataset, fused: bool):
+    """Compiles the loop `(state, dataset, n) -> (state, metrics)`, ahead of time.
+
+    fused=True: `make_train_loop`, n steps in one call. fused=False: one
+    compiled step per call, dispatched from Python (asynchronously: the
+    host queues the steps and waits only at the end). That is for
+    convolutions on CPU, which XLA runs about 12x slower inside a loop body
+    than outside one (jax-ml/jax#12868: 150 against 1,800 images/s for
+    this project's CNN). A stepwise chunk does not stop at the first
+    non-finite step; its last step's metrics show it (NaN spreads through
+    the weights).
+    """
+    if fused:
+        return jax.jit(make_train_loop(train_step, batches)).lower(state, dataset, 0).compile()
+    order = batches.order(jnp.int32(0)) if not batches.full else jnp.arange(len(dataset[1]))
+
+    def one_step(state, dataset, order):
+        return train_step(state, batches.take(dataset, order, state.step))
+
+    step = jax.jit(one_step).lower(state, dataset, order).compile()
+    new_order = jax.jit(batches.order)
+
+    def train_loop(state, dataset, num_steps):
+        first = int(state.step)
+        order = new_order(first) if not batches.full else jnp.arange(len(dataset[1]))
+        metrics = None
+        for s in range(first, first + int(num_steps)):
+            if not batches.full and s % batches.steps_per_epoch == 0 and s != first:
+                order = new_order(s)
+            state, metrics = step(state, dataset, order)
+        return state, metrics
+
+    return train_loop
+
+
+def make_evaluate(
+    graphdef, loss_fn, num_examples: int, num_classes: int, batch_size: int, summed_loss: bool
+):
+    """Returns `(params, (x, y)) -> (metrics, confusion)` over a whole split.
+
+    The split is cut into `num_examples // batch_size` full batches, run by
+    `lax.map` (one compiled loop, memory of one batch), plus one remainder
+    batch; metrics are weighted by batch size, so each is the mean over all
+    examples (the loss is summed instead when `summed_loss`, as `sse` is).
+    `confusion[i, j]` counts examples of class i predicted as j (for a
+    classifier; an empty (0, 0) array for a regression).
+    """
+    batch_size = min(batch_size, num_examples) if batch_size > 0 else num_examples
+    full, rest = divmod(num_examples, batch_size)
+
+    def one_batch(params, x, y):
+        logits = nnx.merge(graphdef, params)(data.to_inputs(x))
+        metrics = {"loss": loss_fn(logits, y), **losses.task_metrics(logits, y)}
+        if num_classes:
+            predicted = losses.predictions(logits)
+            confusion = jnp.zeros((num_classes, num_classes), jnp.int32).at[y, predicted].add(1)
+        else:
+            confusion = jnp.zeros((0, 0), jnp.int32)
+        return metrics, confusion
+
+    def evaluate(params, split):
+        x, y = split
+        head = lambda a: a[: full * batch_size].reshape(full, batch_size, *a.shape[1:])  # noqa: E731
+        metrics, confusion = jax.lax.map(lambda b: one_batch(params, *b), (head(x), head(y)))
+        confusion = jnp.sum(confusion, axis=0)
+        # Means of batches, weighted by their sizes; a summed loss just adds up.
+        total = lambda k, m, size: m if (k == "loss" and summed_loss) else m * size  # noqa: E731
+        metrics = {k: jnp.sum(total(k, m, batch_size), axis=0) for k, m in metrics.items()}
+        if rest:
+            last, last_confusion = one_batch(params, x[-rest:], y[-rest:])
+            metrics = {k: m + total(k, last[k], rest) for k, m in metrics.items()}
+            confusion = confusion + last_confusion
+        metrics = {
+            k: m if (k == "loss" and summed_loss) else m / num_examples for k, m in metrics.items()
+        }
+        return metrics, confusion
+
+    return evaluate

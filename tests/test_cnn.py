@@ -1,0 +1,58 @@
+"""The image models: the Flax-examples CNN and the maxout network."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import pytest
+from flax import nnx
+
+import nets
+from registry import UserError
+
+
+def count(model):
+    return sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def model_config(**fields):
+    config = ml_collections.ConfigDict(
+        {"name": "cnn", "hidden_sizes": (240, 240), "activation": "relu", "maxout_pieces": 5}
+    )
+    config.update(fields)
+    return config
+
+
+def test_cnn_shapes_and_exact_parameter_count():
+    cnn = nets.build_model(model_config(), (28, 28, 1), 10, nnx.Rngs(0))
+    assert count(cnn) == 320 + 18_496 + 803_072 + 2_570  # = 824,458
+    x = jnp.zeros((3, 28, 28, 1))
+    assert cnn(x).shape == (3, 10) and cnn.features(x).shape == (3, 256)
+
+
+def test_cnn_with_maxout_has_lines_per_channel():
+    cnn = nets.build_model(model_config(activation="maxout"), (28, 28, 1), 10, nnx.Rngs(0))
+    assert [a.slopes[...].shape for a in cnn.activations] == [(32, 5), (64, 5), (256, 5)]
+    graphdef, params = nnx.split(cnn, nnx.Param)
+    loss = lambda p: jnp.sum(nnx.merge(graphdef, p)(jnp.ones((2, 28, 28, 1))))  # noqa: E731
+    grads = jax.tree_util.tree_leaves_with_path(jax.grad(loss)(params))
+    slopes = [g for path, g in grads if "slopes" in jax.tree_util.keystr(path)]
+    assert len(slopes) == 3 and all(float(jnp.abs(g).sum()) > 0 for g in slopes)
+
+
+def test_cnn_refuses_flat_inputs_and_wrong_images():
+    with pytest.raises(UserError, match="model 'cnn' needs images"):
+        nets.build_model(model_config(), (2,), 1, nnx.Rngs(0))
+    cnn = nets.build_model(model_config(), (28, 28, 1), 10, nnx.Rngs(0))
+    with pytest.raises(AssertionError, match="CNN expects images of shape"):
+        cnn(jnp.zeros((1, 32, 32, 1)))
+
+
+def test_maxout_network_after_goodfellow_and_its_relu_twin():
+    maxout = nets.build_model(model_config(name="maxout_mlp"), (28, 28, 1), 10, nnx.Rngs(0))
+    # 784 -> 240 units x 5 pieces -> 240 x 5 -> 10
+    assert count(maxout) == (784 * 1200 + 1200) + (240 * 1200 + 1200) + (240 * 10 + 10)
+    assert maxout(jnp.zeros((2, 28, 28, 1))).shape == (2, 10)
+    relu = nets.build_model(
+        model_config(name="mlp", hidden_sizes=(782, 782)), (28, 28, 1), 10, nnx.Rngs(0)
+    )
+    assert abs(count(relu) - count(maxout)) < 0.001 * count(maxout)  # the same budget

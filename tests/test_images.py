@@ -1,0 +1,72 @@
+"""Image classification end to end: MNIST from generated files, Fashion-MNIST for real."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import read_events, read_scalars
+from test_idx import write_mnist
+
+import data
+import train
+from configs import fashion_mnist_cnn, mnist_cnn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_mnist_cnn_end_to_end_on_generated_files(tmp_path):
+    write_mnist(tmp_path / "mnist", n_train=64, n_test=20)
+    config = mnist_cnn.get_config()
+    config.data.data_dir = str(tmp_path / "mnist")
+    config.batch_size, config.num_steps = 16, 6  # 4 steps per epoch: 1.5 epochs
+    config.log_every = config.eval_every = config.picture_every = 3
+    config.embedding_examples = 10
+    final = train.train_and_evaluate(config, str(tmp_path / "run"))
+    assert 0 <= final["eval/accuracy"] <= 1
+    events = read_events(tmp_path / "run")
+    tags = events.Tags()["tensors"]
+    assert {"eval/confusion_matrix", "eval/class_accuracy/7", "eval/misclassified"} <= set(tags)
+    assert [e.step for e in events.Tensors("eval/confusion_matrix")] == [0, 3, 6]
+    assert (tmp_path / "run" / "sprite.png").exists()
+
+
+def test_batch_size_larger_than_the_dataset(tmp_path):
+    write_mnist(tmp_path / "mnist", n_train=64, n_test=20)
+    config = mnist_cnn.get_config()
+    config.data.data_dir = str(tmp_path / "mnist")
+    config.batch_size = 65
+    with pytest.raises(train.UserError, match="batch_size 65 is larger than the 64 training"):
+        train.train_and_evaluate(config, str(tmp_path / "run"))
+
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not os.path.isdir(data.FASHION_MNIST_DIR),
+    reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)",
+)
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_fashion_mnist_cnn_learns(tmp_path):
+    """A few hundred real steps: well above chance (10%), per-class accuracy logged."""
+    config = fashion_mnist_cnn.get_config()
+    config.num_steps = 300
+    config.log_every, config.eval_every = 100, 300
+    config.picture_every = config.checkpoint_every = 300
+    final = train.train_and_evaluate(config, str(tmp_path))
+    assert final["eval/accuracy"] > 0.70
+    assert read_scalars(tmp_path, "eval/class_accuracy/Trouser")[300] > 0.7
+
+
+@pytest.mark.slow
+def test_cnn_benchmark_quick_mode_prints_json():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/cnn.py", "--quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    numbers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert numbers["train_images_per_second"] > 0 and numbers["train_gflops_per_second"] > 0
+    assert numbers["train_gflop_per_step"] > 2  # 128 images x about 28 MFLOP
