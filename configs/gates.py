@@ -5,7 +5,7 @@
     python train.py --config=configs/gates.py:xor        # delta rule: fails
 
 Fixed mode uses the seminar's weights, w1 = w2 = 0.5 with theta 0.3 (OR),
-0.7 (AND) and 0.7 with the inequality reversed (NAND), and prints a 4/4
+0.7 (AND) and 0.7 with the inequality reversed (NAND). Expected: a 4/4
 truth table. Delta mode (the default for xor) learns w and theta with the
 delta rule, from zeros: OR and AND reach 4/4 after 3 epochs, NAND after 5
 (from random starts, `--config.init_scale=0.5`, within 10 epochs for seeds

@@ -5,9 +5,9 @@
 MNIST cannot be downloaded by this program: put train-images-idx3-ubyte,
 train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte
 (raw or .gz) in one folder and point `data.data_dir` at it. The same net
-and schedule as configs/fashion_mnist_cnn.py; the usual result for this
-net on MNIST is about 99% test accuracy (not measured here: MNIST's files
-are not on this machine).
+and schedule as configs/fashion_mnist_cnn.py. Expected: about 99% test
+accuracy, the usual result for this net on MNIST (not measured here:
+MNIST's files are not on this machine).
 """
 
 from configs import fashion_mnist_cnn

@@ -142,3 +142,16 @@ def test_new_num_steps_refused_when_the_schedule_depends_on_it(xor_config, tmp_p
     xor_config.num_steps = 400
     with pytest.raises(UserError, match="num_steps: 200 -> 400, which changes the cosine"):
         train.train_and_evaluate(xor_config, str(tmp_path))
+
+
+def test_minibatch_run_resumes_with_the_same_batches(tmp_path):
+    from configs import playground
+
+    config = playground.get_config("circles")
+    config.batch_size, config.num_steps = 64, 30  # 400 points: 6 steps per epoch
+    config.log_every = config.eval_every = config.picture_every = config.checkpoint_every = 10
+    whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+    config.num_steps = 13  # stops mid-epoch
+    train.train_and_evaluate(config, str(tmp_path / "parts"))
+    config.num_steps = 30
+    assert train.train_and_evaluate(config, str(tmp_path / "parts")) == whole

@@ -1,0 +1,28 @@
+"""Every config file is a recipe that loads, passes its checks and says how to run it."""
+
+import glob
+import importlib
+import os
+
+import pytest
+
+import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NAMES = sorted(
+    os.path.basename(p)[:-3]
+    for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+    if not p.endswith(("__init__.py", "base.py"))
+)
+ARGUMENTS = {"gates": ["or", "and", "nand", "xor"], "playground": ["spiral", "circles"]}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_is_a_documented_recipe_that_passes_its_checks(name):
+    module = importlib.import_module(f"configs.{name}")
+    assert f"python train.py --config=configs/{name}.py" in module.__doc__
+    assert "Expected" in module.__doc__, "a recipe states what to expect"
+    for argument in ARGUMENTS.get(name, [None]):
+        config = module.get_config(*([argument] if argument else []))
+        check, _ = train.EXPERIMENTS[config.get("experiment", "train")]
+        check(config)
