@@ -14,6 +14,7 @@ log, eval and checkpoint points.
 """
 
 import contextlib
+import glob
 import os
 import shutil
 import signal
@@ -40,6 +41,7 @@ import optimizers
 import probes
 import steps
 import summaries
+import sweeps
 from registry import UserError, lookup
 
 
@@ -67,6 +69,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise UserError(message)
 
     opt, model = config.optimizer, config.model
+    require(config.num_seeds >= 1, f"num_seeds must be >= 1, got {config.num_seeds}")
     require(config.batch_size >= 0, f"batch_size must be >= 0 (0 = all), got {config.batch_size}")
     require(
         config.eval_batch_size > 0, f"eval_batch_size must be > 0, got {config.eval_batch_size}"
@@ -156,6 +159,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
 
 def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     check_config(config)
+    if config.num_seeds > 1:  # N seeds in one compiled program
+        return sweeps.run(config, run_dir, console)
     summaries.preload()  # TensorFlow imports while the model builds and compiles
     checkpoints.preload()
     start = time.perf_counter()
@@ -421,6 +426,15 @@ def _user_error(e: BaseException) -> tuple[str, int] | None:
     return None
 
 
+def parents(path: str) -> list[str]:
+    """'a/b/c' -> ['a/b', 'a'], deepest first."""
+    out, path = [], os.path.dirname(os.path.normpath(path))
+    while path and path not in (os.sep, "."):
+        out.append(path)
+        path = os.path.dirname(path)
+    return out
+
+
 def main(argv: list[str]) -> None:
     del argv  # parse_flags has refused extra arguments
     _setup_jax_and_logs()
@@ -430,14 +444,22 @@ def main(argv: list[str]) -> None:
         config_flags.get_override_values(flags.FLAGS["config"]),
     )
     run_dir, created = None, False
+    # Folders above the run that this command would create: removed again if
+    # the run fails before writing anything.
+    new_parents = [p for p in parents(os.path.join(_WORKDIR.value, name)) if not os.path.exists(p)]
     try:
         check, run = lookup(EXPERIMENTS, config.get("experiment", "train"), "experiment")
         check(config)  # before the run directory exists
         run_dir, created = command_line.make_run_dir(_WORKDIR.value, name, _NEW_RUN.value)
         run(config, run_dir)
     except BaseException as e:
-        if created and not summaries.event_files(run_dir):
+        if created and not glob.glob(
+            os.path.join(glob.escape(run_dir), "**", "*tfevents*"), recursive=True
+        ):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing written: leave nothing
+            for folder in new_parents:  # deepest first
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)  # only if empty
         if (failure := _user_error(e)) is None:
             raise  # a bug, not a user mistake: the traceback helps
         print(f"error: {failure[0]}", file=sys.stderr)

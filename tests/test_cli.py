@@ -28,7 +28,7 @@ XOR = "--config=configs/xor.py"
     "args, message",
     [
         ([XOR, "--config.optimizer.lerning_rate=0.5"], "Did you mean 'optimizer.learning_rate'"),
-        ([XOR, "--config.lr=0.5"], "unknown config key 'lr'.*config: checkpoint_every, data"),
+        ([XOR, "--config.lr=0.5"], "unknown config key 'lr'.*config: batch_size, checkpoint_every"),
         ([XOR, "--config.num_steps=abc"], "num_steps=abc: invalid literal for int"),
         ([XOR, "--config.model.activation=relux"], "unknown activation 'relux'.*maxout"),
         ([XOR, "--config.loss=hinge"], "unknown loss 'hinge'.*cross_entropy"),
@@ -45,7 +45,8 @@ XOR = "--config=configs/xor.py"
         ([XOR, "--config.model.maxout_pieces=0"], "maxout_pieces must be >= 1"),
         ([XOR, "--config.loss_power=0.5"], "loss_power must be a number >= 1"),
         ([XOR, "--config.optimizer.schedule=exp"], "unknown schedule 'exp'"),
-        ([XOR, "--config.model.name=cnn"], "unknown model 'cnn'"),
+        ([XOR, "--config.model.name=transformer"], "unknown model 'transformer'"),
+        ([XOR, "--config.model.name=cnn"], "model 'cnn' needs images .*got \\(2,\\)"),
         ([XOR, "--config.model.straight_through=maybe"], "Non-boolean argument"),
         (["--config=configs/gates.py:xr"], "unknown gate 'xr'. Did you mean 'xor'"),
         (["--config=configs/playground.py:spiral", "--config.data.noise=-1"], "noise must be >= 0"),
