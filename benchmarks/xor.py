@@ -1,0 +1,92 @@
+"""XOR speed: the compiled loop's steps/s, compile time, and the whole command's wall time.
+
+    python benchmarks/xor.py            # about half a minute
+    python benchmarks/xor.py --quick    # seconds: checks that it runs
+
+Prints JSON. `loop_steps_per_second` times the fused training loop that
+`train.py` runs for configs/xor.py (2-16-1 MLP, Adam, full batch), in
+chunks of 100,000 steps; `command_seconds` is the wall time of
+`python train.py --config=configs/xor.py` (2,000 steps with every summary
+and checkpoint), median of `--runs` fresh processes. Compare with the
+PyTorch peers (../shared/peers/xor_torch.py, e2e_xor_torch.py), alternating.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from flax import nnx  # noqa: E402
+
+import data  # noqa: E402
+import losses  # noqa: E402
+import nets  # noqa: E402
+import optimizers  # noqa: E402
+import steps  # noqa: E402
+from configs import xor  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small numbers, for tests")
+    parser.add_argument("--runs", type=int, default=5, help="whole-command runs (median)")
+    args = parser.parse_args()
+    chunk = 2_000 if args.quick else 100_000
+    repeats = 2 if args.quick else 5
+    runs = 1 if args.quick else args.runs
+
+    config = xor.get_config()
+    dataset = data.load_dataset(config.data)
+    model = nets.build_model(config.model, (2,), 1, nnx.Rngs(0))
+    graphdef, params = nnx.split(model, nnx.Param)
+    optimizer, schedule = optimizers.make_optimizer(config.optimizer, config.num_steps)
+    state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
+    train_step = steps.make_train_step(graphdef, losses.bce, optimizer, schedule)
+    batches = steps.Batches(4, 0, jax.random.key(1))
+    train_data = jax.device_put((dataset.x_train, dataset.y_train))
+    start = time.perf_counter()
+    loop = steps.compile_train_loop(train_step, batches, state, train_data, fused=True)
+    compile_seconds = time.perf_counter() - start
+    state, metrics = loop(state, train_data, 10)
+    jax.block_until_ready(metrics)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, metrics = loop(state, train_data, chunk)
+        jax.block_until_ready(metrics)
+        rates.append(chunk / (time.perf_counter() - start))
+
+    walls = []
+    command = [sys.executable, "train.py", "--config=configs/xor.py"]
+    if args.quick:
+        command.append("--config.num_steps=200")
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as workdir:
+            start = time.perf_counter()
+            subprocess.run(
+                [*command, f"--workdir={workdir}"], cwd=ROOT, check=True, capture_output=True
+            )
+            walls.append(time.perf_counter() - start)
+    print(json.dumps({
+        "benchmark": "xor",
+        "backend": jax.default_backend(),
+        "loop_steps_per_second": round(statistics.median(rates)),
+        "loop_steps_per_second_all": [round(r) for r in rates],
+        "compile_seconds": round(compile_seconds, 2),
+        "command_seconds": round(statistics.median(walls), 2),
+        "command_seconds_all": [round(w, 2) for w in walls],
+        "quick": args.quick,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
