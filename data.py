@@ -48,6 +48,10 @@ class Dataset(NamedTuple):
     def is_regression(self) -> bool:
         return self.num_classes == 0
 
+    def names(self) -> tuple[str, ...]:
+        """A name per class: `class_names`, or the class ids as text."""
+        return self.class_names or tuple(str(c) for c in range(self.num_classes))
+
 
 def xor(config: ml_collections.ConfigDict) -> Dataset:
     """The four points of {0,1}^2, labelled x1 XOR x2; eval on the same four.

@@ -103,11 +103,7 @@ def region_picture(model, targets: np.ndarray) -> np.ndarray:
     return pictures.decision_boundary(outputs, INPUTS, targets, LO, HI)
 
 
-def console(message: str) -> None:
-    print(message, flush=True)
-
-
-def run(config: ml_collections.ConfigDict, run_dir: str) -> dict[str, float]:
+def run(config: ml_collections.ConfigDict, run_dir: str, console=print) -> dict[str, float]:
     """Runs the gate experiment `config` into `run_dir`; returns final metrics.
 
     Returns: {"accuracy": fraction of the four points right, "epochs":
@@ -126,16 +122,16 @@ def run(config: ml_collections.ConfigDict, run_dir: str) -> dict[str, float]:
     writer.text("run", summaries.run_markdown())
     try:
         if config.mode == "fixed":
-            result = _fixed(config, targets, writer)
+            result = _fixed(config, targets, writer, console)
         else:
-            result = _delta(config, targets, writer)
+            result = _delta(config, targets, writer, console)
     finally:
         writer.close()
     console(f"Run written to {run_dir}")
     return result
 
 
-def _fixed(config, targets, writer) -> dict[str, float]:
+def _fixed(config, targets, writer, console) -> dict[str, float]:
     if config.gate == "xor":
         model = XorFromGates()
         hidden = np.asarray(model.hidden(INPUTS))
@@ -155,7 +151,7 @@ def _fixed(config, targets, writer) -> dict[str, float]:
     return {"accuracy": accuracy, "epochs": 0}
 
 
-def _delta(config, targets, writer) -> dict[str, float]:
+def _delta(config, targets, writer, console) -> dict[str, float]:
     key = jax.random.key(config.seed)
     w = jax.random.uniform(key, (2,), minval=-1, maxval=1) * config.init_scale
     theta = jax.random.uniform(jax.random.fold_in(key, 1), ()) * config.init_scale

@@ -171,7 +171,7 @@ class Probes:
         if ds.num_classes <= 2:
             return
         start = time.perf_counter()
-        names = ds.class_names or tuple(str(c) for c in range(ds.num_classes))
+        names = ds.names()
         per_class = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
         writer.scalars(
             step,
@@ -209,7 +209,7 @@ class Probes:
         x, labels = ds.x_eval[: self._embedding_examples], ds.y_eval[: self._embedding_examples]
         features, logits = jax.jit(lambda x: (model.features(x), model(x)))(data.to_inputs(x))
         predicted = np.asarray(losses.predictions(logits))
-        names = ds.class_names or tuple(str(c) for c in range(ds.num_classes))
+        names = ds.names()
         metadata = {
             "class": [names[c] for c in labels],
             "predicted": [names[c] for c in predicted],

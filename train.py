@@ -356,7 +356,7 @@ def cadences(config: ml_collections.ConfigDict) -> tuple[int, ...]:
 # without the field train by gradient descent.
 EXPERIMENTS = {
     "train": (check_config, train_and_evaluate),
-    "gates": (gates.check_config, gates.run),
+    "gates": (gates.check_config, lambda config, run_dir: gates.run(config, run_dir, console)),
 }
 
 _CONFIG = config_flags.DEFINE_config_file(

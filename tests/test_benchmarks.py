@@ -10,24 +10,24 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.slow
-def test_cnn_benchmark_quick_mode_prints_json():
+def run_quick(script):
+    """Runs `benchmarks/<script> --quick`; returns its JSON line."""
     result = subprocess.run(
-        [sys.executable, "benchmarks/cnn.py", "--quick"],
+        [sys.executable, f"benchmarks/{script}", "--quick"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    numbers = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_cnn_benchmark_quick_mode_prints_json():
+    numbers = run_quick("cnn.py")
     assert numbers["train_images_per_second"] > 0 and numbers["train_gflops_per_second"] > 0
     assert numbers["train_gflop_per_step"] > 2  # 128 images x about 28 MFLOP
 
 
 @pytest.mark.slow
 def test_xor_benchmark_quick_mode_prints_json():
-    result = subprocess.run(
-        [sys.executable, "benchmarks/xor.py", "--quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    numbers = json.loads(result.stdout.strip().splitlines()[-1])
+    numbers = run_quick("xor.py")
     assert numbers["loop_steps_per_second"] > 0 and numbers["command_seconds"] > 0
