@@ -21,12 +21,14 @@ def run_name(config_file: str, overrides: dict[str, Any]) -> str:
     The config file's stem (plus its ':argument', if any) then the sorted
     overrides, so runs of one experiment sit side by side in TensorBoard and
     their names say how they differ. Only ASCII letters, digits and ._+=-
-    reach the path; a tuple (4, 4) is written 4x4.
+    reach the path; a tuple (4, 4) is written 4x4, a swept '(relu, tanh)' reluxtanh.
     """
     stem, _, argument = config_file.partition(":")
     name = os.path.splitext(os.path.basename(stem))[0] + (f"-{argument}" if argument else "")
 
     def clean(value):
+        if isinstance(value, str) and value.startswith("(") and value.endswith(")"):
+            value = [v.strip(" '\"") for v in value[1:-1].split(",") if v.strip()]  # a sweep
         if isinstance(value, (tuple, list)):
             return "x".join(clean(v) for v in value) or "none"
         return re.sub(r"[^A-Za-z0-9._+-]", "_", str(value))

@@ -44,8 +44,11 @@ def layer_grad_norms(grads: nnx.State) -> dict[str, jax.Array]:
     return norms
 
 
-def make_train_step(graphdef, loss_fn, optimizer, schedule):
-    """Returns the pure step `(state, (x, y)) -> (state, metrics)`."""
+def make_train_step(graphdef, loss_fn, optimizer, learning_rate):
+    """Returns the pure step `(state, (x, y)) -> (state, metrics)`.
+
+    `learning_rate(opt_state, step)` gives the rate to log (optimizers.py).
+    """
 
     def train_step(state: TrainState, batch):
         x, y = batch
@@ -67,7 +70,7 @@ def make_train_step(graphdef, loss_fn, optimizer, schedule):
             metrics = {
                 "loss": loss,
                 **losses.task_metrics(logits, y),
-                "learning_rate": schedule(state.step),
+                "learning_rate": learning_rate(state.opt_state, state.step),
                 "grad_norm": optax.tree.norm(grads),
                 "update_norm": optax.tree.norm(updates),
                 "param_norm": optax.tree.norm(state.params),

@@ -22,6 +22,13 @@ import sys
 import threading
 import time
 
+if __name__ == "__main__":
+    # Start the process that writes the event files now: it imports TensorFlow
+    # (seconds) on another core while this one imports JAX and compiles.
+    import event_writer
+
+    event_writer.start_early()
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -62,14 +69,23 @@ class Diverged(UserError):
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Raises UserError for a value that cannot work, before any work is done."""
+    """Raises UserError for a value that cannot work, before any work is done.
+
+    A sweep's every point is checked, so a bad value fails before any runs.
+    """
+    sweeps.check_config(config)
+    for point in sweeps.point_configs(config):
+        _check_point(point)
+
+
+def _check_point(config: ml_collections.ConfigDict) -> None:
+    """The checks of one run's config (a sweep's point is one)."""
 
     def require(ok, message):
         if not ok:
             raise UserError(message)
 
     opt, model = config.optimizer, config.model
-    require(config.num_seeds >= 1, f"num_seeds must be >= 1, got {config.num_seeds}")
     require(config.batch_size >= 0, f"batch_size must be >= 0 (0 = all), got {config.batch_size}")
     require(
         config.eval_batch_size > 0, f"eval_batch_size must be > 0, got {config.eval_batch_size}"
@@ -159,9 +175,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
 
 def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     check_config(config)
-    if config.num_seeds > 1:  # N seeds in one compiled program
+    if config.num_seeds > 1 or sweeps.sweep_spec(config):  # members in one program
         return sweeps.run(config, run_dir, console)
-    summaries.preload()  # TensorFlow imports while the model builds and compiles
+    summaries.preload()  # the event writer imports TensorFlow while we build and compile
     checkpoints.preload()
     start = time.perf_counter()
     os.makedirs(run_dir, exist_ok=True)
@@ -182,7 +198,7 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     rngs = nnx.Rngs(params=jax.random.fold_in(key, 0))
     model = nets.build_model(config.model, dataset.x_train.shape[1:], num_outputs, rngs)
     graphdef, params = nnx.split(model, nnx.Param)
-    optimizer, schedule = optimizers.make_optimizer(config.optimizer, config.num_steps)
+    optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
     loss_fn = losses.get_loss(config.loss, config.loss_power)
     state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
     final = {}
@@ -197,7 +213,7 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     eval_data = jax.device_put((dataset.x_eval, dataset.y_eval))
     batches = steps.Batches(len(dataset.x_train), config.batch_size, jax.random.fold_in(key, 1))
 
-    train_step = steps.make_train_step(graphdef, loss_fn, optimizer, schedule)
+    train_step = steps.make_train_step(graphdef, loss_fn, optimizer, learning_rate)
     evaluate = steps.make_evaluate(
         graphdef, loss_fn, len(dataset.y_eval), dataset.num_classes,
         config.eval_batch_size, summed_loss=config.loss == "sse",
@@ -235,13 +251,13 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     def save_checkpoint(step):
         nonlocal last_saved
         if step > last_saved:  # never twice for one step, never at step 0
-            writer.flush()  # events up to `step` are on disk before its checkpoint
+            writer.flush(wait=True)  # events up to `step` are on disk before its checkpoint
             checkpointer.save(step, state, config.to_dict(), final)
             last_saved = step
 
     if not start_step:
-        writer.hparams(config.to_dict())
-        writer.text("config", summaries.config_markdown(config.to_dict()))
+        writer.hparams(sweeps.plain(config))
+        writer.text("config", summaries.config_markdown(sweeps.plain(config)))
         writer.text("run", summaries.run_markdown())
         writer.graph(graphs.graph_def(train_step, {"state": state, "batch": first_batch}))
         final.update(log_eval(0, state.params))

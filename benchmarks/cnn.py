@@ -47,9 +47,9 @@ def main():
     y = jnp.asarray(rng.integers(0, 10, n_train).astype(np.int32))
     model = nets.build_model(config.model, (28, 28, 1), 10, nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
-    optimizer, schedule = optimizers.make_optimizer(config.optimizer, config.num_steps)
+    optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
     state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
-    train_step = steps.make_train_step(graphdef, losses.cross_entropy, optimizer, schedule)
+    train_step = steps.make_train_step(graphdef, losses.cross_entropy, optimizer, learning_rate)
     batches = steps.Batches(n_train, config.batch_size, jax.random.key(1))
     batch = (x[: config.batch_size], y[: config.batch_size])
 

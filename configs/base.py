@@ -2,7 +2,8 @@
 
 Each config file in this folder imports this one and changes only what
 differs (see configs/xor.py). Every field can be overridden on the command
-line: `--config.optimizer.learning_rate=0.5`, `--config.model.hidden_sizes='(8,8)'`.
+line: `--config.optimizer.learning_rate=0.5`, `--config.model.hidden_sizes='(8,8)'`,
+and swept: `--config.sweep.optimizer.learning_rate='(0.01,0.1,1.0)'`.
 """
 
 import ml_collections
@@ -58,4 +59,21 @@ def get_config() -> ml_collections.ConfigDict:
     config.optimizer.b2 = 0.999  # adam(w): second-moment decay
     config.optimizer.weight_decay = 1e-4  # adamw: decoupled weight decay
     config.optimizer.grad_clip_norm = 0.0  # clip the global grad norm; 0 = off
+
+    # Values to sweep, one tuple per swept field (sweeps.py), e.g.
+    # --config.sweep.optimizer.learning_rate='(0.01, 0.1, 1.0)'. None = not swept.
+    config.sweep = sweep_section(config)
     return config
+
+
+def sweep_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A section shaped like `config`, every field None: what a sweep may set."""
+    section = ml_collections.ConfigDict()
+    for key, value in config.items():
+        if key in ("seed", "num_seeds"):  # seeds are swept by num_seeds
+            continue
+        if isinstance(value, ml_collections.ConfigDict):
+            section[key] = sweep_section(value)
+        else:  # an `object` field takes a tuple of any type from the command line
+            section[key] = ml_collections.FieldReference(None, field_type=object)
+    return section

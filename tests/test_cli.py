@@ -36,6 +36,16 @@ XOR = "--config=configs/xor.py"
         ([XOR, "--config.optimizer.name=sgdd"], "unknown optimizer 'sgdd'.*adam"),
         ([XOR, "--config.data.name=mnistt"], "unknown dataset 'mnistt'"),
         ([XOR, "--config.optimizer.learning_rate=-0.1"], "learning_rate must be a number > 0"),
+        (
+            [XOR, "--config.sweep.optimizer.lr=(0.1,1.0)"],
+            "unknown config key 'sweep.optimizer.lr'.*Fields of sweep.optimizer: b1, b2",
+        ),
+        (
+            [XOR, "--config.sweep.optimizer.learning_rate=()"],
+            "sweep.optimizer.learning_rate is empty",
+        ),
+        ([XOR, "--config.sweep.optimizer.learning_rate=(0.1,-1.0)"], "must be a number > 0"),
+        ([XOR, "--config.sweep.model.activation=(relu,relux)"], "unknown activation 'relux'"),
         ([XOR, "--config.optimizer.learning_rate=0"], "learning_rate must be a number > 0"),
         ([XOR, "--config.optimizer.learning_rate=nan"], "learning_rate must be a number > 0"),
         ([XOR, "--config.num_steps=0"], "num_steps must be > 0"),

@@ -2,10 +2,11 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from configs import base
-from optimizers import OPTIMIZERS, SCHEDULES, make_optimizer
+from optimizers import OPTIMIZERS, SCHEDULES, make_optimizer, with_hyperparameters
 from registry import UserError
 
 
@@ -35,7 +36,9 @@ def test_each_optimizer_minimises_a_parabola(name):
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
 def test_schedules_start_at_peak_after_warmup(name):
-    _, schedule = make_optimizer(optimizer_config(schedule=name, warmup_steps=10), 110)
+    optimizer, learning_rate = make_optimizer(optimizer_config(schedule=name, warmup_steps=10), 110)
+    opt_state = optimizer.init(jnp.zeros(2))
+    schedule = lambda step: learning_rate(opt_state, step)  # noqa: E731
     assert float(schedule(0)) == 0.0
     assert float(schedule(10)) == pytest.approx(0.1)
     end = float(schedule(110))
@@ -51,3 +54,15 @@ def test_gradient_clipping_bounds_the_update():
 def test_unknown_optimizer():
     with pytest.raises(UserError, match="unknown optimizer 'adamm'.*'adam'"):
         make_optimizer(optimizer_config(name="adamm"), 10)
+
+
+def test_injected_learning_rate_changes_the_update_and_the_logged_rate():
+    optimizer, learning_rate = make_optimizer(optimizer_config(schedule="linear"), 100)
+    state = optimizer.init(jnp.zeros(2))
+    faster = with_hyperparameters(state, {"learning_rate": 0.3})
+    assert float(learning_rate(faster, 50)) == pytest.approx(0.15)  # 0.3 x halfway down
+    slow, _ = optimizer.update(jnp.ones(2), state)
+    fast, _ = optimizer.update(jnp.ones(2), faster)
+    np.testing.assert_allclose(fast, 3 * slow, rtol=1e-6)
+    with pytest.raises(UserError, match="not an optimizer hyperparameter: lr"):
+        with_hyperparameters(state, {"lr": 0.1})

@@ -32,7 +32,7 @@ def setup(batch_size):
     optimizer = optax.adam(0.01)
     state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
     train_step = steps.make_train_step(
-        graphdef, losses.bce, optimizer, optax.constant_schedule(0.01)
+        graphdef, losses.bce, optimizer, lambda opt_state, step: 0.01
     )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 2)).astype(np.float32)
@@ -63,7 +63,7 @@ def test_uses_convolutions_tells_a_cnn_from_an_mlp():
     cnn = nets.build_model(config.model, (8, 8, 1), 10, nnx.Rngs(0))
     graphdef, params = nnx.split(cnn, nnx.Param)
     step = steps.make_train_step(
-        graphdef, losses.cross_entropy, optax.sgd(0.1), optax.constant_schedule(0.1)
+        graphdef, losses.cross_entropy, optax.sgd(0.1), lambda opt_state, step: 0.1
     )
     state = steps.TrainState(
         step=jnp.array(0), params=params, opt_state=optax.sgd(0.1).init(params)

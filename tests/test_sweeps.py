@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from conftest import read_events, read_scalars
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 import train
 
@@ -44,3 +45,68 @@ def test_bad_num_seeds(sweep_config, tmp_path):
     sweep_config.num_seeds = 0
     with pytest.raises(train.UserError, match="num_seeds must be >= 1"):
         train.train_and_evaluate(sweep_config, str(tmp_path))
+
+
+def test_swept_learning_rate_differs_per_member_in_one_program(sweep_config, tmp_path):
+    sweep_config.num_seeds = 2
+    sweep_config.optimizer.schedule = "linear"  # the logged rate is peak x shape(step)
+    sweep_config.sweep.optimizer.learning_rate = (0.01, 0.1)
+    summary = train.train_and_evaluate(sweep_config, str(tmp_path / "sweep"))
+    assert sorted(summary["points"]) == ["learning_rate=0.01", "learning_rate=0.1"]
+    for peak in (0.01, 0.1):
+        for seed in (0, 1):
+            run = tmp_path / "sweep" / f"learning_rate={peak}" / f"seed={seed}"
+            rates = read_scalars(run, "train/learning_rate")
+            # step 100's metrics describe update 100, made at rate peak * (1 - 99/200)
+            assert rates[100] == pytest.approx(peak * (1 - 99 / 200), rel=1e-5)
+    # a member is the single run with that learning rate and seed
+    sweep_config.sweep.optimizer.learning_rate = None
+    sweep_config.num_seeds, sweep_config.seed = 1, 1
+    sweep_config.optimizer.learning_rate = 0.1
+    alone = train.train_and_evaluate(sweep_config, str(tmp_path / "alone"))
+    member = summary["points"]["learning_rate=0.1"]["members"][1]
+    for tag in ("train/loss", "eval/loss", "train/learning_rate"):
+        np.testing.assert_allclose(member[tag], alone[tag], rtol=1e-4, atol=1e-6)
+    # every member is a row in HPARAMS, with its own learning rate
+    events = read_events(tmp_path / "sweep" / "learning_rate=0.01" / "seed=1")
+    content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    hparams = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
+    assert hparams["optimizer.learning_rate"].number_value == pytest.approx(0.01)
+    assert hparams["seed"].number_value == 1
+
+
+def test_structural_sweep_runs_a_program_per_value_and_tabulates(sweep_config, tmp_path, capsys):
+    sweep_config.num_steps = 100
+    sweep_config.sweep.model.activation = "(relu, tanh)"  # as the command line gives it
+    sweep_config.sweep.optimizer.learning_rate = (0.05,)
+    summary = train.train_and_evaluate(sweep_config, str(tmp_path))
+    names = ["activation=relu,learning_rate=0.05", "activation=tanh,learning_rate=0.05"]
+    assert sorted(summary["points"]) == names
+    printed = capsys.readouterr().out
+    assert printed.count("compiled in") == 2  # one program per activation
+    for name in names:
+        assert f"| {name} | " in printed
+        assert read_scalars(tmp_path / name / "aggregate", "train/loss/mean")[100] == (
+            pytest.approx(summary["points"][name]["train/loss/mean"])
+        )
+    results = read_events(tmp_path / "aggregate").Tensors("results")
+    assert b"activation=tanh,learning_rate=0.05" in results[0].tensor_proto.string_val[0]
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("optimizer.learning_rate", (), "sweep.optimizer.learning_rate is empty"),
+        ("optimizer.learning_rate", 0.1, "must be a tuple of values"),
+        ("optimizer.learning_rate", ("fast",), "'fast' does not fit the field"),
+        ("optimizer.momentum", (0.5, 0.9), "optimizer 'adam' does not use momentum"),
+        ("model.activation", ("relu", "relux"), "unknown activation 'relux'"),
+        ("optimizer.lr", (0.1,), "the config has no field 'optimizer.lr'"),
+    ],
+)
+def test_bad_sweep_specs_are_clear_errors(sweep_config, tmp_path, key, value, message):
+    section, name = key.split(".")
+    sweep_config.sweep[section][name] = value  # a Python config file may add any key
+    with pytest.raises(train.UserError, match=message):
+        train.check_config(sweep_config)
+    assert not list(tmp_path.iterdir())
