@@ -48,9 +48,13 @@ def make_train_step(graphdef, loss_fn, optimizer, learning_rate):
     """Returns the pure step `(state, (x, y)) -> (state, metrics)`.
 
     `learning_rate(opt_state, step)` gives the rate to log (optimizers.py).
+    `all_metrics` may be a traced boolean: where it is False the metrics
+    other than the loss are zeros, not computed (a `lax.cond`), so the fused
+    loop pays for them only at the steps it reports. On small nets they
+    would cost more than the step itself.
     """
 
-    def train_step(state: TrainState, batch):
+    def train_step(state: TrainState, batch, all_metrics: bool | jax.Array = True):
         x, y = batch
 
         # The named scopes group the GRAPHS dashboard (and profiler traces).
@@ -64,19 +68,30 @@ def make_train_step(graphdef, loss_fn, optimizer, learning_rate):
         with jax.named_scope("optimizer"):
             updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
+
         # Every metric describes update number state.step + 1 and the weights
         # it started from (those that produced the loss).
-        with jax.named_scope("metrics"):
-            metrics = {
-                "loss": loss,
-                **losses.task_metrics(logits, y),
-                "learning_rate": learning_rate(state.opt_state, state.step),
-                "grad_norm": optax.tree.norm(grads),
-                "update_norm": optax.tree.norm(updates),
-                "param_norm": optax.tree.norm(state.params),
-                **layer_grad_norms(grads),
-            }
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+        def metrics():
+            with jax.named_scope("metrics"):
+                return {
+                    "loss": loss,
+                    **losses.task_metrics(logits, y),
+                    "learning_rate": learning_rate(state.opt_state, state.step),
+                    "grad_norm": optax.tree.norm(grads),
+                    "update_norm": optax.tree.norm(updates),
+                    "param_norm": optax.tree.norm(state.params),
+                    **layer_grad_norms(grads),
+                }
+
+        def only_loss():
+            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(metrics))
+            return {**zeros, "loss": loss}
+
+        if isinstance(all_metrics, bool):
+            chosen = metrics() if all_metrics else only_loss()
+        else:
+            chosen = jax.lax.cond(all_metrics, metrics, only_loss)
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), chosen
 
     return train_step
 
@@ -116,9 +131,12 @@ def make_train_loop(train_step, batches: Batches):
     """Returns `(state, (x, y), n) -> (state, metrics)`: n steps in one call.
 
     `(x, y)` is the whole training split, on the device. `n` is a traced
-    number, so one compilation serves every chunk length. The loop stops
-    early at the first step whose metrics are not finite; the returned
-    metrics are that step's (or the last step's).
+    number, so one compilation (one loop body) serves every chunk length,
+    and how a run is cut into chunks changes no bit of it. Only the last
+    step computes every metric (they are returned); the others, the loss.
+    A step that makes the loss or a weight NaN/Inf is not kept: training
+    stops before it, and the last step runs it, so the returned state and
+    metrics are those of the first bad step.
     """
 
     def train_loop(state, dataset, num_steps):
@@ -127,20 +145,25 @@ def make_train_loop(train_step, batches: Batches):
         metrics = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
         order = None if batches.full else batches.order(state.step)
 
-        def keep_going(carry):
-            _, metrics, _, i = carry
-            finite = jnp.all(jnp.array([jnp.isfinite(v) for v in metrics.values()]))
-            return (i < num_steps) & finite
-
         def one_step(carry):
             state, _, order, i = carry
             if not batches.full:  # a new epoch: a new order
                 new_epoch = state.step % batches.steps_per_epoch == 0
                 order = jax.lax.cond(new_epoch, batches.order, lambda _: order, state.step)
-            state, metrics = train_step(state, batches.take(dataset, order, state.step))
+            last = i == num_steps - 1
+            batch = batches.take(dataset, order, state.step)
+            new, metrics = train_step(state, batch, all_metrics=last)
+            # The weights' norm overflows first, as the metrics' norms would.
+            ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(optax.tree.norm(new.params))
+            # A bad step is left undone, so every step after it redoes it,
+            # until the last keeps it. No `& ok` in the loop's condition: under
+            # vmap (sweeps.py) a per-member condition costs a select per step.
+            keep = ok | last
+            state = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, state)
             return state, metrics, order, i + 1
 
-        state, metrics, _, _ = jax.lax.while_loop(keep_going, one_step, (state, metrics, order, 0))
+        carry = (state, metrics, order, 0)
+        state, metrics, _, _ = jax.lax.while_loop(lambda c: c[3] < num_steps, one_step, carry)
         return state, metrics
 
     return train_loop

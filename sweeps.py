@@ -35,6 +35,8 @@ import ast
 import itertools
 import os
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -207,11 +209,24 @@ def run(config: ml_collections.ConfigDict, run_dir: str, console=print) -> dict:
     return {"points": results}
 
 
-def _run_group(config, run_dir, points, names, vmapped, console) -> dict[str, dict]:
-    """Trains points x seeds members of one program; returns {name: summary}."""
-    n, p = config.num_seeds, len(points)
-    seeds = [config.seed + k for k in range(n)]
-    start = time.perf_counter()
+class Members(NamedTuple):
+    """One compiled program's members, ready to train (see `build_members`)."""
+
+    state: steps.TrainState  # every leaf stacked: (points x seeds, ...)
+    keys: jax.Array  # each member's seed key data
+    train_data: tuple  # (x, y), shared by all members
+    eval_data: tuple
+    loop: Callable  # (state, keys, train_data, num_steps) -> (state, metrics)
+    evaluate: Callable  # (params, eval_data) -> (metrics, confusion), per member
+
+
+def build_members(config, points: list[dict], vmapped: list[str]) -> Members:
+    """Initialises and compiles `points` x `config.num_seeds` members.
+
+    Member m is point m // num_seeds with seed `config.seed + m % num_seeds`;
+    the `vmapped` fields of its point are set in its optimizer state.
+    """
+    seeds = [config.seed + k for k in range(config.num_seeds)]
     dataset = data.load_dataset(config.data)
     if config.batch_size > len(dataset.x_train):
         raise UserError(f"batch_size {config.batch_size} is larger than the training set")
@@ -224,11 +239,10 @@ def _run_group(config, run_dir, points, names, vmapped, console) -> dict[str, di
     graphdef = nnx.split(nets.build_model(config.model, shape, num_outputs, nnx.Rngs(0)))[0]
     optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
     loss_fn = losses.get_loss(config.loss, config.loss_power)
-
-    # Member m is point m // n with seed seeds[m % n].
-    keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds * p])
+    keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds * len(points)])
     numbers = {
-        k.split(".")[-1]: jnp.array([pt[k] for pt in points for _ in seeds]) for k in vmapped
+        key.split(".")[-1]: jnp.array([point[key] for point in points for _ in seeds])
+        for key in vmapped
     }
 
     def init_state(key_data, numbers):
@@ -251,6 +265,15 @@ def _run_group(config, run_dir, points, names, vmapped, console) -> dict[str, di
     )  # fmt: skip
     evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None)))
     evaluate = evaluate.lower(state.params, eval_data).compile()
+    return Members(state, keys, train_data, eval_data, loop, evaluate)
+
+
+def _run_group(config, run_dir, points, names, vmapped, console) -> dict[str, dict]:
+    """Trains points x seeds members of one program; returns {name: summary}."""
+    n, p = config.num_seeds, len(points)
+    seeds = [config.seed + k for k in range(n)]
+    start = time.perf_counter()
+    state, keys, train_data, eval_data, loop, evaluate = build_members(config, points, vmapped)
     what = f"{p} points x {n} seeds" if names[0] else f"{n} members"
     console(f"{run_dir}: {what}, compiled in {time.perf_counter() - start:.2f} s")
 

@@ -31,3 +31,10 @@ def test_cnn_benchmark_quick_mode_prints_json():
 def test_xor_benchmark_quick_mode_prints_json():
     numbers = run_quick("xor.py")
     assert numbers["loop_steps_per_second"] > 0 and numbers["command_seconds"] > 0
+
+
+def test_sweep_benchmark_quick_mode_prints_json():
+    numbers = run_quick("sweep.py")
+    assert numbers["members"] == 8
+    assert numbers["member_steps_per_second"] > 0 and numbers["sequential_steps_per_second"] > 0
+    assert 0 < numbers["bytes_per_member"] < 10_000  # a 2-4-1 net and its metrics

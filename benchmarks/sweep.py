@@ -1,0 +1,126 @@
+"""Sweep speed: N XOR nets in one vmapped program against N runs one after another.
+
+    python benchmarks/sweep.py            # about a minute
+    python benchmarks/sweep.py --quick    # seconds: checks that it runs
+
+Prints JSON. The net is the PyTorch peer's (../shared/peers/xor_torch.py
+--act sigmoid --sweep 256): 2-4-1 sigmoid, MSE on the sigmoid output, SGD
+at learning rate 1.0, full batch of the four points. `member_steps_per_second`
+times `--config.num_seeds=N` (sweeps.build_members: the program train.py
+runs for a sweep); `sequential_steps_per_second` times the single-run fused
+loop train.py runs for one seed, so N separate runs take N times as long.
+`bytes_per_member` comes from XLA's memory analysis of the compiled sweep
+at two sizes (the growth per member); `max_members_24GiB` divides 24 GiB
+by it. Compare with the peer's `bmm_batched_net_steps_per_s`, alternating.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from flax import nnx  # noqa: E402
+
+import data  # noqa: E402
+import losses  # noqa: E402
+import nets  # noqa: E402
+import optimizers  # noqa: E402
+import steps  # noqa: E402
+import sweeps  # noqa: E402
+from configs import xor  # noqa: E402
+
+
+def peer_config(num_seeds: int):
+    config = xor.get_config()
+    config.num_seeds = num_seeds
+    config.model.hidden_sizes = (4,)
+    config.model.activation = "sigmoid"
+    config.loss = "mse"
+    config.optimizer.name = "sgd"
+    config.optimizer.learning_rate = 1.0
+    return config
+
+
+def timed(loop, state, args, chunk, repeats):
+    """Steps/s of `loop` over `repeats` chunks (after one warm-up call)."""
+    state, metrics = loop(state, *args, 10)
+    jax.block_until_ready(metrics)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, metrics = loop(state, *args, chunk)
+        jax.block_until_ready(metrics)
+        rates.append(chunk / (time.perf_counter() - start))
+    return rates
+
+
+def bytes_in_use(compiled) -> int:
+    analysis = compiled.memory_analysis()
+    return (
+        analysis.argument_size_in_bytes
+        + analysis.output_size_in_bytes
+        + analysis.temp_size_in_bytes
+        - analysis.alias_size_in_bytes
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small numbers, for tests")
+    parser.add_argument("--members", type=int, default=256, help="nets trained at once")
+    args = parser.parse_args()
+    members = 8 if args.quick else args.members
+    chunk, repeats = (500, 2) if args.quick else (10_000, 5)
+
+    # N nets at once: the sweep's own program.
+    config = peer_config(members)
+    swept = sweeps.build_members(config, [{}], [])
+    rates = timed(swept.loop, swept.state, (swept.keys, swept.train_data), chunk, repeats)
+    member_rates = [r * members for r in rates]
+
+    # One net: the program a single run of train.py compiles.
+    single = peer_config(1)
+    dataset = data.load_dataset(single.data)
+    model = nets.build_model(single.model, (2,), 1, nnx.Rngs(0))
+    graphdef, params = nnx.split(model, nnx.Param)
+    optimizer, learning_rate = optimizers.make_optimizer(single.optimizer, single.num_steps)
+    state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
+    train_step = steps.make_train_step(graphdef, losses.mse, optimizer, learning_rate)
+    train_data = jax.device_put((dataset.x_train, dataset.y_train))
+    batches = steps.Batches(4, 0, jax.random.key(1))
+    loop = steps.compile_train_loop(train_step, batches, state, train_data, fused=True)
+    sequential = timed(loop, state, (train_data,), chunk, repeats)
+
+    # Memory: what one more member costs, from XLA's analysis of the program.
+    sizes = (1024, 4096) if not args.quick else (16, 64)
+    used = []
+    for size in sizes:
+        built = sweeps.build_members(peer_config(size), [{}], [])
+        used.append(bytes_in_use(built.loop))
+    per_member = (used[1] - used[0]) / (sizes[1] - sizes[0])
+    member_median = statistics.median(member_rates)
+    sequential_median = statistics.median(sequential)
+    print(json.dumps({
+        "benchmark": "sweep",
+        "backend": jax.default_backend(),
+        "members": members,
+        "member_steps_per_second": round(member_median),
+        "member_steps_per_second_all": [round(r) for r in member_rates],
+        "sequential_steps_per_second": round(sequential_median),
+        "sequential_steps_per_second_all": [round(r) for r in sequential],
+        "speedup_vs_sequential": round(member_median / sequential_median, 1),
+        "bytes_per_member": round(per_member),
+        "max_members_24GiB": int(24 * 2**30 / per_member) if per_member > 0 else None,
+        "quick": args.quick,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
