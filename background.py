@@ -1,8 +1,9 @@
 """Slow imports, started early on a background thread and awaited when needed.
 
-TensorFlow (for event files) and orbax (for checkpoints) take seconds to
-import; starting them while JAX traces and compiles takes them off the
-critical path as far as Python's GIL allows.
+orbax (for checkpoints) takes most of a second to import; starting it while
+JAX traces and compiles takes it off the critical path as far as Python's
+GIL allows. (TensorFlow, slower still, is imported in a process of its own:
+see `event_writer`.)
 """
 
 import concurrent.futures

@@ -33,12 +33,7 @@ def reported(what: str, hint: str = ""):
         yield
         failed = False
     except Exception as e:  # orbax, tensorstore, TensorFlow and json have their own types
-        detail = " ".join(f"{type(e).__name__}: {e}".split())
-        if "No space left on device" in detail:
-            detail = "the disk is full (No space left on device)"
-        elif len(detail) > 300:
-            detail = f"{detail[:150]} ... {detail[-150:]}"
-        raise UserError(f"{what}: {detail}{hint}") from None
+        raise UserError(f"{what}: {describe(e)}{hint}") from None
     finally:
         if held is not None:
             os.dup2(stderr, 2)
@@ -47,3 +42,13 @@ def reported(what: str, hint: str = ""):
                 held.seek(0)
                 os.write(2, held.read())
             held.close()
+
+
+def describe(error: BaseException) -> str:
+    """A failure in one line: 'Type: message', shortened; a full disk said plainly."""
+    detail = " ".join(f"{type(error).__name__}: {error}".split())
+    if "No space left on device" in detail:
+        return "the disk is full (No space left on device)"
+    if len(detail) > 300:
+        return f"{detail[:150]} ... {detail[-150:]}"
+    return detail

@@ -1,44 +1,33 @@
-"""TensorBoard summaries through `flax.metrics.tensorboard`.
+"""TensorBoard summaries, written by `flax.metrics.tensorboard` in a process of their own.
 
-`flax.metrics.tensorboard` imports TensorFlow, which costs seconds and, left
-alone, would take the GPU and fill the console with its logs. So:
-- `preload()` starts that import on a background thread at start-up, where
-  it overlaps with JAX's own import, model building and compilation;
-- TensorFlow's C++ logging is silenced and its view of GPUs emptied before
-  it can touch one, so the GPU stays with JAX.
-
-`Writer` is the one object the training loop writes through.
+`flax.metrics.tensorboard` needs TensorFlow, which costs seconds to import
+and holds Python's GIL meanwhile. So the training process never imports it:
+`Writer` builds each `Event` proto itself with TensorBoard's NumPy helpers
+(the same summaries flax's writer and `tf.summary` write), stamps its wall
+time, and hands it to `event_writer`'s process, where flax's
+`SummaryWriter` owns the event file. That process starts at the top of
+`train.py` (or at `preload()`) and imports TensorFlow on another core while
+this one imports JAX and compiles; TensorFlow there sees no GPU.
 """
 
+import fcntl
 import glob
+import io
 import json
 import os
+import time
 from collections.abc import Mapping
 
 import numpy as np
 
-import background
+import event_writer
 import io_errors
 from registry import UserError
 
-# Set before TensorFlow loads: its C++ logs stay off the console, and the
-# oneDNN notice (TF's own ops are not used for numbers here) is never printed.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-
-
-def _import_tensorboard():
-    import tensorflow as tf
-    from flax.metrics import tensorboard
-
-    tf.config.set_visible_devices([], "GPU")  # the GPU is JAX's
-    tf.get_logger().setLevel("ERROR")
-    return tensorboard
-
 
 def preload() -> None:
-    """Starts importing TensorFlow in the background (idempotent)."""
-    background.start(_import_tensorboard)
+    """Starts the event-writer process, which imports TensorFlow (idempotent)."""
+    event_writer.start_early()
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict:
@@ -73,6 +62,7 @@ def cut_events_after(log_dir: str, step: int) -> int:
     dropped = 0
     temporary = os.path.join(log_dir, ".cutting-events.tmp")  # not "tfevents": unseen
     for path in event_files(log_dir):
+        _wait_until_written(path)
         records = list(event_file_loader.RawEventFileLoader(path).Load())
         kept = [r for r in records if event_pb2.Event.FromString(r).step <= step]
         if len(kept) < len(records):
@@ -85,91 +75,176 @@ def cut_events_after(log_dir: str, step: int) -> int:
     return dropped
 
 
+def _wait_until_written(path: str, timeout: float = 60) -> None:
+    """Waits while an event writer still appends to `path` (it holds a lock).
+
+    A run killed while its event writer had events queued leaves that process
+    writing them for a moment; its event file must be complete before it is
+    cut back to a checkpoint.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UserError(
+                        f"{path} is still being written by another process after {timeout:.0f} s:"
+                        " is this run still going? Wait for it, or pass --new_run"
+                    ) from None
+                time.sleep(0.05)
+    finally:
+        os.close(fd)  # releases the lock
+
+
 class Writer:
     """Writes one run's summaries into `log_dir` (one event file per writer).
 
-    Values arrive as host numbers or arrays; nothing here touches a device.
-    `flush` makes everything written so far durable and raises UserError
-    if it cannot be (TensorFlow's writer alone would lose events silently
-    when the directory is removed under it).
+    Values arrive as host numbers or arrays; nothing here touches a device,
+    and nothing waits for TensorFlow but `flush(wait=True)` and `close()`.
+    Each event carries the wall time of the call that wrote it. A failed
+    write (a full disk, a removed directory, an event-writer process that
+    died) raises UserError at the next `flush` or `close`.
     """
 
     def __init__(self, log_dir: str):
-        tensorboard = background.start(_import_tensorboard).result()
-        before = set(event_files(log_dir))
         self._log_dir = log_dir
-        self._writer = tensorboard.SummaryWriter(log_dir, auto_flush=False)
-        self._writer.flush()
-        new = sorted(set(event_files(log_dir)) - before)
-        self._file = new[-1] if new else None
+        with io_errors.reported(f"cannot write summaries to {log_dir}"):
+            os.makedirs(log_dir, exist_ok=True)
+            # Held open: if the directory is removed (and maybe made again by
+            # a checkpoint), flush sees it and the event writer writes nothing.
+            self._directory = os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            self._process = event_writer.start()
+        except OSError as e:
+            os.close(self._directory)
+            raise UserError(f"cannot start the process that writes summaries: {e}") from None
+        directory = os.fstat(self._directory)
+        self._id = self._process.open(log_dir, (directory.st_dev, directory.st_ino))
+        self._closed = False
 
-    def _writing(self):
-        # TensorFlow's writer flushes by itself when its buffer fills, so any
-        # write can meet a full disk.
-        return io_errors.reported(f"cannot write summaries to {self._log_dir}")
+    def _write(self, step: int, **fields) -> None:
+        from tensorboard.compat.proto import event_pb2
+
+        event = event_pb2.Event(wall_time=time.time(), step=step, **fields)
+        self._process.write(self._id, event.SerializeToString())
+
+    def _write_summaries(self, step: int, summaries) -> None:
+        """One event holding every value of `summaries` (Summary protos), as
+        `tf.summary.experimental.write_raw_pb` writes them."""
+        from tensorboard.compat.proto import summary_pb2
+
+        values = [value for summary in summaries for value in summary.value]
+        if values:
+            self._write(step, summary=summary_pb2.Summary(value=values))
 
     def hparams(self, config: Mapping) -> None:
         """The HPARAMS dashboard's row for this run: every config field."""
-        with self._writing():
-            self._writer.hparams(flatten(config))
+        from tensorboard.plugins.hparams.summary_v2 import hparams_pb
+
+        self._write_summaries(0, [hparams_pb(flatten(config))])
 
     def text(self, tag: str, markdown: str, step: int = 0) -> None:
-        with self._writing():
-            self._writer.text(tag, markdown, step)
+        from tensorboard.plugins.text.summary_v2 import text_pb
+
+        self._write_summaries(step, [text_pb(tag, markdown)])
 
     def graph(self, graph_def) -> None:
         """The GRAPHS dashboard: a `tensorboard.compat.proto` GraphDef."""
-        import tensorflow as tf
-
-        tf_graph_def = tf.compat.v1.GraphDef.FromString(graph_def.SerializeToString())
-        # flax's writer has no graph method; write through its TF writer.
-        with self._writing(), self._writer._event_writer.as_default():
-            tf.summary.graph(tf_graph_def)
+        self._write(0, graph_def=graph_def.SerializeToString())  # as tf.summary.graph
 
     def scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         from tensorboard.plugins.scalar.summary_v2 import scalar_pb
 
-        self._write_protos(step, [scalar_pb(tag, float(v)) for tag, v in scalars.items()])
+        self._write_summaries(step, [scalar_pb(tag, float(v)) for tag, v in scalars.items()])
 
     def image(self, tag: str, image: np.ndarray, step: int) -> None:
-        """IMAGES: one (height, width, 3) uint8 picture."""
-        with self._writing():
-            self._writer.image(tag, image, step)
+        """IMAGES: one (height, width[, 1 or 3]) picture, uint8 or floats in [0, 1]."""
+        self._write_summaries(step, [image_pb(tag, image)])
 
     def histograms(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
         """HISTOGRAMS and DISTRIBUTIONS: one per array, over its entries."""
         from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 
-        self._write_protos(step, [histogram_pb(tag, np.asarray(v)) for tag, v in arrays.items()])
+        self._write_summaries(step, [histogram_pb(tag, np.asarray(v)) for tag, v in arrays.items()])
 
-    def _write_protos(self, step: int, protos) -> None:
-        """Writes Summary protos made by TensorBoard's NumPy `*_pb` helpers.
+    def flush(self, wait: bool = False) -> None:
+        """Asks for everything so far on disk; raises UserError if a write failed.
 
-        The same events as flax's `scalar` and `histogram` write, at a tenth
-        of the cost: those run several TensorFlow eager ops per value (about
-        0.4 ms per scalar, 6 ms per histogram); this is one op per call.
+        Training goes on while the event-writer process writes, so a failure
+        shows at a later flush, or at `close`. With `wait`, returns once
+        everything so far has left this process: the event writer puts it on
+        disk even if this process is killed next (what a checkpoint needs).
         """
-        import tensorflow as tf
-
-        if not protos:
-            return
-        data = tf.constant([p.SerializeToString() for p in protos])
-        with self._writing(), self._writer._event_writer.as_default():
-            tf.summary.experimental.write_raw_pb(data, step=step)
-
-    def flush(self) -> None:
-        with self._writing():
-            self._writer.flush()
-        if self._file and not os.path.exists(self._file):
-            raise UserError(
-                f"cannot write summaries: {self._file} disappeared (was the run directory removed?)"
-            )
+        self._process.flush(self._id, wait)
+        self._raise_if_failed()
 
     def close(self) -> None:
+        """Writes and flushes everything, closes the event file, raises a failure."""
+        if self._closed:
+            self._raise_if_failed()
+            return
+        self._process.close(self._id)
         try:
-            self.flush()
+            self._raise_if_failed()
         finally:
-            self._writer.close()
+            self._closed = True
+            os.close(self._directory)
+
+    def _raise_if_failed(self) -> None:
+        if not self._closed and os.fstat(self._directory).st_nlink == 0:  # removed
+            raise UserError(event_writer.disappeared(self._log_dir))
+        error = self._process.error(self._id)
+        if error:
+            if not error.startswith("cannot write"):
+                error = f"cannot write summaries to {self._log_dir}: {error}"
+            raise UserError(error)
+        path = self._process.event_file(self._id)
+        if path and not os.path.exists(path):
+            raise UserError(event_writer.disappeared(path))
+
+
+def image_pb(tag: str, image: np.ndarray):
+    """The Summary `tf.summary.image` writes for one picture: PNG-encoded.
+
+    Its tensor holds [width, height, png] as strings, under the images
+    plugin's metadata. Floats in [0, 1] become uint8 as TensorFlow's
+    `convert_image_dtype` does (x * 255.5, truncated); one channel becomes
+    three, as flax's writer does.
+    """
+    from PIL import Image
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.plugins.image import metadata
+    from tensorboard.util import tensor_util
+
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3):
+        raise ValueError(f"an image is (height, width[, 1 or 3]), got shape {image.shape}")
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    if image.dtype != np.uint8:
+        image = np.clip(np.asarray(image, np.float64) * 255.5, 0, 255).astype(np.uint8)
+    png = io.BytesIO()
+    Image.fromarray(image).save(png, format="PNG")
+    height, width = image.shape[:2]
+    tensor = tensor_util.make_tensor_proto(
+        [str(width).encode(), str(height).encode(), png.getvalue()], dtype=np.object_
+    )
+    summary = summary_pb2.Summary()
+    summary.value.add(
+        tag=tag,
+        metadata=metadata.create_summary_metadata(display_name=None, description=None),
+        tensor=tensor,
+    )
+    return summary
 
 
 def config_markdown(config: Mapping) -> str:

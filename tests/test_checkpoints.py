@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import time
 
 import pytest
 from conftest import read_events
@@ -103,6 +104,10 @@ def test_removed_run_directory_is_an_error_not_a_silent_loss(tmp_path):
     writer = summaries.Writer(str(tmp_path / "run"))
     writer.scalars(1, {"a": 1.0})
     writer.flush()
+    deadline = time.time() + 60  # the event writer makes the file once TensorFlow is in
+    while not summaries.event_files(tmp_path / "run"):
+        assert time.time() < deadline, "no event file in 60 s"
+        time.sleep(0.05)
     for path in summaries.event_files(tmp_path / "run"):
         os.remove(path)
     writer.scalars(2, {"a": 2.0})

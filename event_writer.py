@@ -1,0 +1,443 @@
+"""The process that writes the TensorBoard event files, so training never imports TensorFlow.
+
+`flax.metrics.tensorboard` writes event files through TensorFlow, whose
+import takes seconds of one core and holds Python's GIL meanwhile: on a
+thread it delays the training process about as much as it overlaps. So a
+child process (this file, run as `python event_writer.py`) imports
+TensorFlow and flax's `SummaryWriter` on another core while the trainer
+imports JAX and compiles, and owns every event file: one `SummaryWriter`
+per log directory, all the trainer's writers in one process.
+
+The trainer (`summaries.Writer`) builds each `Event` proto itself, with
+TensorBoard's NumPy helpers, stamps its wall time and step, and sends it
+here serialized; this process writes it unchanged into the writer's file
+with TensorFlow's `ImportEvent` op, so each event keeps the trainer's wall
+time. Sending never waits for TensorFlow: a thread moves the trainer's
+messages into the pipe, and a thread here drains the pipe into memory while
+TensorFlow imports.
+
+Protocol, both ways: frames of an 8-byte little-endian length and a pickled
+(kind, key, value) tuple. To this process:
+  open   (id, (log_dir, (st_dev, st_ino)))
+                        make writer `id`, with a new event file in log_dir,
+                        which must still be the directory the trainer made
+  event  (id, bytes)    write one serialized Event
+  flush  (id, ticket)   flush the file; with a ticket, answer `done` after
+  close  (id, ticket)   flush and close the writer, then answer `done`
+  finish                write what is queued, close every writer, exit
+and back:
+  opened (id, path)     writer `id` writes the event file `path`
+  error  (id, message)  writer `id` failed; what it is sent later is dropped
+  done   (ticket)       everything sent before the ticket is written, flushed
+  fatal  (message)      nothing can be written here (no TensorFlow); exiting
+
+At the end of its input (the trainer exited or was killed) this process
+writes everything it was sent, closes the files and exits. Until then it
+holds a lock (`flock`) on each of its event files: `summaries.cut_events_after`
+waits for it, so a run resumed right after a kill never edits a file its
+predecessor's writer still appends to. It ignores SIGINT and SIGTERM: the
+trainer handles them, and closes its writers through this process.
+"""
+
+import atexit
+import contextlib
+import fcntl
+import glob
+import itertools
+import os
+import pickle
+import queue
+import resource
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+
+import io_errors
+
+_LENGTH = struct.Struct("<Q")
+
+
+def _frame(message) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+def _read_frame(stream):
+    """The next message from a binary stream, or None at its end."""
+    header = stream.read(_LENGTH.size)
+    if len(header) < _LENGTH.size:
+        return None
+    (size,) = _LENGTH.unpack(header)
+    data = stream.read(size)
+    return pickle.loads(data) if len(data) == size else None
+
+
+def disappeared(path: str) -> str:
+    """The error for an event file removed under its writer."""
+    return f"cannot write summaries: {path} disappeared (was the run directory removed?)"
+
+
+# --------------------------------------------------------------------------
+# The trainer's side.
+
+
+class Client:
+    """The trainer's handle on one event-writer process (see `start`).
+
+    Thread-safe. Requests go out in the order they are made; `flush(wait)`
+    and `close` are the only calls that wait.
+    """
+
+    def __init__(self):
+        env = dict(os.environ)
+        # TensorFlow's C++ logs and oneDNN notice stay off the console, and it
+        # sees no GPU: the GPU is JAX's, and this process only writes files.
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        self._process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        self.pid = self._process.pid
+        self._outbox = queue.SimpleQueue()  # messages for the sender thread
+        self._put_lock = threading.Lock()  # numbers messages in outbox order
+        self._changed = threading.Condition()  # guards everything below
+        self._queued = 0  # messages put into the outbox
+        self._sent = 0  # messages written into the pipe
+        self._files: dict[int, str] = {}
+        self._errors: dict[int, str] = {}
+        self._done: set[int] = set()
+        self._ended: str | None = None  # why the process can write no more
+        self._ids = itertools.count(1)  # writer ids and tickets
+        self._sender = threading.Thread(target=self._send, name="event-writer-send", daemon=True)
+        self._sender.start()
+        threading.Thread(target=self._receive, name="event-writer-receive", daemon=True).start()
+        atexit.register(self._finish)
+
+    def open(self, log_dir: str, identity: tuple[int, int]) -> int:
+        """A new writer for `log_dir`, whose (st_dev, st_ino) are `identity`
+        (the trainer makes the directory and holds it open); returns its id."""
+        writer_id = next(self._ids)
+        self._put(("open", writer_id, (log_dir, identity)))
+        return writer_id
+
+    def write(self, writer_id: int, event: bytes) -> None:
+        self._put(("event", writer_id, event))
+
+    def flush(self, writer_id: int, wait: bool = False) -> None:
+        """Asks for a flush. With `wait`, returns once every request so far
+        has left this process: the event writer carries them out even if this
+        process is killed right after."""
+        sent = self._put(("flush", writer_id, None))
+        if wait:
+            with self._changed:
+                self._changed.wait_for(lambda: self._sent >= sent or self._ended is not None)
+
+    def close(self, writer_id: int) -> None:
+        """Closes a writer; returns once everything it was sent is written."""
+        ticket = next(self._ids)
+        self._put(("close", writer_id, ticket))
+        with self._changed:
+            self._changed.wait_for(lambda: ticket in self._done or self._ended is not None)
+            self._done.discard(ticket)
+
+    def error(self, writer_id: int) -> str | None:
+        """The first failure of this writer (or of the process), if any."""
+        with self._changed:
+            return self._errors.get(writer_id) or self._ended
+
+    def event_file(self, writer_id: int) -> str | None:
+        """The writer's event file, once the process has opened it."""
+        with self._changed:
+            return self._files.get(writer_id)
+
+    def ended(self) -> bool:
+        with self._changed:
+            return self._ended is not None
+
+    def _put(self, message) -> int:
+        with self._put_lock:
+            self._queued += 1
+            self._outbox.put(message)
+            return self._queued
+
+    def _send(self):
+        """Moves messages from the outbox into the pipe, many per write."""
+        stdin = self._process.stdin
+        while True:
+            messages = [self._outbox.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(messages) < 1000:
+                    messages.append(self._outbox.get_nowait())
+            try:
+                stdin.write(b"".join(_frame(m) for m in messages if m is not None))
+                stdin.flush()
+            except (OSError, ValueError):  # the process is gone: _receive says why
+                return
+            with self._changed:
+                self._sent += len(messages)
+                self._changed.notify_all()
+            if None in messages:  # this process is exiting
+                with contextlib.suppress(OSError):
+                    stdin.close()
+                return
+
+    def _receive(self):
+        stdout = self._process.stdout
+        while (message := _read_frame(stdout)) is not None:
+            kind, key, value = message
+            with self._changed:
+                if kind == "opened":
+                    self._files[key] = value
+                elif kind == "error":
+                    self._errors.setdefault(key, value)
+                elif kind == "done":
+                    self._done.add(key)
+                elif kind == "fatal":
+                    self._ended = value
+                self._changed.notify_all()
+        code = self._process.wait()
+        with self._changed:
+            if self._ended is None:
+                self._ended = (
+                    f"the process writing the event files (pid {self.pid}) ended with exit "
+                    f"code {code}; what was sent to it since its last flush may be lost"
+                )
+            self._changed.notify_all()
+
+    def _finish(self):
+        """At exit: writers left open get what they were sent; the process ends."""
+        self._put(("finish", None, None))
+        self._outbox.put(None)
+        self._sender.join(timeout=60)
+
+
+_client: Client | None = None
+_client_lock = threading.Lock()
+
+
+def start() -> Client:
+    """The event-writer process, started on first use (again if it ended).
+
+    One per trainer process, shared by all its writers. Raises OSError if it
+    cannot be started.
+    """
+    global _client
+    with _client_lock:
+        if _client is None or _client.ended():
+            _client = Client()
+        return _client
+
+
+def start_early() -> None:
+    """`start()` at the top of a program; a failure is left for the first writer."""
+    with contextlib.suppress(OSError):
+        start()
+
+
+# --------------------------------------------------------------------------
+# The event writer's side.
+
+
+@contextlib.contextmanager
+def _stderr_held():
+    """What reaches fd 2 meanwhile is shown only if nothing failed.
+
+    A failing TensorFlow write can print on its own; the trainer's one error
+    line says what went wrong instead (as `io_errors.reported` does).
+    """
+    sys.stderr.flush()
+    held, saved = tempfile.TemporaryFile(), os.dup(2)
+    os.dup2(held.fileno(), 2)
+    state = {"failed": False}
+    try:
+        yield state
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        if not state["failed"]:
+            held.seek(0)
+            os.write(2, held.read())
+        held.close()
+
+
+def _event_files(log_dir: str) -> set[str]:
+    return set(glob.glob(os.path.join(glob.escape(log_dir), "events.out.tfevents.*")))
+
+
+class _Disappeared(Exception):
+    pass
+
+
+class _Writer:
+    """One log directory's flax SummaryWriter, its event file and the file's lock."""
+
+    def __init__(self, tensorboard, log_dir: str, identity: tuple[int, int]):
+        self.log_dir = log_dir
+        try:
+            directory = os.stat(log_dir)
+        except FileNotFoundError:
+            raise _Disappeared(log_dir) from None
+        if (directory.st_dev, directory.st_ino) != tuple(identity):
+            raise _Disappeared(log_dir)  # removed, and made again by someone else
+        before = _event_files(log_dir)
+        self.summary_writer = tensorboard.SummaryWriter(log_dir, auto_flush=False)
+        self.summary_writer.flush()  # the file exists from here on
+        new = sorted(_event_files(log_dir) - before)
+        self.path = new[-1] if new else None
+        self._lock = None
+        if self.path:
+            self._lock = os.open(self.path, os.O_RDONLY)
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+
+    def flush(self):
+        self.summary_writer.flush()
+        if self.path and not os.path.exists(self.path):
+            # TensorFlow goes on writing into a removed file without a word.
+            raise _Disappeared(self.path)
+
+    def close(self):
+        try:
+            self.summary_writer.close()
+        finally:
+            if self._lock is not None:
+                os.close(self._lock)  # releases the flock
+                self._lock = None
+
+
+class _Server:
+    """Carries out the trainer's requests."""
+
+    def __init__(self, reply, tensorboard, import_event):
+        self._reply = reply
+        self._tensorboard = tensorboard
+        self._import_event = import_event
+        self._writers: dict[int, _Writer] = {}
+        self._failed: set[int] = set()  # ids whose writer failed: requests dropped
+        self.failed_recently = False
+
+    def handle(self, kind, key, value):
+        if kind == "open":
+            self._guard(key, value[0], self._open, key, *value)
+        elif kind == "finish":
+            self.close_all()
+        else:
+            writer = self._writers.get(key)
+            if writer is not None:
+                if kind == "event":
+                    self._guard(key, writer.log_dir, self._write, writer, value)
+                else:  # flush or close
+                    self._guard(key, writer.log_dir, writer.flush)
+                    if kind == "close":
+                        self._drop(key)
+            if kind in ("flush", "close") and value is not None:
+                self._reply(("done", value, None))
+
+    def close_all(self):
+        for key in list(self._writers):
+            self._guard(key, self._writers[key].log_dir, self._writers[key].flush)
+            self._drop(key)
+
+    def _open(self, key, log_dir, identity):
+        self._writers[key] = writer = _Writer(self._tensorboard, log_dir, identity)
+        if writer.path:
+            self._reply(("opened", key, writer.path))
+
+    def _write(self, writer, event):
+        # ImportEvent takes one serialized Event (a vector aborts the process).
+        with writer.summary_writer._as_default(writer.summary_writer._event_writer):
+            self._import_event(event)  # flax's `as_default` without a flush
+
+    def _drop(self, key):
+        writer = self._writers.pop(key, None)
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    def _guard(self, key, log_dir, operation, *args):
+        if key in self._failed:
+            return
+        try:
+            operation(*args)
+        except Exception as e:
+            self._failed.add(key)
+            self.failed_recently = True
+            self._drop(key)
+            if isinstance(e, _Disappeared):
+                message = disappeared(str(e))
+            else:
+                message = f"cannot write summaries to {log_dir}: {io_errors.describe(e)}"
+            self._reply(("error", key, message))
+
+
+def _import_tensorflow():
+    import tensorflow as tf
+    from flax.metrics import tensorboard
+    from tensorflow.python.ops import summary_ops_v2
+
+    tf.config.set_visible_devices([], "GPU")  # the GPU is JAX's
+    tf.get_logger().setLevel("ERROR")
+    return tensorboard, summary_ops_v2.import_event
+
+
+def _serve() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer handles Ctrl-C ...
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # ... and SIGTERM, through us
+    # Two files per writer (its events and their lock): a sweep has hundreds.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # Frames go to the original stdout; anything a library prints, to stderr.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+
+    def reply(message):
+        with contextlib.suppress(OSError):  # the trainer is gone: nobody to tell
+            out.write(_frame(message))
+            out.flush()
+
+    inbox = queue.SimpleQueue()
+
+    def read():
+        received = False
+        while (message := _read_frame(sys.stdin.buffer)) is not None:
+            received = True
+            inbox.put(message)
+            if message[0] == "finish":
+                break
+        if not received:  # the trainer ended without writing anything
+            os._exit(0)
+        inbox.put(None)
+
+    threading.Thread(target=read, name="read-requests", daemon=True).start()
+    try:
+        server = _Server(reply, *_import_tensorflow())
+    except Exception as e:
+        reply(("fatal", None, f"the event-file writer cannot import TensorFlow: {e!r}"))
+        os._exit(1)
+    while True:
+        batch = [inbox.get()]
+        with contextlib.suppress(queue.Empty):
+            while batch[-1] is not None and len(batch) < 1000:
+                batch.append(inbox.get_nowait())
+        with _stderr_held() as held:
+            server.failed_recently = False
+            for message in batch:
+                if message is None:
+                    server.close_all()
+                else:
+                    server.handle(*message)
+            held["failed"] = server.failed_recently
+        if batch[-1] is None:
+            os._exit(0)  # skips TensorFlow's teardown
+
+
+if __name__ == "__main__":
+    _serve()
