@@ -11,7 +11,9 @@ runs for a sweep); `sequential_steps_per_second` times the single-run fused
 loop train.py runs for one seed, so N separate runs take N times as long.
 `bytes_per_member` comes from XLA's memory analysis of the compiled sweep
 at two sizes (the growth per member); `max_members_24GiB` divides 24 GiB
-by it. Compare with the peer's `bmm_batched_net_steps_per_s`, alternating.
+by it; `cnn_...` the same for configs/fashion_mnist_cnn.py (full mode only,
+on CPU one vmapped step: the whole data set is shared, not counted).
+Compare with the peer's `bmm_batched_net_steps_per_s`, alternating.
 """
 
 import argparse
@@ -34,7 +36,8 @@ import nets  # noqa: E402
 import optimizers  # noqa: E402
 import steps  # noqa: E402
 import sweeps  # noqa: E402
-from configs import xor  # noqa: E402
+from configs import fashion_mnist_cnn, xor  # noqa: E402
+from registry import UserError  # noqa: E402
 
 
 def peer_config(num_seeds: int):
@@ -61,14 +64,24 @@ def timed(loop, state, args, chunk, repeats):
     return rates
 
 
-def bytes_in_use(compiled) -> int:
-    analysis = compiled.memory_analysis()
-    return (
-        analysis.argument_size_in_bytes
-        + analysis.output_size_in_bytes
-        + analysis.temp_size_in_bytes
-        - analysis.alias_size_in_bytes
-    )
+def cnn_config(num_seeds: int):
+    config = fashion_mnist_cnn.get_config()
+    config.num_seeds = num_seeds
+    return config
+
+
+def bytes_per_member(make_config, sizes) -> float:
+    """What one more member costs: XLA's memory analysis of two compiled sweeps."""
+    used = []
+    for size in sizes:
+        analysis = sweeps.build_members(make_config(size), [{}], []).program.memory_analysis()
+        used.append(
+            analysis.argument_size_in_bytes
+            + analysis.output_size_in_bytes
+            + analysis.temp_size_in_bytes
+            - analysis.alias_size_in_bytes
+        )
+    return (used[1] - used[0]) / (sizes[1] - sizes[0])
 
 
 def main():
@@ -98,13 +111,13 @@ def main():
     loop = steps.compile_train_loop(train_step, batches, state, train_data, fused=True)
     sequential = timed(loop, state, (train_data,), chunk, repeats)
 
-    # Memory: what one more member costs, from XLA's analysis of the program.
-    sizes = (1024, 4096) if not args.quick else (16, 64)
-    used = []
-    for size in sizes:
-        built = sweeps.build_members(peer_config(size), [{}], [])
-        used.append(bytes_in_use(built.loop))
-    per_member = (used[1] - used[0]) / (sizes[1] - sizes[0])
+    per_member = bytes_per_member(peer_config, (16, 64) if args.quick else (1024, 4096))
+    cnn_per_member = None
+    if not args.quick:
+        try:
+            cnn_per_member = bytes_per_member(cnn_config, (2, 4))
+        except UserError as e:  # no Fashion-MNIST here
+            print(f"CNN memory not measured: {e}", file=sys.stderr)
     member_median = statistics.median(member_rates)
     sequential_median = statistics.median(sequential)
     print(json.dumps({
@@ -117,7 +130,9 @@ def main():
         "sequential_steps_per_second_all": [round(r) for r in sequential],
         "speedup_vs_sequential": round(member_median / sequential_median, 1),
         "bytes_per_member": round(per_member),
-        "max_members_24GiB": int(24 * 2**30 / per_member) if per_member > 0 else None,
+        "max_members_24GiB": int(24 * 2**30 / per_member),
+        "cnn_bytes_per_member": cnn_per_member and round(cnn_per_member),
+        "cnn_max_members_24GiB": cnn_per_member and int(24 * 2**30 / cnn_per_member),
         "quick": args.quick,
     }))  # fmt: skip
 

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 from conftest import read_events, read_scalars
 from tensorboard.plugins.hparams import metadata as hparams_metadata
+from test_idx import write_mnist
 
 import train
+from configs import mnist_cnn
 
 
 @pytest.fixture
@@ -110,3 +112,18 @@ def test_bad_sweep_specs_are_clear_errors(sweep_config, tmp_path, key, value, me
     with pytest.raises(train.UserError, match=message):
         train.check_config(sweep_config)
     assert not list(tmp_path.iterdir())
+
+
+def test_cnn_sweep_members_equal_single_runs(tmp_path):
+    """On CPU a convolutional sweep unrolls its members in each step: same numbers."""
+    write_mnist(tmp_path / "mnist", n_train=64, n_test=20)
+    config = mnist_cnn.get_config()
+    config.data.data_dir = str(tmp_path / "mnist")
+    config.batch_size, config.num_steps, config.log_every, config.eval_every = 16, 5, 5, 5
+    config.num_seeds = 2
+    summary = train.train_and_evaluate(config, str(tmp_path / "sweep"))
+    config.num_seeds, config.seed = 1, 1
+    alone = train.train_and_evaluate(config, str(tmp_path / "alone"))
+    for tag in ("train/loss", "eval/loss", "eval/accuracy"):
+        np.testing.assert_allclose(summary["members"][1][tag], alone[tag], rtol=1e-4)
+    assert "solved" not in summary  # minibatch accuracy says nothing of the whole set
