@@ -15,6 +15,7 @@ import glob
 import io
 import json
 import os
+import struct
 import time
 from collections.abc import Mapping
 
@@ -53,26 +54,42 @@ def cut_events_after(log_dir: str, step: int) -> int:
 
     A run resumed from its checkpoint at `step` logs steps after it again;
     without this, TensorBoard would show the interrupted attempt's values
-    beside the new ones. Returns the number of events dropped.
+    beside the new ones. Returns the number of events dropped. A record cut
+    short by a kill goes too. Kept records are copied as they are (with
+    their checksums): nothing here needs TensorFlow.
     """
-    from tensorboard.backend.event_processing import event_file_loader
     from tensorboard.compat.proto import event_pb2
-    from tensorboard.summary.writer.record_writer import RecordWriter
 
     dropped = 0
     temporary = os.path.join(log_dir, ".cutting-events.tmp")  # not "tfevents": unseen
     for path in event_files(log_dir):
         _wait_until_written(path)
-        records = list(event_file_loader.RawEventFileLoader(path).Load())
-        kept = [r for r in records if event_pb2.Event.FromString(r).step <= step]
-        if len(kept) < len(records):
+        with open(path, "rb") as f:
+            data = f.read()
+        records = list(_records(data))
+        kept = [raw for raw, event in records if event_pb2.Event.FromString(event).step <= step]
+        if len(kept) < len(records) or sum(len(raw) for raw, _ in records) < len(data):
             dropped += len(records) - len(kept)
             with open(temporary, "wb") as f:
-                writer = RecordWriter(f)
-                for record in kept:
-                    writer.write(record)
+                f.write(b"".join(kept))
             os.replace(temporary, path)  # atomic: old or new, never half
     return dropped
+
+
+def _records(data: bytes):
+    """(whole record, its Event's bytes) for each complete TFRecord in `data`.
+
+    A record: uint64 length, uint32 checksum of it, the data, uint32 checksum
+    of the data (little-endian).
+    """
+    offset = 0
+    while offset + 12 <= len(data):
+        (length,) = struct.unpack_from("<Q", data, offset)
+        end = offset + 12 + length + 4
+        if end > len(data):
+            return
+        yield data[offset:end], data[offset + 12 : end - 4]
+        offset = end
 
 
 def _wait_until_written(path: str, timeout: float = 60) -> None:

@@ -1,0 +1,273 @@
+"""The event-writer process: the trainer never imports TensorFlow, yet writes
+what flax's writer would, with its own wall times, and hears of every failure."""
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import types
+
+import numpy as np
+import pytest
+from conftest import COMPILATION_CACHE, read_events, read_scalars
+from PIL import Image
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.compat.proto import event_pb2, graph_pb2
+from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.util import tensor_util
+
+import event_writer
+import summaries
+from registry import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The same summaries through both writers: flax's (the reference, in a
+# process with TensorFlow) and summaries.Writer (in this one).
+CONFIG = {"a": 1, "b": {"c": (2, 3), "d": "x", "e": True, "f": 0.5}}
+SUMMARIES = """
+    rgb = (np.arange(5 * 7 * 3).reshape(5, 7, 3) * 3 % 256).astype(np.uint8)
+    gray = np.linspace(0, 1, 35).reshape(5, 7)
+    graph = graph_pb2.GraphDef()
+    graph.node.add(name="x", op="Const")
+    graph.node.add(name="y", op="Neg", input=["x"])
+"""
+REFERENCE = f"""
+import os, sys
+import numpy as np
+import tensorflow as tf
+from flax.metrics import tensorboard
+from tensorboard.compat.proto import graph_pb2
+import summaries
+{textwrap.dedent(SUMMARIES)}
+writer = tensorboard.SummaryWriter(sys.argv[1], auto_flush=False)
+writer.hparams(summaries.flatten({CONFIG!r}))
+writer.text("config", "some *markdown*", 3)
+writer.scalar("loss", 0.25, 7)
+writer.scalar("accuracy", 0.75, 7)
+writer.image("rgb", rgb, 7)
+writer.image("gray", gray, 8)
+with writer._event_writer.as_default():
+    tf.summary.graph(tf.compat.v1.GraphDef.FromString(graph.SerializeToString()))
+writer.close()
+"""
+
+
+def write_ours(log_dir):
+    exec(textwrap.dedent(SUMMARIES), globals(), namespace := {})
+    writer = summaries.Writer(str(log_dir))
+    writer.hparams(CONFIG)
+    writer.text("config", "some *markdown*", 3)
+    writer.scalars(7, {"loss": 0.25, "accuracy": 0.75})
+    writer.image("rgb", namespace["rgb"], 7)
+    writer.image("gray", namespace["gray"], 8)
+    writer.graph(namespace["graph"])
+    writer.close()
+
+
+def load_events(log_dir):
+    (path,) = summaries.event_files(log_dir)
+    records = event_file_loader.RawEventFileLoader(path).Load()
+    return [event_pb2.Event.FromString(r) for r in records]
+
+
+def comparable(events):
+    """{(step, tag): what TensorBoard shows of it}, free of encodings and clocks."""
+    out = {}
+    for event in events:
+        if event.HasField("graph_def"):
+            graph = graph_pb2.GraphDef.FromString(event.graph_def)
+            out[(event.step, "graph")] = graph.SerializeToString(deterministic=True)
+        for value in event.summary.value:
+            metadata = value.metadata
+            array = tensor_util.make_ndarray(value.tensor)
+            if metadata.plugin_data.plugin_name == "hparams":
+                data = plugin_data_pb2.HParamsPluginData.FromString(metadata.plugin_data.content)
+                data.session_start_info.start_time_secs = 0  # when each was written
+                shown = sorted(
+                    (k, v.SerializeToString()) for k, v in data.session_start_info.hparams.items()
+                )
+                data.session_start_info.ClearField("hparams")
+                metadata.plugin_data.content = data.SerializeToString()
+                array = (array.tolist(), shown)
+            elif metadata.plugin_data.plugin_name == "images":  # PNGs differ in zlib's choices
+                width, height, png = array.tolist()
+                array = (width, height, np.asarray(Image.open(io.BytesIO(png))).tolist())
+            else:
+                array = (array.dtype.str, array.tolist())
+            out[(event.step, value.tag)] = (metadata.SerializeToString(), array)
+    return out
+
+
+def test_events_match_what_flax_writes(tmp_path):
+    subprocess.run(
+        [sys.executable, "-c", REFERENCE, str(tmp_path / "flax")],
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""),
+        check=True,
+        capture_output=True,
+    )
+    write_ours(tmp_path / "ours")
+    theirs, ours = (
+        comparable(load_events(tmp_path / "flax")),
+        comparable(load_events(tmp_path / "ours")),
+    )
+    assert len(ours) == 7  # hparams, text, 2 scalars, 2 images, graph
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert ours[key] == theirs[key], key
+
+
+def test_the_training_process_never_imports_tensorflow(tmp_path):
+    """The whole command line (-X importtime lists this process's imports only),
+    and cutting events back for a resumed run."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "train.py", "--config=configs/xor.py"]
+        + ["--config.num_steps=200", f"--workdir={tmp_path}", COMPILATION_CACHE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+    assert "jax" in imported and "summaries" in imported  # the list is this process's
+    assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras")}
+    run_dir = tmp_path / "xor" / "num_steps=200"
+    assert sorted(read_scalars(run_dir, "train/loss")) == [100, 200]
+    tags = read_events(run_dir).Tags()
+    assert {"config", "run", "decision_boundary/train"} <= set(tags["tensors"]) and tags["graph"]
+    cut = f"import sys, summaries; print(summaries.cut_events_after({str(run_dir)!r}, 100)); "
+    cut += "assert 'tensorflow' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", cut], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0 and int(result.stdout) > 0, result.stderr
+    assert sorted(read_scalars(run_dir, "train/loss")) == [100]
+
+
+def test_each_event_keeps_the_wall_time_the_trainer_gave_it(tmp_path, monkeypatch):
+    clock = iter([1_000_000_000.25, 1_000_000_100.5])  # times no process would stamp now
+    monkeypatch.setattr(summaries, "time", types.SimpleNamespace(time=lambda: next(clock)))
+    writer = summaries.Writer(str(tmp_path))
+    writer.scalars(1, {"loss": 1.0})
+    writer.scalars(2, {"loss": 0.5})
+    writer.close()
+    events = read_events(tmp_path).Tensors("loss")
+    assert [(e.step, e.wall_time) for e in events] == [(1, 1_000_000_000.25), (2, 1_000_000_100.5)]
+
+
+def test_sending_does_not_wait_for_tensorflow(tmp_path):
+    """20 MB of events leave the trainer while the writer still imports TensorFlow."""
+    script = f"""
+import summaries
+writer = summaries.Writer({str(tmp_path)!r})
+for step in range(50):
+    writer.text("big", "x" * 400_000, step)
+writer.flush(wait=True)  # all of it has left this process
+print(writer._process.event_file(writer._id) is not None)  # opened: TensorFlow is in
+writer.close()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False", "TensorFlow was in before the sending ended"
+    assert len(read_events(tmp_path).Tensors("big")) == 50
+
+
+def wait_for_event_file(log_dir, timeout=60):
+    deadline = time.time() + timeout
+    while not summaries.event_files(log_dir):
+        assert time.time() < deadline, f"no event file in {log_dir} after {timeout} s"
+        time.sleep(0.05)
+    return summaries.event_files(log_dir)[0]
+
+
+def test_a_directory_removed_and_made_again_is_an_error(tmp_path):
+    writer = summaries.Writer(str(tmp_path / "run"))
+    writer.scalars(1, {"a": 1.0})
+    shutil.rmtree(tmp_path / "run")  # before or after the event writer opened its file
+    os.mkdir(tmp_path / "run")  # as a checkpoint's save would make it again
+    with pytest.raises(UserError, match="disappeared .was the run directory removed"):
+        writer.flush()
+    with pytest.raises(UserError, match="disappeared"):
+        writer.close()
+    time.sleep(0.5)
+    assert not summaries.event_files(tmp_path / "run")  # nothing written into the new one
+
+
+def test_a_dead_writer_process_is_an_error_and_the_next_writer_starts_another(tmp_path):
+    writer = summaries.Writer(str(tmp_path / "first"))
+    writer.scalars(1, {"a": 1.0})
+    wait_for_event_file(tmp_path / "first")
+    os.kill(event_writer.start().pid, signal.SIGKILL)
+    with pytest.raises(UserError, match=r"cannot write summaries to .*first: the process .* ended"):
+        writer.close()
+    again = summaries.Writer(str(tmp_path / "second"))
+    again.scalars(1, {"a": 2.0})
+    again.close()
+    assert read_scalars(tmp_path / "second", "a") == {1: 2.0}
+
+
+def test_the_writer_process_leaves_ctrl_c_and_sigterm_to_the_trainer(tmp_path):
+    writer = summaries.Writer(str(tmp_path))
+    writer.scalars(1, {"a": 1.0})
+    wait_for_event_file(tmp_path)
+    pid = event_writer.start().pid
+    os.kill(pid, signal.SIGINT)
+    os.kill(pid, signal.SIGTERM)
+    writer.scalars(2, {"a": 2.0})
+    writer.close()
+    assert event_writer.start().pid == pid
+    assert read_scalars(tmp_path, "a") == {1: 1.0, 2: 2.0}
+
+
+def test_what_was_flushed_is_written_after_the_trainer_is_killed(tmp_path):
+    script = f"""
+import os, signal, summaries
+writer = summaries.Writer({str(tmp_path)!r})
+for step in range(1, 101):
+    writer.scalars(step, {{"a": float(step)}})
+writer.flush(wait=True)
+print(writer._process.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    child = int(result.stdout)
+    deadline = time.time() + 120
+    while os.path.exists(f"/proc/{child}") and " Z " not in open(f"/proc/{child}/stat").read():
+        assert time.time() < deadline, "the event writer outlived its trainer by 120 s"
+        time.sleep(0.1)
+    assert read_scalars(tmp_path, "a") == {step: float(step) for step in range(1, 101)}
+
+
+def test_events_are_not_cut_while_a_writer_still_appends(tmp_path):
+    writer = summaries.Writer(str(tmp_path))
+    writer.scalars(1, {"a": 1.0})
+    path = wait_for_event_file(tmp_path)
+    with pytest.raises(UserError, match="still being written by another process"):
+        summaries._wait_until_written(path, timeout=0.5)
+    writer.close()
+    start = time.perf_counter()
+    assert summaries.cut_events_after(str(tmp_path), 0) == 1
+    assert time.perf_counter() - start < 0.5
+
+
+def test_hundreds_of_writers_at_once(tmp_path):
+    """A sweep's members: one writer each, all open together in one event writer."""
+    writers = [summaries.Writer(str(tmp_path / str(k))) for k in range(300)]
+    for step in (1, 2):
+        for k, writer in enumerate(writers):
+            writer.scalars(step, {"a": float(k * step)})
+            writer.flush()
+    for writer in writers:
+        writer.close()
+    for k in (0, 150, 299):
+        assert read_scalars(tmp_path / str(k), "a") == {1: float(k), 2: float(2 * k)}
+    assert all(len(summaries.event_files(tmp_path / str(k))) == 1 for k in range(300))
