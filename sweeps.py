@@ -240,7 +240,8 @@ def build_members(config, points: list[dict], vmapped: list[str]) -> Members:
     graphdef = nnx.split(nets.build_model(config.model, shape, num_outputs, nnx.Rngs(0)))[0]
     optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
     loss_fn = losses.get_loss(config.loss, config.loss_power)
-    keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds * len(points)])
+    member_seeds = jnp.array(seeds * len(points))
+    keys = jax.vmap(lambda s: jax.random.key_data(jax.random.key(s)))(member_seeds)
     numbers = {
         key.split(".")[-1]: jnp.array([point[key] for point in points for _ in seeds])
         for key in vmapped
