@@ -12,6 +12,8 @@ factory that binds the static parts (graph definition, loss, optimizer):
   whole split, in batches of `eval_batch_size` inside one compiled call.
 """
 
+from typing import NamedTuple
+
 import jax
 import jax.extend
 import jax.numpy as jnp
@@ -44,56 +46,68 @@ def layer_grad_norms(grads: nnx.State) -> dict[str, jax.Array]:
     return norms
 
 
-def make_train_step(graphdef, loss_fn, optimizer, learning_rate):
-    """Returns the pure step `(state, (x, y)) -> (state, metrics)`.
+class Update(NamedTuple):
+    """What one step computed on the way to its new state."""
 
-    `learning_rate(opt_state, step)` gives the rate to log (optimizers.py).
-    `all_metrics` may be a traced boolean: where it is False the metrics
-    other than the loss are zeros, not computed (a `lax.cond`), so the fused
-    loop pays for them only at the steps it reports. On small nets they
-    would cost more than the step itself.
+    loss: jax.Array
+    logits: jax.Array
+    grads: nnx.State
+    updates: nnx.State
+
+
+class TrainStep:
+    """The pure step `(state, (x, y)) -> (state, metrics)`, and its two halves.
+
+    `update(state, batch) -> (new state, Update)` is the step itself;
+    `metrics(state, batch, Update) -> dict` what it logs. The fused loop
+    calls them apart, so it computes the metrics only at the steps it
+    reports: on small nets they cost more than the step itself.
     """
 
-    def train_step(state: TrainState, batch, all_metrics: bool | jax.Array = True):
+    def __init__(self, graphdef, loss_fn, optimizer, learning_rate):
+        self.graphdef, self.loss_fn = graphdef, loss_fn
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate  # (opt_state, step) -> rate (optimizers.py)
+
+    def __call__(self, state: TrainState, batch):
+        new_state, update = self.update(state, batch)
+        return new_state, self.metrics(state, batch, update)
+
+    def update(self, state: TrainState, batch) -> tuple[TrainState, Update]:
         x, y = batch
 
         # The named scopes group the GRAPHS dashboard (and profiler traces).
         def compute_loss(params):
             with jax.named_scope("model"):
-                logits = nnx.merge(graphdef, params)(data.to_inputs(x))
+                logits = nnx.merge(self.graphdef, params)(data.to_inputs(x))
             with jax.named_scope("loss"):
-                return loss_fn(logits, y), logits
+                return self.loss_fn(logits, y), logits
 
         (loss, logits), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
         with jax.named_scope("optimizer"):
-            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+        return new_state, Update(loss, logits, grads, updates)
 
-        # Every metric describes update number state.step + 1 and the weights
-        # it started from (those that produced the loss).
-        def metrics():
-            with jax.named_scope("metrics"):
-                return {
-                    "loss": loss,
-                    **losses.task_metrics(logits, y),
-                    "learning_rate": learning_rate(state.opt_state, state.step),
-                    "grad_norm": optax.tree.norm(grads),
-                    "update_norm": optax.tree.norm(updates),
-                    "param_norm": optax.tree.norm(state.params),
-                    **layer_grad_norms(grads),
-                }
+    def metrics(self, state: TrainState, batch, update: Update) -> dict[str, jax.Array]:
+        """Every metric describes update number state.step + 1 and the weights
+        it started from (those that produced the loss)."""
+        with jax.named_scope("metrics"):
+            return {
+                "loss": update.loss,
+                **losses.task_metrics(update.logits, batch[1]),
+                "learning_rate": self.learning_rate(state.opt_state, state.step),
+                "grad_norm": optax.tree.norm(update.grads),
+                "update_norm": optax.tree.norm(update.updates),
+                "param_norm": optax.tree.norm(state.params),
+                **layer_grad_norms(update.grads),
+            }
 
-        def only_loss():
-            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(metrics))
-            return {**zeros, "loss": loss}
 
-        if isinstance(all_metrics, bool):
-            chosen = metrics() if all_metrics else only_loss()
-        else:
-            chosen = jax.lax.cond(all_metrics, metrics, only_loss)
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), chosen
-
-    return train_step
+def make_train_step(graphdef, loss_fn, optimizer, learning_rate) -> TrainStep:
+    """The step for this model, loss and optimizer (see TrainStep)."""
+    return TrainStep(graphdef, loss_fn, optimizer, learning_rate)
 
 
 class Batches:
@@ -127,43 +141,49 @@ class Batches:
         return jax.tree.map(lambda a: jnp.take(a, index, axis=0), arrays)
 
 
-def make_train_loop(train_step, batches: Batches):
+def make_train_loop(train_step: TrainStep, batches: Batches, stop_at_nan: bool = True):
     """Returns `(state, (x, y), n) -> (state, metrics)`: n steps in one call.
 
     `(x, y)` is the whole training split, on the device. `n` is a traced
     number, so one compilation (one loop body) serves every chunk length,
     and how a run is cut into chunks changes no bit of it. Only the last
-    step computes every metric (they are returned); the others, the loss.
-    A step that makes the loss or a weight NaN/Inf is not kept: training
-    stops before it, and the last step runs it, so the returned state and
-    metrics are those of the first bad step.
+    step computes every metric (a `lax.cond`); the others, the loss.
+    With `stop_at_nan`, the first step that makes the loss or a weight
+    NaN/Inf ends the call, with its state and all its metrics. Without
+    (sweeps.py: under vmap a per-member condition becomes a select, so
+    every member would compute every metric at every step), a bad member
+    just goes on in NaN.
     """
 
     def train_loop(state, dataset, num_steps):
         example = batches.take(dataset, jnp.arange(len(dataset[1])), state.step)
         _, metrics_shape = jax.eval_shape(train_step, state, example)
-        metrics = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
         order = None if batches.full else batches.order(state.step)
 
+        def keep_going(carry):
+            _, _, ok, _, i = carry
+            return (i < num_steps) & ok
+
         def one_step(carry):
-            state, _, order, i = carry
+            state, _, _, order, i = carry
             if not batches.full:  # a new epoch: a new order
                 new_epoch = state.step % batches.steps_per_epoch == 0
                 order = jax.lax.cond(new_epoch, batches.order, lambda _: order, state.step)
-            last = i == num_steps - 1
             batch = batches.take(dataset, order, state.step)
-            new, metrics = train_step(state, batch, all_metrics=last)
-            # The weights' norm overflows first, as the metrics' norms would.
-            ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(optax.tree.norm(new.params))
-            # A bad step is left undone, so every step after it redoes it,
-            # until the last keeps it. No `& ok` in the loop's condition: under
-            # vmap (sweeps.py) a per-member condition costs a select per step.
-            keep = ok | last
-            state = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, state)
-            return state, metrics, order, i + 1
+            new, update = train_step.update(state, batch)
+            ok = jnp.array(True)
+            if stop_at_nan:  # the weights' norm overflows first, as the metrics' norms would
+                ok = jnp.isfinite(update.loss) & jnp.isfinite(optax.tree.norm(new.params))
+            metrics = jax.lax.cond(
+                (i == num_steps - 1) | ~ok,
+                lambda: train_step.metrics(state, batch, update),
+                lambda: {**zeros, "loss": update.loss},
+            )
+            return new, metrics, ok, order, i + 1
 
-        carry = (state, metrics, order, 0)
-        state, metrics, _, _ = jax.lax.while_loop(lambda c: c[3] < num_steps, one_step, carry)
+        carry = (state, zeros, jnp.array(True), order, 0)
+        state, metrics, _, _, _ = jax.lax.while_loop(keep_going, one_step, carry)
         return state, metrics
 
     return train_loop

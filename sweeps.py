@@ -388,9 +388,8 @@ def _compile_member_loop(train_step, config, state, keys, train_data):
         return steps.Batches(n_train, config.batch_size, key)
 
     def member_loop(state, key_data, dataset, num_steps):
-        return steps.make_train_loop(train_step, member_batches(key_data))(
-            state, dataset, num_steps
-        )
+        loop = steps.make_train_loop(train_step, member_batches(key_data), stop_at_nan=False)
+        return loop(state, dataset, num_steps)
 
     one_state = jax.tree.map(lambda a: a[0], state)
     first_batch = jax.tree.map(lambda a: a[: member_batches(keys[0]).size], train_data)
@@ -408,6 +407,7 @@ def _compile_member_loop(train_step, config, state, keys, train_data):
         return train_step(state, batches.take(dataset, order, state.step))
 
     order = orders(keys, 0)
+
     # Not vmap: over the members' kernels, a convolution becomes a grouped
     # one, which XLA:CPU runs 3x slower than the members one by one.
     def step_all(state, dataset, order):
