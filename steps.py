@@ -64,16 +64,19 @@ class TrainStep:
     reports: on small nets they cost more than the step itself.
     """
 
-    def __init__(self, graphdef, loss_fn, optimizer, learning_rate):
+    def __init__(self, graphdef, loss_fn, optimizer, learning_rate, batch_sharding=None):
         self.graphdef, self.loss_fn = graphdef, loss_fn
         self.optimizer = optimizer
         self.learning_rate = learning_rate  # (opt_state, step) -> rate (optimizers.py)
+        self.batch_sharding = batch_sharding  # split the batch over devices (parallel.py)
 
     def __call__(self, state: TrainState, batch):
         new_state, update = self.update(state, batch)
         return new_state, self.metrics(state, batch, update)
 
     def update(self, state: TrainState, batch) -> tuple[TrainState, Update]:
+        if self.batch_sharding is not None:  # data parallel: each device its rows
+            batch = jax.lax.with_sharding_constraint(batch, self.batch_sharding)
         x, y = batch
 
         # The named scopes group the GRAPHS dashboard (and profiler traces).
@@ -105,9 +108,9 @@ class TrainStep:
             }
 
 
-def make_train_step(graphdef, loss_fn, optimizer, learning_rate) -> TrainStep:
+def make_train_step(graphdef, loss_fn, optimizer, learning_rate, batch_sharding=None) -> TrainStep:
     """The step for this model, loss and optimizer (see TrainStep)."""
-    return TrainStep(graphdef, loss_fn, optimizer, learning_rate)
+    return TrainStep(graphdef, loss_fn, optimizer, learning_rate, batch_sharding)
 
 
 class Batches:
@@ -204,7 +207,9 @@ def uses_convolutions(train_step, state, batch) -> bool:
     return any(found)
 
 
-def compile_train_loop(train_step, batches: Batches, state: TrainState, dataset, fused: bool):
+def compile_train_loop(
+    train_step, batches: Batches, state: TrainState, dataset, fused: bool, everywhere=None
+):
     """Compiles the loop `(state, dataset, n) -> (state, metrics)`, ahead of time.
 
     fused=True: `make_train_loop`, n steps in one call. fused=False: one
@@ -214,21 +219,24 @@ def compile_train_loop(train_step, batches: Batches, state: TrainState, dataset,
     than outside one (jax-ml/jax#12868: 150 against 1,800 images/s for
     this project's CNN). A stepwise chunk does not stop at the first
     non-finite step; its last step's metrics show it (NaN spreads through
-    the weights).
+    the weights). `everywhere`: the replicated sharding of the state, for
+    the stepwise path's minibatch orders (parallel.py).
     """
     if fused:
         return jax.jit(make_train_loop(train_step, batches)).lower(state, dataset, 0).compile()
-    order = batches.order(jnp.int32(0)) if not batches.full else jnp.arange(len(dataset[1]))
+    new_order = jax.jit(
+        lambda step: batches.order(step) if not batches.full else jnp.arange(len(dataset[1])),
+        out_shardings=everywhere,
+    )
 
     def one_step(state, dataset, order):
         return train_step(state, batches.take(dataset, order, state.step))
 
-    step = jax.jit(one_step).lower(state, dataset, order).compile()
-    new_order = jax.jit(batches.order)
+    step = jax.jit(one_step).lower(state, dataset, new_order(0)).compile()
 
     def train_loop(state, dataset, num_steps):
         first = int(state.step)
-        order = new_order(first) if not batches.full else jnp.arange(len(dataset[1]))
+        order = new_order(first)
         metrics = None
         for s in range(first, first + int(num_steps)):
             if not batches.full and s % batches.steps_per_epoch == 0 and s != first:
@@ -240,7 +248,13 @@ def compile_train_loop(train_step, batches: Batches, state: TrainState, dataset,
 
 
 def make_evaluate(
-    graphdef, loss_fn, num_examples: int, num_classes: int, batch_size: int, summed_loss: bool
+    graphdef,
+    loss_fn,
+    num_examples: int,
+    num_classes: int,
+    batch_size: int,
+    summed_loss: bool,
+    batch_sharding=None,
 ):
     """Returns `(params, (x, y)) -> (metrics, confusion)` over a whole split.
 
@@ -249,12 +263,18 @@ def make_evaluate(
     batch; metrics are weighted by batch size, so each is the mean over all
     examples (the loss is summed instead when `summed_loss`, as `sse` is).
     `confusion[i, j]` counts examples of class i predicted as j (for a
-    classifier; an empty (0, 0) array for a regression).
+    classifier; an empty (0, 0) array for a regression). With a
+    `batch_sharding`, full batches are split over the devices.
     """
     batch_size = min(batch_size, num_examples) if batch_size > 0 else num_examples
     full, rest = divmod(num_examples, batch_size)
 
-    def one_batch(params, x, y):
+    if batch_sharding is not None and batch_size % batch_sharding.mesh.size:
+        batch_sharding = None  # uneven: each device evaluates every row
+
+    def one_batch(params, x, y, split=False):
+        if split and batch_sharding is not None:
+            x, y = jax.lax.with_sharding_constraint((x, y), batch_sharding)
         logits = nnx.merge(graphdef, params)(data.to_inputs(x))
         metrics = {"loss": loss_fn(logits, y), **losses.task_metrics(logits, y)}
         if num_classes:
@@ -267,7 +287,9 @@ def make_evaluate(
     def evaluate(params, split):
         x, y = split
         head = lambda a: a[: full * batch_size].reshape(full, batch_size, *a.shape[1:])  # noqa: E731
-        metrics, confusion = jax.lax.map(lambda b: one_batch(params, *b), (head(x), head(y)))
+        metrics, confusion = jax.lax.map(
+            lambda b: one_batch(params, *b, split=True), (head(x), head(y))
+        )
         confusion = jnp.sum(confusion, axis=0)
         # Means of batches, weighted by their sizes; a summed loss just adds up.
         total = lambda k, m, size: m if (k == "loss" and summed_loss) else m * size  # noqa: E731

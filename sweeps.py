@@ -48,6 +48,7 @@ import data
 import losses
 import nets
 import optimizers
+import parallel
 import steps
 import summaries
 from registry import UserError
@@ -240,12 +241,23 @@ def build_members(config, points: list[dict], vmapped: list[str]) -> Members:
     graphdef = nnx.split(nets.build_model(config.model, shape, num_outputs, nnx.Rngs(0)))[0]
     optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
     loss_fn = losses.get_loss(config.loss, config.loss_power)
-    member_seeds = jnp.array(seeds * len(points))
-    keys = jax.vmap(lambda s: jax.random.key_data(jax.random.key(s)))(member_seeds)
+    # Members are split over the devices (parallel.py), each whole on one.
+    mesh = parallel.mesh()
+    if mesh.size > 1:
+        parallel.check_divides(
+            len(seeds) * len(points), "the members (points x seeds)",
+            "choose --config.num_seeds so that points x seeds is", mesh,
+        )  # fmt: skip
+    members = parallel.split(mesh)
+    member_seeds = parallel.put(np.array(seeds * len(points)), members)
+    keys = jax.jit(
+        jax.vmap(lambda s: jax.random.key_data(jax.random.key(s))), out_shardings=members
+    )(member_seeds)
     numbers = {
-        key.split(".")[-1]: jnp.array([point[key] for point in points for _ in seeds])
+        key.split(".")[-1]: np.array([point[key] for point in points for _ in seeds])
         for key in vmapped
     }
+    numbers = parallel.put(numbers, members)
 
     def init_state(key_data, numbers):
         key = jax.random.wrap_key_data(key_data)
@@ -256,10 +268,11 @@ def build_members(config, points: list[dict], vmapped: list[str]) -> Members:
         opt_state = optimizers.with_hyperparameters(optimizer.init(params), numbers)
         return steps.TrainState(step=jnp.array(0), params=params, opt_state=opt_state)
 
-    state = jax.jit(jax.vmap(init_state))(keys, numbers)
+    state = jax.jit(jax.vmap(init_state), out_shardings=members)(keys, numbers)
     train_step = steps.make_train_step(graphdef, loss_fn, optimizer, learning_rate)
-    train_data = jax.device_put((dataset.x_train, dataset.y_train))
-    eval_data = jax.device_put((dataset.x_eval, dataset.y_eval))
+    everywhere = parallel.replicated(mesh)
+    train_data = parallel.put((dataset.x_train, dataset.y_train), everywhere)
+    eval_data = parallel.put((dataset.x_eval, dataset.y_eval), everywhere)
     loop, program = _compile_member_loop(train_step, config, state, keys, train_data)
     evaluate = steps.make_evaluate(
         graphdef, loss_fn, len(dataset.y_eval), dataset.num_classes,

@@ -45,6 +45,7 @@ import graphs
 import losses
 import nets
 import optimizers
+import parallel
 import probes
 import steps
 import summaries
@@ -208,23 +209,31 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
         console(f"{run_dir} finished at step {start_step}; --new_run starts another run")
         checkpointer.close()
         return final
-    # The whole dataset lives on the device; steps gather their batches there.
-    train_data = jax.device_put((dataset.x_train, dataset.y_train))
-    eval_data = jax.device_put((dataset.x_eval, dataset.y_eval))
     batches = steps.Batches(len(dataset.x_train), config.batch_size, jax.random.fold_in(key, 1))
+    # The whole dataset lives on every device, as do the weights; steps
+    # gather their batches there, and split them over the devices (if several).
+    mesh = parallel.mesh()
+    everywhere = parallel.replicated(mesh)
+    split = None
+    if mesh.size > 1:
+        parallel.check_divides(batches.size, "the batch", "set --config.batch_size", mesh)
+        split = parallel.split(mesh)
+    state = parallel.put(jax.device_get(state), everywhere)
+    train_data = parallel.put((dataset.x_train, dataset.y_train), everywhere)
+    eval_data = parallel.put((dataset.x_eval, dataset.y_eval), everywhere)
 
-    train_step = steps.make_train_step(graphdef, loss_fn, optimizer, learning_rate)
+    train_step = steps.make_train_step(graphdef, loss_fn, optimizer, learning_rate, split)
     evaluate = steps.make_evaluate(
         graphdef, loss_fn, len(dataset.y_eval), dataset.num_classes,
-        config.eval_batch_size, summed_loss=config.loss == "sse",
+        config.eval_batch_size, summed_loss=config.loss == "sse", batch_sharding=split,
     )  # fmt: skip
     # Compiled once, ahead of the loop: nothing in the loop can recompile.
     first_batch = jax.tree.map(lambda a: a[: batches.size], train_data)
     fused = jax.default_backend() != "cpu" or not steps.uses_convolutions(
         train_step, state, first_batch
     )
-    train_loop = steps.compile_train_loop(train_step, batches, state, train_data, fused)
-    evaluate = jax.jit(evaluate).lower(params, eval_data).compile()
+    train_loop = steps.compile_train_loop(train_step, batches, state, train_data, fused, everywhere)
+    evaluate = jax.jit(evaluate).lower(state.params, eval_data).compile()
     probe = probes.Probes(config, graphdef, dataset, run_dir)
     compile_seconds = time.perf_counter() - start
 

@@ -1,0 +1,109 @@
+"""Several devices: 4 simulated CPU devices in a subprocess against this process's one."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_idx import write_mnist
+
+import train
+from configs import mnist_cnn, playground, xor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Runs in a fresh interpreter with 4 CPU devices; prints one JSON line.
+ON_FOUR_DEVICES = r"""
+import json, sys
+import jax, numpy as np
+import parallel, sweeps, train
+from configs import mnist_cnn, playground, xor
+
+task, run_dir, mnist_dir = sys.argv[1:4]
+out = {"devices": jax.device_count()}
+if task == "data_parallel":
+    config = playground.get_config("circles")
+    config.batch_size, config.num_steps, config.log_every, config.eval_every = 8, 60, 30, 30
+    out["circles"] = train.train_and_evaluate(config, run_dir + "/circles")
+    config = mnist_cnn.get_config()
+    config.data.data_dir = mnist_dir
+    config.batch_size, config.num_steps, config.log_every, config.eval_every = 16, 4, 4, 4
+    config.embedding_examples = 0
+    out["cnn"] = train.train_and_evaluate(config, run_dir + "/cnn")
+    mesh = parallel.mesh()
+    batch = parallel.put(np.zeros((8, 2), np.float32), parallel.replicated(mesh))
+    split = jax.jit(lambda b: jax.lax.with_sharding_constraint(b, parallel.split(mesh)))(batch)
+    out["batch_shards"] = [list(s.data.shape) for s in split.addressable_shards]
+    out["replicated_shards"] = [list(s.data.shape) for s in batch.addressable_shards]
+    config = playground.get_config("circles")
+    config.batch_size = 6
+    try:
+        train.train_and_evaluate(config, run_dir + "/uneven")
+    except train.UserError as e:
+        out["uneven"] = str(e)
+else:
+    config = xor.get_config()
+    config.num_steps, config.num_seeds = 200, 4
+    config.sweep.optimizer.learning_rate = (0.01, 0.1)
+    points = [{"optimizer.learning_rate": r} for r in (0.01, 0.1)]
+    plain = sweeps.with_values(config, {})
+    members = sweeps.build_members(plain, points, ["optimizer.learning_rate"])
+    kernel = members.state.params["layers"][0]["kernel"].value
+    out["member_spec"] = str(kernel.sharding.spec)
+    out["member_shards"] = sorted((s.device.id, s.data.shape[0]) for s in kernel.addressable_shards)
+    out["sweep"] = train.train_and_evaluate(config, run_dir + "/sweep")["points"]
+print(json.dumps(out, default=str))
+"""
+
+
+def on_four_devices(task, tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    result = subprocess.run(
+        [sys.executable, "-c", ON_FOUR_DEVICES, task, str(tmp_path / "four"), str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def close(four, one, tags):
+    for tag in tags:
+        np.testing.assert_allclose(four[tag], one[tag], rtol=2e-4, atol=1e-6, err_msg=tag)
+
+
+@pytest.mark.slow
+def test_data_parallel_matches_one_device_and_splits_the_batch(tmp_path):
+    write_mnist(tmp_path, n_train=64, n_test=20)
+    four = on_four_devices("data_parallel", tmp_path)
+    assert four["devices"] == 4
+    assert four["batch_shards"] == [[2, 2]] * 4  # 8 rows: 2 on each device
+    assert four["replicated_shards"] == [[8, 2]] * 4
+    assert "the batch (6) does not split evenly over 4 devices" in four["uneven"]
+
+    config = playground.get_config("circles")
+    config.batch_size, config.num_steps, config.log_every, config.eval_every = 8, 60, 30, 30
+    one = train.train_and_evaluate(config, str(tmp_path / "one" / "circles"))
+    close(four["circles"], one, ["train/loss", "eval/loss", "eval/accuracy", "train/grad_norm"])
+    config = mnist_cnn.get_config()
+    config.data.data_dir = str(tmp_path)
+    config.batch_size, config.num_steps, config.log_every, config.eval_every = 16, 4, 4, 4
+    config.embedding_examples = 0
+    one = train.train_and_evaluate(config, str(tmp_path / "one" / "cnn"))
+    close(four["cnn"], one, ["train/loss", "eval/loss", "train/grad_norm"])
+
+
+@pytest.mark.slow
+def test_sweep_members_spread_over_devices(tmp_path):
+    four = on_four_devices("sweep", tmp_path)
+    assert four["member_spec"] == "P('data',)"
+    assert four["member_shards"] == [[0, 2], [1, 2], [2, 2], [3, 2]]  # 8 members, 2 each
+    config = xor.get_config()
+    config.num_steps, config.num_seeds = 200, 4
+    config.sweep.optimizer.learning_rate = (0.01, 0.1)
+    one = train.train_and_evaluate(config, str(tmp_path / "one"))["points"]
+    for point in ("learning_rate=0.01", "learning_rate=0.1"):
+        for seed in range(4):
+            member_four = four["sweep"][point]["members"][str(seed)]
+            close(member_four, one[point]["members"][seed], ["train/loss", "eval/loss"])
