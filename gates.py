@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+import parallel
 import pictures
 import summaries
 from nets.perceptron import GATES, Perceptron, XorFromGates
@@ -116,7 +117,7 @@ def run(config: ml_collections.ConfigDict, run_dir: str, console=print) -> dict[
         return {}
     summaries.preload()
     targets = TARGETS[config.gate]
-    writer = summaries.Writer(run_dir)
+    writer = parallel.writer(run_dir)
     writer.hparams(config.to_dict())
     writer.text("config", summaries.config_markdown(config.to_dict()))
     writer.text("run", summaries.run_markdown())

@@ -53,6 +53,20 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
+class Discard:
+    """Stands in for a `summaries.Writer` on processes other than 0: writes nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def writer(log_dir: str):
+    """A `summaries.Writer` for `log_dir` on process 0; a `Discard` elsewhere."""
+    import summaries
+
+    return summaries.Writer(log_dir) if is_writer() else Discard()
+
+
 def mesh() -> Mesh:
     """Every device of every process on one axis, `data`."""
     # Auto: XLA's partitioner places everything the constraints leave open.

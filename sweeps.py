@@ -200,7 +200,7 @@ def run(config: ml_collections.ConfigDict, run_dir: str, console=print) -> dict:
     if not spec:
         return results[""]
     table = results_table(results)
-    aggregate = summaries.Writer(aggregate_dir)
+    aggregate = parallel.writer(aggregate_dir)
     try:
         aggregate.text("config", summaries.config_markdown(plain(config)))
         aggregate.text("results", table, config.num_steps)
@@ -300,7 +300,7 @@ def _run_group(config, run_dir, points, names, vmapped, console) -> dict[str, di
             if summaries.event_files(member_dir):  # an interrupted attempt: start over
                 summaries.cut_events_after(member_dir, -1)
             os.makedirs(member_dir, exist_ok=True)
-            writer = summaries.Writer(member_dir)
+            writer = parallel.writer(member_dir)
             member = plain(with_values(config, point))
             member["seed"], member["num_seeds"] = seed, 1  # what the single run would have
             writer.hparams(member)
@@ -308,7 +308,7 @@ def _run_group(config, run_dir, points, names, vmapped, console) -> dict[str, di
     aggregates = []
     for point, point_dir in zip(points, point_dirs, strict=True):
         os.makedirs(os.path.join(point_dir, "aggregate"), exist_ok=True)
-        aggregate = summaries.Writer(os.path.join(point_dir, "aggregate"))
+        aggregate = parallel.writer(os.path.join(point_dir, "aggregate"))
         aggregate_config = plain(with_values(config, point))
         aggregate.hparams(aggregate_config)
         aggregate.text("config", summaries.config_markdown(aggregate_config))

@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 
@@ -54,7 +55,12 @@ from registry import UserError, lookup
 
 
 def console(message: str) -> None:
-    """Prints a progress line; a closed stdout (`| head`) never stops training."""
+    """Prints a progress line; a closed stdout (`| head`) never stops training.
+
+    In a multi-host run only process 0 prints.
+    """
+    if jax.process_count() > 1 and not parallel.is_writer():
+        return
     try:
         print(message, flush=True)
     except BrokenPipeError:
@@ -234,17 +240,21 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
     )
     train_loop = steps.compile_train_loop(train_step, batches, state, train_data, fused, everywhere)
     evaluate = jax.jit(evaluate).lower(state.params, eval_data).compile()
-    probe = probes.Probes(config, graphdef, dataset, run_dir)
+    # Other processes compute the probes too (every process runs every
+    # program), but keep their files apart.
+    files = run_dir if parallel.is_writer() else tempfile.mkdtemp(prefix="probes-")
+    probe = probes.Probes(config, graphdef, dataset, files)
     compile_seconds = time.perf_counter() - start
 
     if stop:
         name = signal.Signals(stop[0]).name
         raise Interrupted(f"{name} before the first step: nothing to save", stop[0])
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        f.write(config.to_json(indent=2) + "\n")
-    if start_step:
-        summaries.cut_events_after(run_dir, start_step)
-    writer = summaries.Writer(run_dir)
+    if parallel.is_writer():  # process 0 of a multi-host run writes the files
+        with open(os.path.join(run_dir, "config.json"), "w") as f:
+            f.write(config.to_json(indent=2) + "\n")
+        if start_step:
+            summaries.cut_events_after(run_dir, start_step)
+    writer = parallel.writer(run_dir)
     num_params = sum(v.size for v in jax.tree.leaves(params))
     resumed = f", resumed at step {start_step}" if start_step else ""
     console(f"{run_dir}: {num_params:,} parameters, compiled in {compile_seconds:.2f} s{resumed}")
@@ -395,6 +405,18 @@ _NEW_RUN = flags.DEFINE_bool(
     False,
     "Start a new run beside an existing one of the same name (name,run=2) instead of resuming it.",
 )
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address",
+    "",
+    "Multi-host runs: host:port of process 0, the same for every process "
+    "(or JAX_COORDINATOR_ADDRESS). Empty: this process trains alone.",
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", 0, "Multi-host runs: how many processes (or JAX_NUM_PROCESSES)."
+)
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", -1, "Multi-host runs: this process's number, 0 first (or JAX_PROCESS_ID)."
+)
 _COMPILATION_CACHE = flags.DEFINE_string(
     "compilation_cache",
     os.path.join(os.path.expanduser("~"), ".cache", "how-networks-learn", "xla"),
@@ -473,6 +495,7 @@ def main(argv: list[str]) -> None:
     # the run fails before writing anything.
     new_parents = [p for p in parents(os.path.join(_WORKDIR.value, name)) if not os.path.exists(p)]
     try:
+        parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
         check, run = lookup(EXPERIMENTS, config.get("experiment", "train"), "experiment")
         check(config)  # before the run directory exists
         run_dir, created = command_line.make_run_dir(_WORKDIR.value, name, _NEW_RUN.value)

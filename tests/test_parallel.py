@@ -2,11 +2,13 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import read_scalars
 from test_idx import write_mnist
 
 import train
@@ -107,3 +109,41 @@ def test_sweep_members_spread_over_devices(tmp_path):
         for seed in range(4):
             member_four = four["sweep"][point]["members"][str(seed)]
             close(member_four, one[point]["members"][seed], ["train/loss", "eval/loss"])
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_run_and_only_process_0_writes(tmp_path):
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    args = [
+        sys.executable, "train.py", "--config=configs/xor.py", "--config.num_steps=300",
+        f"--workdir={tmp_path}", f"--coordinator_address=localhost:{port}", "--num_processes=2",
+    ]  # fmt: skip
+    processes = [
+        subprocess.Popen(
+            [*args, f"--process_id={i}"],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], (
+        outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    )
+    assert "step 300" in outputs[0][0] and "step" not in outputs[1][0]  # process 0 reports
+    run = tmp_path / "xor" / "num_steps=300"
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1
+    assert (run / "checkpoints" / "300").is_dir()
+    alone = train.train_and_evaluate(_xor(300), str(tmp_path / "alone"))
+    together = read_scalars(run, "train/loss")[300]
+    np.testing.assert_allclose(together, alone["train/loss"], rtol=1e-3, atol=1e-6)
+
+
+def _xor(num_steps):
+    config = xor.get_config()
+    config.num_steps = num_steps
+    return config
