@@ -46,6 +46,7 @@ XOR = "--config=configs/xor.py"
         ),
         ([XOR, "--config.sweep.optimizer.learning_rate=(0.1,-1.0)"], "must be a number > 0"),
         ([XOR, "--config.sweep.model.activation=(relu,relux)"], "unknown activation 'relux'"),
+        ([XOR, "--coordinator_address=localhost:1"], "multi-host run needs --num_processes >= 1"),
         ([XOR, "--config.optimizer.learning_rate=0"], "learning_rate must be a number > 0"),
         ([XOR, "--config.optimizer.learning_rate=nan"], "learning_rate must be a number > 0"),
         ([XOR, "--config.num_steps=0"], "num_steps must be > 0"),
