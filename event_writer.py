@@ -406,13 +406,15 @@ def _serve() -> None:
     inbox = queue.SimpleQueue()
 
     def read():
-        received = False
+        opened = False
         while (message := _read_frame(sys.stdin.buffer)) is not None:
-            received = True
+            if message[0] == "finish" and not opened:
+                break
+            opened = True
             inbox.put(message)
             if message[0] == "finish":
                 break
-        if not received:  # the trainer ended without writing anything
+        if not opened:  # the trainer ended without a writer: no need for TensorFlow
             os._exit(0)
         inbox.put(None)
 

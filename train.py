@@ -517,6 +517,12 @@ def main(argv: list[str]) -> None:
         sys.stderr.flush()
         os._exit(failure[1])
     console(f"see it with: tensorboard --logdir {_WORKDIR.value}")
+    if not jax.distributed.is_initialized():  # (a multi-host run shuts down in step)
+        # All is written, flushed and closed. Skip the interpreter's teardown:
+        # freeing JAX, Flax and orbax took 0.6 s of configs/xor.py's 4.5 s.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":
