@@ -233,6 +233,9 @@ def compile_train_loop(
         return train_step(state, batches.take(dataset, order, state.step))
 
     step = jax.jit(one_step).lower(state, dataset, new_order(0)).compile()
+    # Several CPU devices: XLA:CPU's in-process all-reduce deadlocked when
+    # steps queued up asynchronously (a CNN on 2 host devices, 2 cores).
+    one_at_a_time = jax.default_backend() == "cpu" and len(jax.tree.leaves(state)[0].devices()) > 1
 
     def train_loop(state, dataset, num_steps):
         first = int(state.step)
@@ -242,6 +245,8 @@ def compile_train_loop(
             if not batches.full and s % batches.steps_per_epoch == 0 and s != first:
                 order = new_order(s)
             state, metrics = step(state, dataset, order)
+            if one_at_a_time:
+                jax.block_until_ready(metrics)
         return state, metrics
 
     return train_loop

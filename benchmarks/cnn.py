@@ -8,7 +8,9 @@ Times the training loop that `train.py` runs for configs/fashion_mnist_cnn.py
 images of Fashion-MNIST's shape, so it needs no dataset. GFLOP/s comes from
 XLA's own count of the compiled step's floating-point operations.
 Compare with the PyTorch peer (../shared/peers/cnn_torch.py --mode
-throughput), alternating the two; see the README's Speed section.
+throughput), alternating the two; see the README's Speed section. With
+several devices (`XLA_FLAGS=--xla_force_host_platform_device_count=2`) it
+times the data-parallel step, as train.py would run it.
 """
 
 import argparse
@@ -28,6 +30,7 @@ from flax import nnx  # noqa: E402
 import losses  # noqa: E402
 import nets  # noqa: E402
 import optimizers  # noqa: E402
+import parallel  # noqa: E402
 import steps  # noqa: E402
 from configs import fashion_mnist_cnn  # noqa: E402
 
@@ -42,22 +45,30 @@ def main():
     repeats = 2 if args.quick else args.repeats
     n_train, n_eval = (1024, 512) if args.quick else (60_000, 10_000)
 
+    # As train.py: weights and data on every device, each batch split over them.
+    mesh = parallel.mesh()
+    everywhere = parallel.replicated(mesh)
+    split = parallel.split(mesh) if mesh.size > 1 else None
     rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.integers(0, 256, (n_train, 28, 28, 1), np.uint8))
-    y = jnp.asarray(rng.integers(0, 10, n_train).astype(np.int32))
+    x = rng.integers(0, 256, (n_train, 28, 28, 1), np.uint8)
+    x, y = parallel.put((x, rng.integers(0, 10, n_train).astype(np.int32)), everywhere)
     model = nets.build_model(config.model, (28, 28, 1), 10, nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
     optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
     state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
-    train_step = steps.make_train_step(graphdef, losses.cross_entropy, optimizer, learning_rate)
+    state = parallel.put(jax.device_get(state), everywhere)
+    train_step = steps.make_train_step(
+        graphdef, losses.cross_entropy, optimizer, learning_rate, split
+    )
     batches = steps.Batches(n_train, config.batch_size, jax.random.key(1))
     batch = (x[: config.batch_size], y[: config.batch_size])
 
     start = time.perf_counter()
     fused = jax.default_backend() != "cpu" or not steps.uses_convolutions(train_step, state, batch)
-    loop = steps.compile_train_loop(train_step, batches, state, (x, y), fused)
+    loop = steps.compile_train_loop(train_step, batches, state, (x, y), fused, everywhere)
     compile_seconds = time.perf_counter() - start
-    flops = jax.jit(train_step).lower(state, batch).compile().cost_analysis()["flops"]
+    # XLA counts one device's share of a split step: times the devices.
+    flops = jax.jit(train_step).lower(state, batch).compile().cost_analysis()["flops"] * mesh.size
 
     state, metrics = loop(state, (x, y), 2)  # warm-up
     jax.block_until_ready(metrics)
