@@ -32,7 +32,8 @@ and back:
   fatal  (message)      nothing can be written here (no TensorFlow); exiting
 
 At the end of its input (the trainer exited or was killed) this process
-writes everything it was sent, closes the files and exits. Until then it
+writes everything it was sent, closes the files and exits; if no writer was
+ever opened, it exits at once, without waiting for TensorFlow. Until then it
 holds a lock (`flock`) on each of its event files: `summaries.cut_events_after`
 waits for it, so a run resumed right after a kill never edits a file its
 predecessor's writer still appends to. It ignores SIGINT and SIGTERM: the
@@ -280,21 +281,35 @@ class _Writer:
 
     def __init__(self, tensorboard, log_dir: str, identity: tuple[int, int]):
         self.log_dir = log_dir
-        try:
-            directory = os.stat(log_dir)
-        except FileNotFoundError:
-            raise _Disappeared(log_dir) from None
-        if (directory.st_dev, directory.st_ino) != tuple(identity):
-            raise _Disappeared(log_dir)  # removed, and made again by someone else
+        self.path = self._lock = None
+        self._check(identity)
         before = _event_files(log_dir)
         self.summary_writer = tensorboard.SummaryWriter(log_dir, auto_flush=False)
         self.summary_writer.flush()  # the file exists from here on
         new = sorted(_event_files(log_dir) - before)
         self.path = new[-1] if new else None
-        self._lock = None
+        try:
+            # flax and TensorFlow make a missing directory: if the trainer's was
+            # removed meanwhile, the file went into another one; take it back.
+            self._check(identity)
+        except _Disappeared:
+            self.close()
+            if self.path:
+                with contextlib.suppress(OSError):
+                    os.remove(self.path)
+            raise
         if self.path:
             self._lock = os.open(self.path, os.O_RDONLY)
             fcntl.flock(self._lock, fcntl.LOCK_EX)
+
+    def _check(self, identity):
+        """Raises _Disappeared unless log_dir is still the trainer's directory."""
+        try:
+            directory = os.stat(self.log_dir)
+        except FileNotFoundError:
+            raise _Disappeared(self.log_dir) from None
+        if (directory.st_dev, directory.st_ino) != tuple(identity):
+            raise _Disappeared(self.log_dir)  # removed, and made again by someone else
 
     def flush(self):
         self.summary_writer.flush()

@@ -187,16 +187,20 @@ def wait_for_event_file(log_dir, timeout=60):
 
 
 def test_a_directory_removed_and_made_again_is_an_error(tmp_path):
-    writer = summaries.Writer(str(tmp_path / "run"))
-    writer.scalars(1, {"a": 1.0})
-    shutil.rmtree(tmp_path / "run")  # before or after the event writer opened its file
-    os.mkdir(tmp_path / "run")  # as a checkpoint's save would make it again
-    with pytest.raises(UserError, match="disappeared .was the run directory removed"):
-        writer.flush()
-    with pytest.raises(UserError, match="disappeared"):
-        writer.close()
-    time.sleep(0.5)
-    assert not summaries.event_files(tmp_path / "run")  # nothing written into the new one
+    """Before, after or while the event writer opens its file there."""
+    for attempt in range(50):
+        log_dir = tmp_path / str(attempt)
+        writer = summaries.Writer(str(log_dir))
+        writer.scalars(1, {"a": 1.0})
+        time.sleep(attempt % 5 * 0.001)
+        while log_dir.exists():  # the event writer may be adding its file
+            shutil.rmtree(log_dir, ignore_errors=True)
+        log_dir.mkdir(exist_ok=True)  # as a checkpoint's save would make it again
+        with pytest.raises(UserError, match="disappeared .was the run directory removed"):
+            writer.flush()
+        with pytest.raises(UserError, match="disappeared"):
+            writer.close()
+        assert not summaries.event_files(log_dir), f"written into the new directory ({attempt})"
 
 
 def test_a_dead_writer_process_is_an_error_and_the_next_writer_starts_another(tmp_path):
@@ -271,3 +275,22 @@ def test_hundreds_of_writers_at_once(tmp_path):
     for k in (0, 150, 299):
         assert read_scalars(tmp_path / str(k), "a") == {1: float(k), 2: float(2 * k)}
     assert all(len(summaries.event_files(tmp_path / str(k))) == 1 for k in range(300))
+
+
+def test_a_writer_process_without_tensorflow_is_one_clear_error(tmp_path):
+    broken = tmp_path / "site" / "tensorflow"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('no TensorFlow here')\n")
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config=configs/xor.py", "--config.num_steps=100"]
+        + [f"--workdir={tmp_path / 'runs'}", COMPILATION_CACHE],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot write summaries to "), result.stderr
+    assert "cannot import TensorFlow: ImportError('no TensorFlow here')" in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
