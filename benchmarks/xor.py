@@ -5,7 +5,9 @@
 
 Prints JSON. `loop_steps_per_second` times the fused training loop that
 `train.py` runs for configs/xor.py (2-16-1 MLP, Adam, full batch), in
-chunks of 100,000 steps; `command_seconds` is the wall time of
+chunks of 100,000 steps; `peer_net_loop_steps_per_second` the same loop
+for the PyTorch peer's net (2-4-1 sigmoid, MSE, SGD 1.0, as in
+`../shared/peers/xor_torch.py`); `command_seconds` is the wall time of
 `python train.py --config=configs/xor.py` (2,000 steps with every summary
 and checkpoint), median of `--runs` fresh processes. Compare with the
 PyTorch peers (../shared/peers/xor_torch.py, e2e_xor_torch.py), alternating.
@@ -35,22 +37,15 @@ import steps  # noqa: E402
 from configs import xor  # noqa: E402
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small numbers, for tests")
-    parser.add_argument("--runs", type=int, default=5, help="whole-command runs (median)")
-    args = parser.parse_args()
-    chunk = 2_000 if args.quick else 100_000
-    repeats = 2 if args.quick else 5
-    runs = 1 if args.quick else args.runs
-
-    config = xor.get_config()
+def loop_rates(config, chunk: int, repeats: int) -> tuple[float, list[float]]:
+    """(compile seconds, steps/s per timed chunk) of the fused loop train.py compiles."""
     dataset = data.load_dataset(config.data)
     model = nets.build_model(config.model, (2,), 1, nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
     optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
     state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
-    train_step = steps.make_train_step(graphdef, losses.bce, optimizer, learning_rate)
+    loss = losses.get_loss(config.loss)
+    train_step = steps.make_train_step(graphdef, loss, optimizer, learning_rate)
     batches = steps.Batches(4, 0, jax.random.key(1))
     train_data = jax.device_put((dataset.x_train, dataset.y_train))
     start = time.perf_counter()
@@ -64,6 +59,23 @@ def main():
         state, metrics = loop(state, train_data, chunk)
         jax.block_until_ready(metrics)
         rates.append(chunk / (time.perf_counter() - start))
+    return compile_seconds, rates
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small numbers, for tests")
+    parser.add_argument("--runs", type=int, default=5, help="whole-command runs (median)")
+    args = parser.parse_args()
+    chunk = 2_000 if args.quick else 100_000
+    repeats = 2 if args.quick else 5
+    runs = 1 if args.quick else args.runs
+
+    compile_seconds, rates = loop_rates(xor.get_config(), chunk, repeats)
+    peer = xor.get_config()  # the PyTorch peer's net: 2-4-1 sigmoid, MSE, SGD 1.0
+    peer.model.hidden_sizes, peer.model.activation, peer.loss = (4,), "sigmoid", "mse"
+    peer.optimizer.name, peer.optimizer.learning_rate = "sgd", 1.0
+    _, peer_rates = loop_rates(peer, chunk, repeats)
 
     walls = []
     command = [sys.executable, "train.py", "--config=configs/xor.py"]
@@ -81,6 +93,8 @@ def main():
         "backend": jax.default_backend(),
         "loop_steps_per_second": round(statistics.median(rates)),
         "loop_steps_per_second_all": [round(r) for r in rates],
+        "peer_net_loop_steps_per_second": round(statistics.median(peer_rates)),
+        "peer_net_loop_steps_per_second_all": [round(r) for r in peer_rates],
         "compile_seconds": round(compile_seconds, 2),
         "command_seconds": round(statistics.median(walls), 2),
         "command_seconds_all": [round(w, 2) for w in walls],
