@@ -10,12 +10,14 @@ time, and hands it to `event_writer`'s process, where flax's
 this one imports JAX and compiles; TensorFlow there sees no GPU.
 """
 
+import contextlib
 import fcntl
 import glob
 import io
 import json
 import os
 import struct
+import sys
 import time
 from collections.abc import Mapping
 
@@ -203,11 +205,19 @@ class Writer:
         self._raise_if_failed()
 
     def close(self) -> None:
-        """Writes and flushes everything, closes the event file, raises a failure."""
+        """Writes and flushes everything, closes the event file, raises a failure.
+
+        Waits for the event writer, which may still be importing TensorFlow.
+        Called while another error propagates (from a `finally`), it drops
+        what this process prints meanwhile: that error is the one to report,
+        not, say, the tracebacks a failed orbax write's leftover callbacks
+        print from their threads.
+        """
         if self._closed:
             self._raise_if_failed()
             return
-        self._process.close(self._id)
+        with _stderr_dropped() if sys.exc_info()[1] else contextlib.nullcontext():
+            self._process.close(self._id)
         try:
             self._raise_if_failed()
         finally:
@@ -225,6 +235,21 @@ class Writer:
         path = self._process.event_file(self._id)
         if path and not os.path.exists(path):
             raise UserError(event_writer.disappeared(path))
+
+
+@contextlib.contextmanager
+def _stderr_dropped():
+    """File descriptor 2 of this process goes nowhere meanwhile."""
+    sys.stderr.flush()
+    saved, nowhere = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nowhere, 2)
+    os.close(nowhere)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def image_pb(tag: str, image: np.ndarray):

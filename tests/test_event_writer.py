@@ -294,3 +294,29 @@ def test_a_writer_process_without_tensorflow_is_one_clear_error(tmp_path):
     assert result.stderr.startswith("error: cannot write summaries to "), result.stderr
     assert "cannot import TensorFlow: ImportError('no TensorFlow here')" in result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_close_in_a_failing_run_drops_what_other_threads_print_meanwhile(tmp_path):
+    """The error that ends the run is what the user reads (one line from train.py)."""
+    script = f"""
+import os, sys, threading, time, summaries
+writer = summaries.Writer({str(tmp_path)!r})  # a new event writer: close waits for TensorFlow
+writer.scalars(1, {{"a": 1.0}})
+noise = lambda: [time.sleep(0.1), os.write(2, b"NOISE from a thread\\n")]
+try:
+    try:
+        raise RuntimeError("the error")
+    finally:
+        threading.Thread(target=noise).start()
+        writer.close()
+except RuntimeError:
+    print("the error", file=sys.stderr)
+threading.Thread(target=noise).start()
+time.sleep(0.5)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "the error\nNOISE from a thread\n"  # only the one after close
+    assert read_scalars(tmp_path, "a") == {1: 1.0}
