@@ -144,6 +144,10 @@ class Batches:
         return jax.tree.map(lambda a: jnp.take(a, index, axis=0), arrays)
 
 
+def _zeros(shapes):
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
 def make_train_loop(train_step: TrainStep, batches: Batches, stop_at_nan: bool = True):
     """Returns `(state, (x, y), n) -> (state, metrics)`: n steps in one call.
 
@@ -161,7 +165,7 @@ def make_train_loop(train_step: TrainStep, batches: Batches, stop_at_nan: bool =
     def train_loop(state, dataset, num_steps):
         example = batches.take(dataset, jnp.arange(len(dataset[1])), state.step)
         _, metrics_shape = jax.eval_shape(train_step, state, example)
-        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
+        zeros = _zeros(metrics_shape)
         order = None if batches.full else batches.order(state.step)
 
         def keep_going(carry):
@@ -190,6 +194,15 @@ def make_train_loop(train_step: TrainStep, batches: Batches, stop_at_nan: bool =
         return state, metrics
 
     return train_loop
+
+
+# XLA:CPU (jaxlib 0.10) hands convolutions and dots to its YNNPACK library
+# by default. It ran this project's CNN step's convolutions on one core of
+# two, and its dense layers' gradients slower than XLA's own Eigen kernels:
+# 2,050 images/s against 3,900 without it (benchmarks/cnn.py). So a step
+# that convolves on CPU is compiled with these options. Evaluation keeps
+# the default, which is faster there (forward passes only).
+CONVOLUTION_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 def uses_convolutions(train_step, state, batch) -> bool:
@@ -229,10 +242,22 @@ def compile_train_loop(
         out_shardings=everywhere,
     )
 
-    def one_step(state, dataset, order):
-        return train_step(state, batches.take(dataset, order, state.step))
+    example = batches.take(dataset, jnp.arange(batches.size), state.step)
+    _, metrics_shape = jax.eval_shape(train_step, state, example)
 
-    step = jax.jit(one_step).lower(state, dataset, new_order(0)).compile()
+    def one_step(state, dataset, order, report):
+        batch = batches.take(dataset, order, state.step)
+        new_state, update = train_step.update(state, batch)
+        # As in the fused loop: every metric only for the step that reports.
+        metrics = jax.lax.cond(
+            report,
+            lambda: train_step.metrics(state, batch, update),
+            lambda: {**_zeros(metrics_shape), "loss": update.loss},
+        )
+        return new_state, metrics
+
+    options = CONVOLUTION_CPU_OPTIONS if jax.default_backend() == "cpu" else None
+    step = jax.jit(one_step).lower(state, dataset, new_order(0), True).compile(options)
     # Several CPU devices: XLA:CPU's in-process all-reduce deadlocked when
     # steps queued up asynchronously (a CNN on 2 host devices, 2 cores).
     one_at_a_time = jax.default_backend() == "cpu" and len(jax.tree.leaves(state)[0].devices()) > 1
@@ -244,11 +269,12 @@ def compile_train_loop(
         for s in range(first, first + int(num_steps)):
             if not batches.full and s % batches.steps_per_epoch == 0 and s != first:
                 order = new_order(s)
-            state, metrics = step(state, dataset, order)
+            state, metrics = step(state, dataset, order, s == first + int(num_steps) - 1)
             if one_at_a_time:
                 jax.block_until_ready(metrics)
         return state, metrics
 
+    train_loop.compiled = step  # the one compiled step, for a look at its program
     return train_loop
 
 

@@ -431,7 +431,7 @@ def _compile_member_loop(train_step, config, state, keys, train_data):
         return jax.tree.map(lambda *members: jnp.stack(members), *each)
 
     step_all = jax.jit(step_all)
-    step_all = step_all.lower(state, train_data, order).compile()
+    step_all = step_all.lower(state, train_data, order).compile(steps.CONVOLUTION_CPU_OPTIONS)
 
     def loop(state, keys, dataset, num_steps):
         first = int(state.step[0])

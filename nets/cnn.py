@@ -6,6 +6,22 @@ import jax
 from flax import nnx
 
 
+def avg_pool_2x2(x: jax.Array) -> jax.Array:
+    """2x2 average pooling with stride 2, as `nnx.avg_pool(x, (2, 2), (2, 2))`.
+
+    Written as a reshape and a mean (an odd last row or column is dropped,
+    as VALID pooling does): the same numbers, but the gradient is a plain
+    broadcast, where XLA:CPU runs `reduce_window`'s gradient as a slower
+    windowed op. The CNN's train step is about 10% faster so.
+
+    Shapes: (batch, height, width, channels) -> (batch, height // 2,
+    width // 2, channels).
+    """
+    batch, height, width, channels = x.shape
+    x = x[:, : height // 2 * 2, : width // 2 * 2]
+    return x.reshape(batch, height // 2, 2, width // 2, 2, channels).mean(axis=(2, 4))
+
+
 class CNN(nnx.Module):
     """Conv 32 3x3 -> act -> avg-pool 2 -> Conv 64 3x3 -> act -> avg-pool 2
     -> flatten -> Dense 256 -> act -> Dense out.
@@ -47,11 +63,10 @@ class CNN(nnx.Module):
         assert x.shape[1:] == self.image_shape, (
             f"CNN expects images of shape (batch, {self.image_shape}), got {x.shape}"
         )
-        pool = lambda y: nnx.avg_pool(y, window_shape=(2, 2), strides=(2, 2))  # noqa: E731
         with jax.named_scope("conv1"):
-            x = pool(self.activations[0](self.conv1(x)))
+            x = avg_pool_2x2(self.activations[0](self.conv1(x)))
         with jax.named_scope("conv2"):
-            x = pool(self.activations[1](self.conv2(x)))
+            x = avg_pool_2x2(self.activations[1](self.conv2(x)))
         with jax.named_scope("dense1"):
             return self.activations[2](self.dense1(x.reshape(x.shape[0], -1)))
 

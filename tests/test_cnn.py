@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import pytest
 from flax import nnx
 
@@ -27,6 +28,18 @@ def test_cnn_shapes_and_exact_parameter_count():
     assert count(cnn) == 320 + 18_496 + 803_072 + 2_570  # = 824,458
     x = jnp.zeros((3, 28, 28, 1))
     assert cnn(x).shape == (3, 10) and cnn.features(x).shape == (3, 256)
+
+
+@pytest.mark.parametrize("size", [(28, 28), (7, 9)])
+def test_pooling_equals_flax_avg_pool_values_and_gradients(size):
+    x = jax.random.normal(jax.random.key(0), (2, *size, 3))
+    flax_pool = lambda x: nnx.avg_pool(x, window_shape=(2, 2), strides=(2, 2))  # noqa: E731
+    ours, theirs = nets.cnn.avg_pool_2x2(x), flax_pool(x)
+    assert ours.shape == theirs.shape == (2, size[0] // 2, size[1] // 2, 3)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    weights = jax.random.normal(jax.random.key(1), ours.shape)
+    grad = lambda pool: jax.grad(lambda x: jnp.sum(pool(x) * weights))(x)  # noqa: E731
+    np.testing.assert_allclose(grad(nets.cnn.avg_pool_2x2), grad(flax_pool), rtol=1e-6)
 
 
 def test_cnn_with_maxout_has_lines_per_channel():

@@ -48,11 +48,33 @@ def test_stepwise_loop_equals_fused_loop(batch_size):
         loop = steps.compile_train_loop(train_step, batches, state, data, fused)
         s, metrics = loop(state, data, 7)  # crosses an epoch boundary (5 steps each)
         s, metrics = loop(s, data, 6)
-        results.append((int(s.step), jax.tree.leaves(s.params), metrics["loss"]))
+        results.append((int(s.step), jax.tree.leaves(s.params), metrics))
     assert results[0][0] == results[1][0] == 13
     for a, b in zip(results[0][1], results[1][1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-5)
+    # Every metric of the chunk's last step, not only its loss.
+    assert results[0][2].keys() == results[1][2].keys()
+    for name, value in results[0][2].items():
+        assert float(value) != 0 or name == "accuracy", name
+        np.testing.assert_allclose(value, results[1][2][name], rtol=1e-5, err_msg=name)
+
+
+def test_a_convolving_step_on_cpu_is_compiled_without_ynnpack():
+    """XLA:CPU's YNNPACK ran the CNN's convolutions on one core (steps.py)."""
+    config = playground.get_config("circles")
+    config.model.name = "cnn"
+    cnn = nets.build_model(config.model, (8, 8, 1), 10, nnx.Rngs(0))
+    graphdef, params = nnx.split(cnn, nnx.Param)
+    optimizer = optax.sgd(0.1)
+    state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
+    step = steps.make_train_step(graphdef, losses.cross_entropy, optimizer, lambda o, s: 0.1)
+    data = (jnp.zeros((16, 8, 8, 1)), jnp.zeros(16, jnp.int32))
+    loop = steps.compile_train_loop(step, steps.Batches(16, 4, jax.random.key(0)), state, data, False)
+    program = loop.compiled.as_text()
+    assert "convolution(" in program
+    assert ("__ynn_fusion" in program) == (jax.default_backend() != "cpu")
+    state, metrics = loop(state, data, 3)
+    assert int(state.step) == 3 and set(metrics) > {"loss", "accuracy", "grad_norm"}
 
 
 def test_uses_convolutions_tells_a_cnn_from_an_mlp():
