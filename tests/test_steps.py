@@ -69,7 +69,8 @@ def test_a_convolving_step_on_cpu_is_compiled_without_ynnpack():
     state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
     step = steps.make_train_step(graphdef, losses.cross_entropy, optimizer, lambda o, s: 0.1)
     data = (jnp.zeros((16, 8, 8, 1)), jnp.zeros(16, jnp.int32))
-    loop = steps.compile_train_loop(step, steps.Batches(16, 4, jax.random.key(0)), state, data, False)
+    batches = steps.Batches(16, 4, jax.random.key(0))
+    loop = steps.compile_train_loop(step, batches, state, data, fused=False)
     program = loop.compiled.as_text()
     assert "convolution(" in program
     assert ("__ynn_fusion" in program) == (jax.default_backend() != "cpu")
