@@ -197,12 +197,17 @@ def make_train_loop(train_step: TrainStep, batches: Batches, stop_at_nan: bool =
 
 
 # XLA:CPU (jaxlib 0.10) hands convolutions and dots to its YNNPACK library
-# by default. It ran this project's CNN step's convolutions on one core of
-# two, and its dense layers' gradients slower than XLA's own Eigen kernels:
-# 2,050 images/s against 3,900 without it (benchmarks/cnn.py). So a step
-# that convolves on CPU is compiled with these options. Evaluation keeps
-# the default, which is faster there (forward passes only).
-CONVOLUTION_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+# by default. For this project's training programs it is the slower choice
+# (benchmarks, same process, alternating): the CNN step ran its
+# convolutions on one core of two, 2,050 images/s against 3,900 without
+# it; the XOR loop ran 371,000 steps/s against 444,000; the maxout MLP
+# 636 steps/s against 670. So every program is compiled without it on CPU.
+_CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def compiler_options() -> dict | None:
+    """The options for `.compile()` of each program a run compiles (above)."""
+    return _CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
 
 
 def uses_convolutions(train_step, state, batch) -> bool:
@@ -236,7 +241,8 @@ def compile_train_loop(
     the stepwise path's minibatch orders (parallel.py).
     """
     if fused:
-        return jax.jit(make_train_loop(train_step, batches)).lower(state, dataset, 0).compile()
+        loop = jax.jit(make_train_loop(train_step, batches))
+        return loop.lower(state, dataset, 0).compile(compiler_options())
     new_order = jax.jit(
         lambda step: batches.order(step) if not batches.full else jnp.arange(len(dataset[1])),
         out_shardings=everywhere,
@@ -256,8 +262,8 @@ def compile_train_loop(
         )
         return new_state, metrics
 
-    options = CONVOLUTION_CPU_OPTIONS if jax.default_backend() == "cpu" else None
-    step = jax.jit(one_step).lower(state, dataset, new_order(0), True).compile(options)
+    step = jax.jit(one_step).lower(state, dataset, new_order(0), True)
+    step = step.compile(compiler_options())
     # Several CPU devices: XLA:CPU's in-process all-reduce deadlocked when
     # steps queued up asynchronously (a CNN on 2 host devices, 2 cores).
     one_at_a_time = jax.default_backend() == "cpu" and len(jax.tree.leaves(state)[0].devices()) > 1

@@ -279,7 +279,7 @@ def build_members(config, points: list[dict], vmapped: list[str]) -> Members:
         config.eval_batch_size, summed_loss=config.loss == "sse",
     )  # fmt: skip
     evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None)))
-    evaluate = evaluate.lower(state.params, eval_data).compile()
+    evaluate = evaluate.lower(state.params, eval_data).compile(steps.compiler_options())
     return Members(state, keys, train_data, eval_data, loop, evaluate, program)
 
 
@@ -410,7 +410,7 @@ def _compile_member_loop(train_step, config, state, keys, train_data):
         train_step, one_state, first_batch
     ):
         loop = jax.jit(jax.vmap(member_loop, in_axes=(0, 0, None, None)))
-        loop = loop.lower(state, keys, train_data, 0).compile()
+        loop = loop.lower(state, keys, train_data, 0).compile(steps.compiler_options())
         return loop, loop
 
     batches = member_batches(keys[0])  # its take() is the same for every member
@@ -431,7 +431,7 @@ def _compile_member_loop(train_step, config, state, keys, train_data):
         return jax.tree.map(lambda *members: jnp.stack(members), *each)
 
     step_all = jax.jit(step_all)
-    step_all = step_all.lower(state, train_data, order).compile(steps.CONVOLUTION_CPU_OPTIONS)
+    step_all = step_all.lower(state, train_data, order).compile(steps.compiler_options())
 
     def loop(state, keys, dataset, num_steps):
         first = int(state.step[0])

@@ -239,7 +239,8 @@ def _train_and_evaluate(config, run_dir, stop: list[int]) -> dict[str, float]:
         train_step, state, first_batch
     )
     train_loop = steps.compile_train_loop(train_step, batches, state, train_data, fused, everywhere)
-    evaluate = jax.jit(evaluate).lower(state.params, eval_data).compile()
+    evaluate = jax.jit(evaluate).lower(state.params, eval_data)
+    evaluate = evaluate.compile(steps.compiler_options())
     # Other processes compute the probes too (every process runs every
     # program), but keep their files apart.
     files = run_dir if parallel.is_writer() else tempfile.mkdtemp(prefix="probes-")

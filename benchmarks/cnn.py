@@ -68,7 +68,8 @@ def main():
     loop = steps.compile_train_loop(train_step, batches, state, (x, y), fused, everywhere)
     compile_seconds = time.perf_counter() - start
     # XLA counts one device's share of a split step: times the devices.
-    flops = jax.jit(train_step).lower(state, batch).compile().cost_analysis()["flops"] * mesh.size
+    step = jax.jit(train_step).lower(state, batch).compile(steps.compiler_options())
+    flops = step.cost_analysis()["flops"] * mesh.size
 
     state, metrics = loop(state, (x, y), 2)  # warm-up
     jax.block_until_ready(metrics)
@@ -82,7 +83,8 @@ def main():
     evaluate = steps.make_evaluate(
         graphdef, losses.cross_entropy, n_eval, 10, config.eval_batch_size, summed_loss=False
     )
-    evaluate = jax.jit(evaluate).lower(state.params, (x[:n_eval], y[:n_eval])).compile()
+    evaluate = jax.jit(evaluate).lower(state.params, (x[:n_eval], y[:n_eval]))
+    evaluate = evaluate.compile(steps.compiler_options())
     jax.block_until_ready(evaluate(state.params, (x[:n_eval], y[:n_eval])))
     eval_rates = []
     for _ in range(repeats):
