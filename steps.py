@@ -12,6 +12,7 @@ factory that binds the static parts (graph definition, loss, optimizer):
   whole split, in batches of `eval_batch_size` inside one compiled call.
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -205,9 +206,21 @@ def make_train_loop(train_step: TrainStep, batches: Batches, stop_at_nan: bool =
 _CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
+@functools.cache
 def compiler_options() -> dict | None:
-    """The options for `.compile()` of each program a run compiles (above)."""
-    return _CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+    """The options for `.compile()` of each program a run compiles (above).
+
+    None on other backends, and where this jaxlib does not know the
+    (experimental) option: programs then compile with XLA's defaults,
+    slower but the same, rather than failing.
+    """
+    if jax.default_backend() != "cpu":
+        return None
+    try:
+        jax.jit(lambda x: x + 1).lower(0.0).compile(_CPU_COMPILER_OPTIONS)
+    except jax.errors.JaxRuntimeError:
+        return None
+    return _CPU_COMPILER_OPTIONS
 
 
 def uses_convolutions(train_step, state, batch) -> bool:

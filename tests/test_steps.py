@@ -59,6 +59,19 @@ def test_stepwise_loop_equals_fused_loop(batch_size):
         np.testing.assert_allclose(value, results[1][2][name], rtol=1e-5, err_msg=name)
 
 
+def test_an_unknown_xla_option_falls_back_to_the_defaults(monkeypatch):
+    """A jaxlib without the option still trains, with XLA's defaults."""
+    monkeypatch.setattr(steps, "_CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": ""})
+    steps.compiler_options.cache_clear()
+    try:
+        assert steps.compiler_options() is None
+        _, state, train_step, batches, data = setup(8)
+        loop = steps.compile_train_loop(train_step, batches, state, data, fused=True)
+        assert int(loop(state, data, 3)[0].step) == 3
+    finally:
+        steps.compiler_options.cache_clear()
+
+
 def test_training_programs_are_compiled_without_ynnpack_on_cpu():
     """XLA:CPU's YNNPACK ran the CNN's convolutions on one core (steps.py)."""
     _, state, train_step, batches, data = setup(8)
