@@ -283,12 +283,13 @@ def compile_train_loop(
 
     def train_loop(state, dataset, num_steps):
         first = int(state.step)
+        last = first + int(num_steps) - 1
         order = new_order(first)
         metrics = None
-        for s in range(first, first + int(num_steps)):
+        for s in range(first, last + 1):
             if not batches.full and s % batches.steps_per_epoch == 0 and s != first:
                 order = new_order(s)
-            state, metrics = step(state, dataset, order, s == first + int(num_steps) - 1)
+            state, metrics = step(state, dataset, order, s == last)
             if one_at_a_time:
                 jax.block_until_ready(metrics)
         return state, metrics
