@@ -454,11 +454,19 @@ def _setup_jax_and_logs() -> None:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     if not flags.FLAGS["verbosity"].present:  # --verbosity=0 shows them all:
         logging.set_verbosity(logging.WARNING)  # JAX's "Unable to initialize backend 'tpu'"
-        # orbax (and asyncio under it) log a failed write as pages of ERROR;
-        # our one-line error says why.
-        logging.get_absl_handler().addFilter(
-            lambda record: "orbax" not in record.pathname and record.name != "asyncio"
-        )
+        logging.get_absl_handler().addFilter(_not_from_a_failed_write)
+
+
+def _not_from_a_failed_write(record) -> bool:
+    """False for the log records of a failed checkpoint or event write.
+
+    orbax, and asyncio under it, log a failed write as pages of ERROR, and
+    asyncio's futures, completing after their event loop closed, as
+    "exception calling callback" tracebacks (logger `concurrent.futures`).
+    Our one-line error says why the run stopped.
+    """
+    quiet = ("asyncio", "concurrent.futures")
+    return "orbax" not in record.pathname and record.name not in quiet
 
 
 def _user_error(e: BaseException) -> tuple[str, int] | None:

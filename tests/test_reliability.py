@@ -122,3 +122,23 @@ def test_full_disk_is_a_clear_error(full_disk):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: cannot write ") and f" to {full_disk}/xor/" in lines[0]
     assert lines[0].endswith(": the disk is full (No space left on device)")
+
+
+def test_a_failed_writes_library_logs_are_kept_off_the_console():
+    """The full-disk error is one line: orbax's, asyncio's and the closed
+    event loop's "exception calling callback" records are dropped."""
+    import logging
+
+    import train
+
+    def record(name, pathname):
+        return logging.LogRecord(name, logging.ERROR, pathname, 1, "boom", None, None)
+
+    dropped = [
+        record("absl", "/site-packages/orbax/checkpoint/async_checkpointer.py"),
+        record("asyncio", "/lib/python3.11/asyncio/base_events.py"),
+        record("concurrent.futures", "/lib/python3.11/concurrent/futures/_base.py"),
+    ]
+    assert not any(train._not_from_a_failed_write(r) for r in dropped)
+    assert train._not_from_a_failed_write(record("absl", "/work/train.py"))
+    assert train._not_from_a_failed_write(record("jax._src.xla_bridge", "/jax/xla_bridge.py"))
