@@ -28,6 +28,7 @@ sys.path.insert(0, ROOT)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
+from sweep import peer_config  # noqa: E402  (benchmarks/sweep.py, beside this script)
 
 import data  # noqa: E402
 import losses  # noqa: E402
@@ -72,9 +73,7 @@ def main():
     runs = 1 if args.quick else args.runs
 
     compile_seconds, rates = loop_rates(xor.get_config(), chunk, repeats)
-    peer = xor.get_config()  # the PyTorch peer's net: 2-4-1 sigmoid, MSE, SGD 1.0
-    peer.model.hidden_sizes, peer.model.activation, peer.loss = (4,), "sigmoid", "mse"
-    peer.optimizer.name, peer.optimizer.learning_rate = "sgd", 1.0
+    peer = peer_config(num_seeds=1)  # the PyTorch peer's net: 2-4-1 sigmoid, MSE, SGD 1.0
     _, peer_rates = loop_rates(peer, chunk, repeats)
 
     walls = []
