@@ -24,6 +24,9 @@ import threading
 import time
 
 if __name__ == "__main__":
+    import host_memory
+
+    host_memory.keep_freed_memory()  # before XLA's threads allocate (host_memory.py)
     # Start the process that writes the event files now: it imports TensorFlow
     # (seconds) on another core while this one imports JAX and compiles.
     import event_writer

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 
@@ -20,6 +21,84 @@ def avg_pool_2x2(x: jax.Array) -> jax.Array:
     batch, height, width, channels = x.shape
     x = x[:, : height // 2 * 2, : width // 2 * 2]
     return x.reshape(batch, height // 2, 2, width // 2, 2, channels).mean(axis=(2, 4))
+
+
+def conv_as_matmul(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    """A stride-1 "SAME" convolution plus bias, as one matrix product (im2col).
+
+    Row p of the patch matrix holds pixel p's receptive field (kh x kw x
+    channels inputs) and a constant 1; the weight matrix is the kernel with
+    the bias as its last row: out = patches @ [kernel; bias]. The bias is
+    the weight of an input that is always 1, as in the perceptron, and
+    autodiff returns its gradient from the same matrix product as the
+    kernel's (`patches^T @ grad`) instead of a separate sum over every pixel.
+
+    For the first layer, with few input channels: XLA:CPU's convolution runs
+    a 1-channel input at 18 GFLOP/s, and its weight gradient needs the
+    output gradient transposed. The patches cost kh x kw x channels + 1
+    floats per pixel (10 for 3x3 grey images).
+
+    Shapes: x (batch, height, width, channels), kernel (kh, kw, channels,
+    features), bias (features,) -> (batch, height, width, features), equal
+    to `nnx.Conv`'s output with the default strides and padding.
+    """
+    kh, kw, channels, features = kernel.shape
+    batch, height, width, _ = x.shape
+    x = jnp.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
+    taps = [x[:, i : i + height, j : j + width] for i in range(kh) for j in range(kw)]
+    ones = jnp.ones((batch, height, width, 1), x.dtype)
+    patches = jnp.concatenate([*taps, ones], axis=-1).reshape(batch * height * width, -1)
+    weights = jnp.concatenate([kernel.reshape(kh * kw * channels, features), bias[None]])
+    return (patches @ weights).reshape(batch, height, width, features)
+
+
+def _convolve(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return jax.lax.conv_general_dilated(
+        x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+@jax.custom_vjp
+def conv_with_bias(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    """A stride-1 "SAME" convolution plus bias, as `nnx.Conv` computes it.
+
+    Only the gradient differs, and only in how it is computed: the bias is
+    the weight of an input that is always 1, so the kernel's gradient
+    convolution, given that input as one more channel, returns the bias's
+    gradient too, at the kernel's centre tap (which always sees the 1,
+    padding or not). Autodiff of `+ bias` would sum the output gradient over
+    every pixel on its own, which XLA:CPU runs as a slow windowed reduction.
+
+    Shapes as `conv_as_matmul`.
+    """
+    return _convolve(x, kernel) + bias.reshape(1, 1, 1, -1)
+
+
+def _conv_with_bias_forward(x, kernel, bias):
+    return conv_with_bias(x, kernel, bias), (x, kernel)
+
+
+def _conv_with_bias_backward(saved, grad):
+    x, kernel = saved
+    kh, kw, channels, features = kernel.shape
+    (dx,) = jax.vjp(lambda x: _convolve(x, kernel), x)[1](grad)
+    with_ones = jnp.concatenate([x, jnp.ones((*x.shape[:-1], 1), x.dtype)], axis=-1)
+    kernel_shape = jnp.zeros((kh, kw, channels + 1, features), kernel.dtype)
+    (dkernel,) = jax.vjp(lambda k: _convolve(with_ones, k), kernel_shape)[1](grad)
+    return dx, dkernel[:, :, :channels], dkernel[(kh - 1) // 2, (kw - 1) // 2, channels]
+
+
+conv_with_bias.defvjp(_conv_with_bias_forward, _conv_with_bias_backward)
+
+
+def conv_layer(conv: nnx.Conv, x: jax.Array) -> jax.Array:
+    """`conv(x)` (stride 1, "SAME"), by `conv_as_matmul` for up to 4 input
+    channels, else by `conv_with_bias`: the same numbers, faster on CPU
+    (the CNN's train step: ~10%, README's Speed section)."""
+    kernel, bias = conv.kernel[...], conv.bias[...]
+    if kernel.shape[2] <= 4:
+        return conv_as_matmul(x, kernel, bias)
+    return conv_with_bias(x, kernel, bias)
 
 
 class CNN(nnx.Module):
@@ -64,9 +143,9 @@ class CNN(nnx.Module):
             f"CNN expects images of shape (batch, {self.image_shape}), got {x.shape}"
         )
         with jax.named_scope("conv1"):
-            x = avg_pool_2x2(self.activations[0](self.conv1(x)))
+            x = avg_pool_2x2(self.activations[0](conv_layer(self.conv1, x)))
         with jax.named_scope("conv2"):
-            x = avg_pool_2x2(self.activations[1](self.conv2(x)))
+            x = avg_pool_2x2(self.activations[1](conv_layer(self.conv2, x)))
         with jax.named_scope("dense1"):
             return self.activations[2](self.dense1(x.reshape(x.shape[0], -1)))
 

@@ -42,6 +42,41 @@ def test_pooling_equals_flax_avg_pool_values_and_gradients(size):
     np.testing.assert_allclose(grad(nets.cnn.avg_pool_2x2), grad(flax_pool), rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "channels, kernel_size",
+    [(1, (3, 3)), (3, (3, 3)), (5, (3, 3)), (2, (2, 2)), (1, (5, 4))],
+)
+@pytest.mark.parametrize("layer", [nets.cnn.conv_as_matmul, nets.cnn.conv_with_bias])
+def test_conv_layers_equal_nnx_conv_in_values_and_gradients(layer, channels, kernel_size):
+    conv = nnx.Conv(channels, 6, kernel_size=kernel_size, rngs=nnx.Rngs(0))
+    conv.bias[...] = jax.random.normal(jax.random.key(1), (6,))  # not the initial zeros
+    x = jax.random.normal(jax.random.key(2), (2, 7, 6, channels))
+    cotangent = jax.random.normal(jax.random.key(3), (2, 7, 6, 6))
+
+    def pulled_back(f):
+        out, pullback = jax.vjp(f, x, conv.kernel[...], conv.bias[...])
+        return out, *pullback(cotangent)
+
+    def flax_conv(x, kernel, bias):
+        copy = nnx.clone(conv)
+        copy.kernel[...], copy.bias[...] = kernel, bias
+        return copy(x)
+
+    ours, theirs = pulled_back(layer), pulled_back(flax_conv)
+    for name, a, b in zip(["output", "d input", "d kernel", "d bias"], ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_cnn_convolves_its_first_layer_as_a_matmul_and_equals_nnx_conv():
+    cnn = nets.build_model(model_config(), (28, 28, 1), 10, nnx.Rngs(0))
+    images = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
+    features = jax.random.normal(jax.random.key(1), (2, 14, 14, 32))
+    for conv, x in [(cnn.conv1, images), (cnn.conv2, features)]:
+        np.testing.assert_allclose(nets.cnn.conv_layer(conv, x), conv(x), rtol=1e-5, atol=1e-5)
+    jaxpr = str(jax.make_jaxpr(lambda x: nets.cnn.conv_layer(cnn.conv1, x))(images))
+    assert "dot_general" in jaxpr and "conv_general_dilated" not in jaxpr
+
+
 def test_cnn_with_maxout_has_lines_per_channel():
     cnn = nets.build_model(model_config(activation="maxout"), (28, 28, 1), 10, nnx.Rngs(0))
     assert [a.slopes[...].shape for a in cnn.activations] == [(32, 5), (64, 5), (256, 5)]
