@@ -1,12 +1,14 @@
 """CNN throughput: train and eval images/s and achieved GFLOP/s, as JSON.
 
-    python benchmarks/cnn.py            # about a minute
+    python benchmarks/cnn.py            # about a minute and a half
     python benchmarks/cnn.py --quick    # a few steps: checks that it runs
 
 Times the training loop that `train.py` runs for configs/fashion_mnist_cnn.py
 (batch 128, the same compiled step and on-device batching) on random
-images of Fashion-MNIST's shape, so it needs no dataset. GFLOP/s comes from
-XLA's own count of the compiled step's floating-point operations.
+images of Fashion-MNIST's shape, so it needs no dataset: with the config's
+AdamW, and with the PyTorch peer's optimizer (SGD, momentum 0.9), the same
+work as the peer's step; the two alternate, in two rounds. GFLOP/s comes
+from XLA's own count of the compiled step's floating-point operations.
 Compare with the PyTorch peer (../shared/peers/cnn_torch.py --mode
 throughput), alternating the two; see the README's Speed section. With
 several devices (`XLA_FLAGS=--xla_force_host_platform_device_count=2`) it
@@ -39,6 +41,46 @@ import steps  # noqa: E402
 from configs import fashion_mnist_cnn  # noqa: E402
 
 
+def peer_optimizer(config):
+    """The PyTorch peer's optimizer: SGD, momentum 0.9, learning rate 0.1."""
+    config = config.copy_and_resolve_references()
+    config.optimizer.update(name="momentum", learning_rate=0.1, momentum=0.9, schedule="constant")
+    return config
+
+
+def time_training(config, x, y, repeats, chunk, mesh, everywhere, split):
+    """Train images/s (one per timed chunk), GFLOP per step, compile seconds,
+    and the trained model's (graphdef, params)."""
+    model = nets.build_model(config.model, (28, 28, 1), 10, nnx.Rngs(0))
+    graphdef, params = nnx.split(model, nnx.Param)
+    optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
+    state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
+    state = parallel.put(jax.device_get(state), everywhere)
+    train_step = steps.make_train_step(
+        graphdef, losses.cross_entropy, optimizer, learning_rate, split
+    )
+    batches = steps.Batches(len(y), config.batch_size, jax.random.key(1))
+    batch = (x[: config.batch_size], y[: config.batch_size])
+
+    start = time.perf_counter()
+    fused = jax.default_backend() != "cpu" or not steps.uses_convolutions(train_step, state, batch)
+    loop = steps.compile_train_loop(train_step, batches, state, (x, y), fused, everywhere)
+    compile_seconds = time.perf_counter() - start
+    # XLA counts one device's share of a split step: times the devices.
+    step = jax.jit(train_step).lower(state, batch).compile(steps.compiler_options())
+    flops = step.cost_analysis()["flops"] * mesh.size
+
+    state, metrics = loop(state, (x, y), 2)  # warm-up
+    jax.block_until_ready(metrics)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, metrics = loop(state, (x, y), chunk)
+        jax.block_until_ready(metrics)
+        rates.append(chunk * config.batch_size / (time.perf_counter() - start))
+    return rates, flops / 1e9, compile_seconds, fused, (graphdef, state.params)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few steps, for tests")
@@ -56,47 +98,33 @@ def main():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n_train, 28, 28, 1), np.uint8)
     x, y = parallel.put((x, rng.integers(0, 10, n_train).astype(np.int32)), everywhere)
-    model = nets.build_model(config.model, (28, 28, 1), 10, nnx.Rngs(0))
-    graphdef, params = nnx.split(model, nnx.Param)
-    optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
-    state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
-    state = parallel.put(jax.device_get(state), everywhere)
-    train_step = steps.make_train_step(
-        graphdef, losses.cross_entropy, optimizer, learning_rate, split
-    )
-    batches = steps.Batches(n_train, config.batch_size, jax.random.key(1))
-    batch = (x[: config.batch_size], y[: config.batch_size])
 
-    start = time.perf_counter()
-    fused = jax.default_backend() != "cpu" or not steps.uses_convolutions(train_step, state, batch)
-    loop = steps.compile_train_loop(train_step, batches, state, (x, y), fused, everywhere)
-    compile_seconds = time.perf_counter() - start
-    # XLA counts one device's share of a split step: times the devices.
-    step = jax.jit(train_step).lower(state, batch).compile(steps.compiler_options())
-    flops = step.cost_analysis()["flops"] * mesh.size
-
-    state, metrics = loop(state, (x, y), 2)  # warm-up
-    jax.block_until_ready(metrics)
-    train_rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        state, metrics = loop(state, (x, y), chunk)
-        jax.block_until_ready(metrics)
-        train_rates.append(chunk * config.batch_size / (time.perf_counter() - start))
+    # The config's AdamW, then the peer's SGD with momentum, alternating.
+    timings = {"config": [], "peer": []}
+    for _ in range(1 if args.quick else 2):
+        for name, c in [("config", config), ("peer", peer_optimizer(config))]:
+            timings[name].append(time_training(c, x, y, repeats, chunk, mesh, everywhere, split))
+    train = {name: [r for t in runs for r in t[0]] for name, runs in timings.items()}
+    gflop = {name: runs[0][1] for name, runs in timings.items()}
+    _, _, compile_seconds, fused, (graphdef, params) = timings["config"][0]
 
     evaluate = steps.make_evaluate(
         graphdef, losses.cross_entropy, n_eval, 10, config.eval_batch_size, summed_loss=False
     )
-    evaluate = jax.jit(evaluate).lower(state.params, (x[:n_eval], y[:n_eval]))
+    evaluate = jax.jit(evaluate).lower(params, (x[:n_eval], y[:n_eval]))
     evaluate = evaluate.compile(steps.compiler_options())
-    jax.block_until_ready(evaluate(state.params, (x[:n_eval], y[:n_eval])))
+    jax.block_until_ready(evaluate(params, (x[:n_eval], y[:n_eval])))
     eval_rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        jax.block_until_ready(evaluate(state.params, (x[:n_eval], y[:n_eval])))
+        jax.block_until_ready(evaluate(params, (x[:n_eval], y[:n_eval])))
         eval_rates.append(n_eval / (time.perf_counter() - start))
 
-    train = statistics.median(train_rates)
+    def per_second(name):
+        images = statistics.median(train[name])
+        return round(images), round(images / config.batch_size * gflop[name], 1)
+
+    (train_images, train_gflops), (peer_images, peer_gflops) = map(per_second, timings)
     result = {
         "benchmark": "cnn",
         "backend": jax.default_backend(),
@@ -104,11 +132,16 @@ def main():
         "loop": "fused" if fused else "stepwise",
         "batch_size": config.batch_size,
         "compile_seconds": round(compile_seconds, 2),
-        "train_images_per_second": round(train),
-        "train_images_per_second_all": [round(r) for r in train_rates],
+        # configs/fashion_mnist_cnn.py as train.py runs it (AdamW, cosine schedule)
+        "train_images_per_second": train_images,
+        "train_images_per_second_all": [round(r) for r in train["config"]],
+        "train_gflop_per_step": round(gflop["config"], 3),
+        "train_gflops_per_second": train_gflops,
+        # the same net with the PyTorch peer's optimizer (SGD, momentum 0.9): the same work
+        "peer_optimizer_train_images_per_second": peer_images,
+        "peer_optimizer_train_images_per_second_all": [round(r) for r in train["peer"]],
+        "peer_optimizer_train_gflops_per_second": peer_gflops,
         "eval_images_per_second": round(statistics.median(eval_rates)),
-        "train_gflop_per_step": round(flops / 1e9, 3),
-        "train_gflops_per_second": round(train / config.batch_size * flops / 1e9, 1),
         "quick": args.quick,
     }
     print(json.dumps(result))

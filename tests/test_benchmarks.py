@@ -25,6 +25,8 @@ def test_cnn_benchmark_quick_mode_prints_json():
     numbers = run_quick("cnn.py")
     assert numbers["train_images_per_second"] > 0 and numbers["train_gflops_per_second"] > 0
     assert numbers["train_gflop_per_step"] > 2  # 128 images x about 28 MFLOP
+    assert numbers["peer_optimizer_train_images_per_second"] > 0  # SGD with momentum
+    assert numbers["eval_images_per_second"] > 0
 
 
 @pytest.mark.slow
