@@ -2,30 +2,35 @@
 
 XLA:CPU allocates each compiled call's temporaries with malloc and frees
 them when the call ends: for the CNN's train step that is one 44 MB block
-per step. glibc hands blocks over 32 MB (and, from its per-thread arenas,
-smaller ones too) back to the kernel when they are freed, so the next step
-maps fresh pages and the kernel zeroes them on first touch: in a `perf`
-profile of that step the kernel's page faults took 27% of the time, and
-the step ran 25-40% slower than one whose temporaries happened to stay
-under 32 MB (31 MB). With one arena, no mmap below 1 GiB and no trimming,
-the next step reuses the same memory.
+per step. glibc gives freed memory back to the kernel three ways: a block
+over its mmap threshold (at most 32 MB) is unmapped when freed; the main
+heap's free top is trimmed; and a thread's arena heap (64 MB at most) is
+shrunk or unmapped once its top is free. The next step then maps fresh
+pages, and the kernel zeroes each one on first touch: in a `perf` profile
+of the CNN's step the kernel took 27% of the time, and the step ran at
+2,900-3,000 images/s against 3,600-3,700 with the settings below.
 
-The cost: the process keeps the heap of its peak use until it ends, as
-PyTorch's caching allocator keeps GPU memory. Entry points (train.py,
-benchmarks) call `keep_freed_memory()` first thing, before the threads that
-XLA allocates from exist.
+The settings: no mmap below 1 GiB, no trimming below 2 GiB, and a top pad
+of 64 MB (each heap keeps that much spare at its top, so an emptied thread
+heap is neither shrunk nor unmapped). Freed blocks are then reused by the
+next step. (One arena for every thread did the same for the CNN, but made
+malloc search long free lists: the XOR loop ran 25% slower.) The cost: the
+process keeps the heap of its peak use until it ends, as PyTorch's caching
+allocator keeps GPU memory; the pad is address space, not memory, until
+touched. Entry points (train.py, the benchmarks) call `keep_freed_memory()`
+first thing, before XLA's threads allocate.
 """
 
 import ctypes
 import sys
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's <malloc.h>
+_M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
 _SETTINGS = {
-    _M_ARENA_MAX: 1,  # every thread allocates from the main heap
-    _M_MMAP_THRESHOLD: 1 << 30,  # blocks up to 1 GiB come from that heap
-    _M_TRIM_THRESHOLD: (1 << 31) - 1,  # and freed ones stay there
+    _M_MMAP_THRESHOLD: 1 << 30,  # blocks up to 1 GiB come from a heap
+    _M_TRIM_THRESHOLD: (1 << 31) - 1,  # the main heap is not trimmed
+    _M_TOP_PAD: 64 << 20,  # nor a thread's heap shrunk or unmapped
 }
 
 

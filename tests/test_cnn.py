@@ -104,3 +104,12 @@ def test_maxout_network_after_goodfellow_and_its_relu_twin():
         model_config(name="mlp", hidden_sizes=(782, 782)), (28, 28, 1), 10, nnx.Rngs(0)
     )
     assert abs(count(relu) - count(maxout)) < 0.001 * count(maxout)  # the same budget
+
+
+def test_off_cpu_the_cnn_convolves_with_nnx_conv_itself(monkeypatch):
+    cnn = nets.build_model(model_config(), (28, 28, 1), 10, nnx.Rngs(0))
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    jaxpr = str(
+        jax.make_jaxpr(lambda x: nets.cnn.conv_layer(cnn.conv1, x))(jnp.ones((1, 28, 28, 1)))
+    )
+    assert "conv_general_dilated" in jaxpr and "dot_general" not in jaxpr
