@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import pytest
 from flax import nnx
 
@@ -61,3 +62,31 @@ def test_wrong_input_size_is_a_clear_assertion():
     mlp = MLP(2, (4,), 1, make_activation("relu"), rngs=nnx.Rngs(0))
     with pytest.raises(AssertionError, match="expects 2 input features"):
         mlp(jnp.ones((1, 3)))
+
+
+def test_small_layer_products_are_a_multiply_and_a_sum_with_the_dots_numbers(monkeypatch):
+    numbers = (((1,), (0,)), ((), ()))
+    x, kernel = (
+        jax.random.normal(jax.random.key(0), (4, 2)),
+        jax.random.normal(jax.random.key(1), (2, 16)),
+    )
+
+    def primitives(f, *args):
+        return str(jax.make_jaxpr(f)(*args))
+
+    def loss(dot):
+        return lambda x, kernel: (dot(x, kernel, numbers) ** 2).sum()
+
+    ours, theirs = nets.mlp.dot_general, jax.lax.dot_general
+    np.testing.assert_allclose(ours(x, kernel, numbers), x @ kernel, rtol=1e-6, atol=1e-6)
+    for a, b in zip(
+        jax.grad(loss(ours), (0, 1))(x, kernel),
+        jax.grad(loss(theirs), (0, 1))(x, kernel),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert "dot_general" not in primitives(lambda x, k: ours(x, k, numbers), x, kernel)
+    big = jnp.ones((500, 16))  # 500 x 16 x 16 multiply-adds: the dot is faster
+    assert "dot_general" in primitives(lambda x, k: ours(x, k, numbers), big, jnp.ones((16, 16)))
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert "dot_general" in primitives(lambda x, k: ours(x, k, numbers), x, kernel)
