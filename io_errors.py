@@ -7,6 +7,30 @@ import tempfile
 
 from registry import UserError
 
+# train.py's main() sets this: it prints one error line and exits. A failed
+# write then leaves file descriptor 2 muted, because the failing library's
+# threads can still be printing their tracebacks (seen in CI: the tail of
+# one, "RuntimeError", before the error line), and the line goes to
+# `console()` instead.
+mute_after_failure = False
+_console_fd: int | None = None  # the real fd 2, while it is muted
+
+
+def console():
+    """The terminal's stderr, also after a failed write muted fd 2."""
+    if _console_fd is None:
+        return sys.stderr
+    return os.fdopen(os.dup(_console_fd), "w")
+
+
+def unmute() -> None:
+    """Gives fd 2 back to the terminal (for a traceback that must be seen)."""
+    global _console_fd
+    if _console_fd is not None:
+        os.dup2(_console_fd, 2)
+        os.close(_console_fd)
+        _console_fd = None
+
 
 @contextlib.contextmanager
 def reported(what: str, hint: str = ""):
@@ -35,7 +59,17 @@ def reported(what: str, hint: str = ""):
     except Exception as e:  # orbax, tensorstore, TensorFlow and json have their own types
         raise UserError(f"{what}: {describe(e)}{hint}") from None
     finally:
-        if held is not None:
+        if held is not None and failed and mute_after_failure:
+            global _console_fd
+            nowhere = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(nowhere, 2)
+            os.close(nowhere)
+            if _console_fd is None:
+                _console_fd = stderr
+            else:
+                os.close(stderr)
+            held.close()
+        elif held is not None:
             os.dup2(stderr, 2)
             os.close(stderr)
             if not failed:

@@ -46,6 +46,7 @@ import command_line
 import data
 import gates
 import graphs
+import io_errors
 import losses
 import nets
 import optimizers
@@ -496,6 +497,7 @@ def parents(path: str) -> list[str]:
 
 def main(argv: list[str]) -> None:
     del argv  # parse_flags has refused extra arguments
+    io_errors.mute_after_failure = True  # this process exits after the error line
     _setup_jax_and_logs()
     config = _CONFIG.value
     name = command_line.run_name(
@@ -521,8 +523,9 @@ def main(argv: list[str]) -> None:
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)  # only if empty
         if (failure := _user_error(e)) is None:
+            io_errors.unmute()
             raise  # a bug, not a user mistake: the traceback helps
-        print(f"error: {failure[0]}", file=sys.stderr)
+        print(f"error: {failure[0]}", file=io_errors.console(), flush=True)
         # Ours is all closed and flushed. Skip the interpreter's teardown, where
         # a failed orbax write's leftover coroutines still print warnings.
         sys.stdout.flush()
