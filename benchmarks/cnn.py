@@ -1,13 +1,13 @@
 """CNN throughput: train and eval images/s and achieved GFLOP/s, as JSON.
 
-    python benchmarks/cnn.py            # about a minute and a half
+    python benchmarks/cnn.py            # about a minute
     python benchmarks/cnn.py --quick    # a few steps: checks that it runs
 
 Times the training loop that `train.py` runs for configs/fashion_mnist_cnn.py
 (batch 128, the same compiled step and on-device batching) on random
 images of Fashion-MNIST's shape, so it needs no dataset: with the config's
 AdamW, and with the PyTorch peer's optimizer (SGD, momentum 0.9), the same
-work as the peer's step; the two alternate, in two rounds. GFLOP/s comes
+work as the peer's step; each is compiled once and the two alternate, in two rounds. GFLOP/s comes
 from XLA's own count of the compiled step's floating-point operations.
 Compare with the PyTorch peer (../shared/peers/cnn_torch.py --mode
 throughput), alternating the two; see the README's Speed section. With
@@ -48,9 +48,10 @@ def peer_optimizer(config):
     return config
 
 
-def time_training(config, x, y, repeats, chunk, mesh, everywhere, split):
-    """Train images/s (one per timed chunk), GFLOP per step, compile seconds,
-    and the trained model's (graphdef, params)."""
+def compile_training(config, x, y, mesh, everywhere, split):
+    """The training loop train.py compiles for `config`, ready to time: a dict
+    with the loop, its state, GFLOP per step, compile seconds, fused or not,
+    and the graphdef."""
     model = nets.build_model(config.model, (28, 28, 1), 10, nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
     optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
@@ -68,17 +69,20 @@ def time_training(config, x, y, repeats, chunk, mesh, everywhere, split):
     compile_seconds = time.perf_counter() - start
     # XLA counts one device's share of a split step: times the devices.
     step = jax.jit(train_step).lower(state, batch).compile(steps.compiler_options())
-    flops = step.cost_analysis()["flops"] * mesh.size
-
+    gflop = step.cost_analysis()["flops"] * mesh.size / 1e9
     state, metrics = loop(state, (x, y), 2)  # warm-up
     jax.block_until_ready(metrics)
-    rates = []
+    return dict(loop=loop, state=state, gflop=gflop, compile_seconds=compile_seconds,
+                fused=fused, graphdef=graphdef, rates=[])  # fmt: skip
+
+
+def time_chunks(run, x, y, repeats, chunk, batch_size):
+    """Appends the images/s of `repeats` chunks of `chunk` steps to run["rates"]."""
     for _ in range(repeats):
         start = time.perf_counter()
-        state, metrics = loop(state, (x, y), chunk)
+        run["state"], metrics = run["loop"](run["state"], (x, y), chunk)
         jax.block_until_ready(metrics)
-        rates.append(chunk * config.batch_size / (time.perf_counter() - start))
-    return rates, flops / 1e9, compile_seconds, fused, (graphdef, state.params)
+        run["rates"].append(chunk * batch_size / (time.perf_counter() - start))
 
 
 def main():
@@ -99,14 +103,16 @@ def main():
     x = rng.integers(0, 256, (n_train, 28, 28, 1), np.uint8)
     x, y = parallel.put((x, rng.integers(0, 10, n_train).astype(np.int32)), everywhere)
 
-    # The config's AdamW, then the peer's SGD with momentum, alternating.
-    timings = {"config": [], "peer": []}
+    # The config's AdamW and the peer's SGD with momentum, each compiled once,
+    # timed alternating.
+    runs = {
+        name: compile_training(c, x, y, mesh, everywhere, split)
+        for name, c in [("config", config), ("peer", peer_optimizer(config))]
+    }
     for _ in range(1 if args.quick else 2):
-        for name, c in [("config", config), ("peer", peer_optimizer(config))]:
-            timings[name].append(time_training(c, x, y, repeats, chunk, mesh, everywhere, split))
-    train = {name: [r for t in runs for r in t[0]] for name, runs in timings.items()}
-    gflop = {name: runs[0][1] for name, runs in timings.items()}
-    _, _, compile_seconds, fused, (graphdef, params) = timings["config"][0]
+        for run in runs.values():
+            time_chunks(run, x, y, repeats, chunk, config.batch_size)
+    graphdef, params = runs["config"]["graphdef"], runs["config"]["state"].params
 
     evaluate = steps.make_evaluate(
         graphdef, losses.cross_entropy, n_eval, 10, config.eval_batch_size, summed_loss=False
@@ -120,26 +126,26 @@ def main():
         jax.block_until_ready(evaluate(params, (x[:n_eval], y[:n_eval])))
         eval_rates.append(n_eval / (time.perf_counter() - start))
 
-    def per_second(name):
-        images = statistics.median(train[name])
-        return round(images), round(images / config.batch_size * gflop[name], 1)
+    def per_second(run):
+        images = statistics.median(run["rates"])
+        return round(images), round(images / config.batch_size * run["gflop"], 1)
 
-    (train_images, train_gflops), (peer_images, peer_gflops) = map(per_second, timings)
+    (train_images, train_gflops), (peer_images, peer_gflops) = map(per_second, runs.values())
     result = {
         "benchmark": "cnn",
         "backend": jax.default_backend(),
         "devices": len(jax.devices()),
-        "loop": "fused" if fused else "stepwise",
+        "loop": "fused" if runs["config"]["fused"] else "stepwise",
         "batch_size": config.batch_size,
-        "compile_seconds": round(compile_seconds, 2),
+        "compile_seconds": round(runs["config"]["compile_seconds"], 2),
         # configs/fashion_mnist_cnn.py as train.py runs it (AdamW, cosine schedule)
         "train_images_per_second": train_images,
-        "train_images_per_second_all": [round(r) for r in train["config"]],
-        "train_gflop_per_step": round(gflop["config"], 3),
+        "train_images_per_second_all": [round(r) for r in runs["config"]["rates"]],
+        "train_gflop_per_step": round(runs["config"]["gflop"], 3),
         "train_gflops_per_second": train_gflops,
         # the same net with the PyTorch peer's optimizer (SGD, momentum 0.9): the same work
         "peer_optimizer_train_images_per_second": peer_images,
-        "peer_optimizer_train_images_per_second_all": [round(r) for r in train["peer"]],
+        "peer_optimizer_train_images_per_second_all": [round(r) for r in runs["peer"]["rates"]],
         "peer_optimizer_train_gflops_per_second": peer_gflops,
         "eval_images_per_second": round(statistics.median(eval_rates)),
         "quick": args.quick,
