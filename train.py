@@ -24,12 +24,12 @@ import threading
 import time
 
 if __name__ == "__main__":
-    import host_memory
+    from plumbing import host_memory
 
     host_memory.keep_freed_memory()  # before XLA's threads allocate (host_memory.py)
     # Start the process that writes the event files now: it imports TensorFlow
     # (seconds) on another core while this one imports JAX and compiles.
-    import event_writer
+    from dashboards import event_writer
 
     event_writer.start_early()
 
@@ -41,21 +41,13 @@ from absl import app, flags, logging
 from flax import nnx
 from ml_collections import config_flags
 
-import checkpoints
-import command_line
 import data
-import gates
-import graphs
-import io_errors
-import losses
 import nets
-import optimizers
-import parallel
-import probes
-import steps
-import summaries
-import sweeps
-from registry import UserError, lookup
+from dashboards import graphs, probes, summaries
+from plumbing import command_line, failures
+from plumbing.failures import UserError
+from training import checkpoints, gates, losses, optimizers, parallel, steps, sweeps
+from training.registry import lookup
 
 
 def console(message: str) -> None:
@@ -497,7 +489,7 @@ def parents(path: str) -> list[str]:
 
 def main(argv: list[str]) -> None:
     del argv  # parse_flags has refused extra arguments
-    io_errors.mute_after_failure = True  # this process exits after the error line
+    failures.mute_after_failure = True  # this process exits after the error line
     _setup_jax_and_logs()
     config = _CONFIG.value
     name = command_line.run_name(
@@ -523,9 +515,9 @@ def main(argv: list[str]) -> None:
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)  # only if empty
         if (failure := _user_error(e)) is None:
-            io_errors.unmute()
+            failures.unmute()
             raise  # a bug, not a user mistake: the traceback helps
-        print(f"error: {failure[0]}", file=io_errors.console(), flush=True)
+        print(f"error: {failure[0]}", file=failures.console(), flush=True)
         # Ours is all closed and flushed. Skip the interpreter's teardown, where
         # a failed orbax write's leftover coroutines still print warnings.
         sys.stdout.flush()

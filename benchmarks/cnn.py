@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import host_memory  # noqa: E402
+from plumbing import host_memory  # noqa: E402
 
 host_memory.keep_freed_memory()  # as train.py does
 
@@ -33,12 +33,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-import losses  # noqa: E402
 import nets  # noqa: E402
-import optimizers  # noqa: E402
-import parallel  # noqa: E402
-import steps  # noqa: E402
 from configs import fashion_mnist_cnn  # noqa: E402
+from training import losses, optimizers, parallel, steps  # noqa: E402
 
 
 def peer_optimizer(config):

@@ -26,7 +26,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import host_memory  # noqa: E402
+from plumbing import host_memory  # noqa: E402
 
 host_memory.keep_freed_memory()  # as train.py does
 
@@ -35,13 +35,10 @@ import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
 import data  # noqa: E402
-import losses  # noqa: E402
 import nets  # noqa: E402
-import optimizers  # noqa: E402
-import steps  # noqa: E402
-import sweeps  # noqa: E402
 from configs import fashion_mnist_cnn, xor  # noqa: E402
-from registry import UserError  # noqa: E402
+from plumbing.failures import UserError  # noqa: E402
+from training import losses, optimizers, steps, sweeps  # noqa: E402
 
 
 def peer_config(num_seeds: int):

@@ -25,7 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import host_memory  # noqa: E402
+from plumbing import host_memory  # noqa: E402
 
 host_memory.keep_freed_memory()  # as train.py does
 
@@ -35,11 +35,9 @@ from flax import nnx  # noqa: E402
 from sweep import peer_config  # noqa: E402  (benchmarks/sweep.py, beside this script)
 
 import data  # noqa: E402
-import losses  # noqa: E402
 import nets  # noqa: E402
-import optimizers  # noqa: E402
-import steps  # noqa: E402
 from configs import xor  # noqa: E402
+from training import losses, optimizers, steps  # noqa: E402
 
 
 def loop_rates(config, chunk: int, repeats: int) -> tuple[float, list[float]]:

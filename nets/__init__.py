@@ -10,7 +10,8 @@ from nets.activations import ACTIVATIONS, ActivationOptions, make_activation
 from nets.cnn import CNN
 from nets.maxout import MaxoutDense, MaxoutMLP
 from nets.mlp import MLP
-from registry import UserError, lookup
+from plumbing.failures import UserError
+from training.registry import lookup
 
 __all__ = [
     "ACTIVATIONS",

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from registry import lookup
+from training.registry import lookup
 
 
 class Step(nnx.Module):

@@ -5,28 +5,6 @@ from collections.abc import Callable, Sequence
 import jax
 from flax import nnx
 
-# At most this many multiply-adds, a layer's product is written as a
-# multiply and a sum (below).
-SMALL_PRODUCT = 1024
-
-
-def dot_general(x, kernel, dimension_numbers, precision=None, **options):
-    """`jax.lax.dot_general` for `nnx.Linear`; on CPU a small product
-    (XOR's 4 x 2 x 16) as a multiply and a sum over the inputs.
-
-    XLA fuses those with the ops around them, where a dot is a call of its
-    own into Eigen and oneDNN that costs microseconds of set-up whatever
-    its size: XOR's training loop ran 425,000 steps/s with dots, 755,000
-    without. Above `SMALL_PRODUCT` multiply-adds (a Playground net on 500
-    points: 2x slower) and off CPU, the dot itself.
-    """
-    (contract_x, contract_kernel), batch = dimension_numbers
-    plain = contract_x == (x.ndim - 1,) and contract_kernel == (0,) and not batch[0]
-    if plain and x.size * kernel.shape[-1] <= SMALL_PRODUCT and jax.default_backend() == "cpu":
-        with jax.named_scope("weighted_sum"):  # its name in GRAPHS
-            return (x[..., None] * kernel.reshape((1,) * (x.ndim - 1) + kernel.shape)).sum(-2)
-    return jax.lax.dot_general(x, kernel, dimension_numbers, precision, **options)
-
 
 class MLP(nnx.Module):
     """Dense -> activation -> ... -> Dense, with a linear output layer.
@@ -41,6 +19,9 @@ class MLP(nnx.Module):
       activation: factory `num_features -> module`, called once per hidden
         layer so that a learnable activation (maxout) gets its own
         parameters in every layer (see `nets.activations.make_activation`).
+      dot_general: `jax.lax.dot_general` or a function of its signature,
+        given to every `nnx.Linear` (`nets.build_model` swaps in the one
+        XLA:CPU runs faster, with the same numbers: nets/kernels.py).
       rngs: random streams for weight initialisation.
 
     Shapes: x (..., in_features) -> logits (..., out_features); images
@@ -57,6 +38,7 @@ class MLP(nnx.Module):
         out_features: int,
         activation: Callable[[int], nnx.Module],
         *,
+        dot_general: Callable[..., jax.Array] = jax.lax.dot_general,
         rngs: nnx.Rngs,
     ):
         sizes = [in_features, *hidden_sizes, out_features]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nets.activations import ACTIVATIONS, ActivationOptions, Maxout, Step, make_activation
-from registry import UserError
+from plumbing.failures import UserError
 
 X = jnp.array([-2.0, -0.5, 0.0, 0.5, 2.0])
 

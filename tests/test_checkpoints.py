@@ -9,10 +9,10 @@ from conftest import read_events
 from tensorboard.compat.proto import graph_pb2
 from tensorboard.util import tensor_util
 
-import checkpoints
-import summaries
 import train
-from registry import UserError
+from dashboards import summaries
+from plumbing.failures import UserError
+from training import checkpoints
 
 
 def all_summaries(run_dir):

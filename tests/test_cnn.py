@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 import nets
-from registry import UserError
+from plumbing.failures import UserError
 
 
 def count(model):

@@ -6,7 +6,7 @@ import pytest
 
 import data
 from configs import base
-from registry import UserError
+from plumbing.failures import UserError
 
 GENERATED_2D = ["xor_cloud", "circles", "spiral", "gaussians"]
 

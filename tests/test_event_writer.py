@@ -20,9 +20,8 @@ from tensorboard.compat.proto import event_pb2, graph_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
-import event_writer
-import summaries
-from registry import UserError
+from dashboards import event_writer, summaries
+from plumbing.failures import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from flax.metrics import tensorboard
 from tensorboard.compat.proto import graph_pb2
-import summaries
+from dashboards import summaries
 {textwrap.dedent(SUMMARIES)}
 writer = tensorboard.SummaryWriter(sys.argv[1], auto_flush=False)
 writer.hparams(summaries.flatten({CONFIG!r}))
@@ -135,13 +134,14 @@ def test_the_training_process_never_imports_tensorflow(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
-    assert "jax" in imported and "summaries" in imported  # the list is this process's
+    assert "jax" in imported and "dashboards.summaries" in imported  # the list is this process's
     assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras")}
     run_dir = tmp_path / "xor" / "num_steps=200"
     assert sorted(read_scalars(run_dir, "train/loss")) == [100, 200]
     tags = read_events(run_dir).Tags()
     assert {"config", "run", "decision_boundary/train"} <= set(tags["tensors"]) and tags["graph"]
-    cut = f"import sys, summaries; print(summaries.cut_events_after({str(run_dir)!r}, 100)); "
+    cut = "import sys; from dashboards import summaries; "
+    cut += f"print(summaries.cut_events_after({str(run_dir)!r}, 100)); "
     cut += "assert 'tensorflow' not in sys.modules"
     result = subprocess.run([sys.executable, "-c", cut], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0 and int(result.stdout) > 0, result.stderr
@@ -162,7 +162,7 @@ def test_each_event_keeps_the_wall_time_the_trainer_gave_it(tmp_path, monkeypatc
 def test_sending_does_not_wait_for_tensorflow(tmp_path):
     """20 MB of events leave the trainer while the writer still imports TensorFlow."""
     script = f"""
-import summaries
+from dashboards import summaries
 writer = summaries.Writer({str(tmp_path)!r})
 for step in range(50):
     writer.text("big", "x" * 400_000, step)
@@ -231,7 +231,8 @@ def test_the_writer_process_leaves_ctrl_c_and_sigterm_to_the_trainer(tmp_path):
 
 def test_what_was_flushed_is_written_after_the_trainer_is_killed(tmp_path):
     script = f"""
-import os, signal, summaries
+import os, signal
+from dashboards import summaries
 writer = summaries.Writer({str(tmp_path)!r})
 for step in range(1, 101):
     writer.scalars(step, {{"a": float(step)}})
@@ -299,7 +300,8 @@ def test_a_writer_process_without_tensorflow_is_one_clear_error(tmp_path):
 def test_close_in_a_failing_run_drops_what_other_threads_print_meanwhile(tmp_path):
     """The error that ends the run is what the user reads (one line from train.py)."""
     script = f"""
-import os, sys, threading, time, summaries
+import os, sys, threading, time
+from dashboards import summaries
 writer = summaries.Writer({str(tmp_path)!r})  # a new event writer: close waits for TensorFlow
 writer.scalars(1, {{"a": 1.0}})
 noise = lambda: [time.sleep(0.1), os.write(2, b"NOISE from a thread\\n")]

@@ -6,10 +6,10 @@ import pytest
 from conftest import read_events, read_scalars
 from tensorboard.util import tensor_util
 
-import gates
 from configs import gates as gates_config
 from configs import xor_from_gates
-from registry import UserError
+from plumbing.failures import UserError
+from training import gates
 
 
 def text(run_dir, tag):

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import pytest
 from conftest import read_events
 
-import graphs
 import train
+from dashboards import graphs
 
 
 def test_graph_of_a_scoped_function():

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-import host_memory
+from plumbing import host_memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # page faults of the last nine.
 _STEPS = textwrap.dedent("""
     import ctypes, resource, sys, threading
-    import host_memory
+    from plumbing import host_memory
     if sys.argv[1] == "keep":
         assert host_memory.keep_freed_memory()
     libc = ctypes.CDLL(None)

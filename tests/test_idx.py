@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import data
-import idx
 from configs import base
-from registry import UserError
+from data import idx
+from plumbing.failures import UserError
 
 IMAGES = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
 LABELS = np.array([3, 1, 4], np.uint8)

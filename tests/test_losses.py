@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-import losses
-from registry import UserError
+from plumbing.failures import UserError
+from training import losses
 
 # Two examples, binary task: logits 0 and ln 3 (probabilities 1/2 and 3/4).
 LOGITS = jnp.array([[0.0], [math.log(3.0)]])

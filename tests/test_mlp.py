@@ -9,7 +9,7 @@ from flax import nnx
 
 import nets
 from nets import MLP, make_activation
-from registry import UserError
+from plumbing.failures import UserError
 
 
 def count(module):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from configs import base
-from optimizers import OPTIMIZERS, SCHEDULES, make_optimizer, with_hyperparameters
-from registry import UserError
+from plumbing.failures import UserError
+from training.optimizers import OPTIMIZERS, SCHEDULES, make_optimizer, with_hyperparameters
 
 
 def optimizer_config(**changes):

@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ON_FOUR_DEVICES = r"""
 import json, sys
 import jax, numpy as np
-import parallel, sweeps, train
+import train
+from training import parallel, sweeps
 from configs import mnist_cnn, playground, xor
 
 task, run_dir, mnist_dir = sys.argv[1:4]

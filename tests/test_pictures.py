@@ -2,7 +2,7 @@
 
 import numpy as np
 
-import pictures
+from dashboards import pictures
 
 
 def test_grid_points_are_in_image_order():

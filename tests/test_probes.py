@@ -7,7 +7,7 @@ from tensorboard.util import tensor_util
 
 import train
 from configs import activations, linear_regression, playground
-from registry import UserError
+from plumbing.failures import UserError
 
 
 def image_shape(run_dir, tag):

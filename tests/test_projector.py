@@ -4,9 +4,9 @@ import numpy as np
 from google.protobuf import text_format
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
-import projector
 import train
 from configs import playground
+from dashboards import projector
 
 
 def read_config(run_dir):

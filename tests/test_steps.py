@@ -7,10 +7,9 @@ import optax
 import pytest
 from flax import nnx
 
-import losses
 import nets
-import steps
 from configs import playground
+from training import losses, steps
 
 
 def test_every_epoch_is_a_new_permutation_of_the_examples():

@@ -7,9 +7,9 @@ import pytest
 from conftest import read_events, read_scalars
 from tensorboard.util import tensor_util
 
-import command_line
 import train
-from registry import UserError
+from plumbing import command_line
+from plumbing.failures import UserError
 
 
 def test_xor_is_learned_and_logged(xor_config, tmp_path):

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from registry import UserError
+from plumbing.failures import UserError
 
 UNSIGNED_BYTE = 0x08
 

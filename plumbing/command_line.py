@@ -12,7 +12,7 @@ from typing import Any
 
 import ml_collections
 
-from registry import UserError
+from plumbing.failures import UserError
 
 
 def run_name(config_file: str, overrides: dict[str, Any]) -> str:

@@ -15,10 +15,9 @@ import json
 import os
 from typing import Any
 
-import background
-import io_errors
-import summaries
-from registry import UserError
+from dashboards import summaries
+from plumbing import background, failures
+from plumbing.failures import UserError
 
 # Fields that may change when a run is resumed: they say how long to train
 # and how often to report, not what is trained.
@@ -93,7 +92,7 @@ class Checkpointer:
             return self._open().latest_step()
 
     def _reading(self):
-        return io_errors.reported(
+        return failures.reported(
             f"cannot read the checkpoints in {self.directory}",
             " (remove the damaged checkpoint's directory, or pass --new_run to "
             "start a new run beside this one)",
@@ -107,7 +106,7 @@ class Checkpointer:
             config=ocp.args.JsonSave(config),
             metrics=ocp.args.JsonSave(metrics),
         )
-        with io_errors.reported(f"cannot write a checkpoint to {self.directory}"):
+        with failures.reported(f"cannot write a checkpoint to {self.directory}"):
             self._open().save(step, args=args, force=True)
 
     def restore(self, abstract_state: Any) -> tuple[Any, dict, dict]:

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from registry import UserError
+from plumbing.failures import UserError
 
 AXIS = "data"
 
@@ -62,7 +62,7 @@ class Discard:
 
 def writer(log_dir: str):
     """A `summaries.Writer` for `log_dir` on process 0; a `Discard` elsewhere."""
-    import summaries
+    from dashboards import summaries
 
     return summaries.Writer(log_dir) if is_writer() else Discard()
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-import io_errors
+from plumbing import failures
 
 CONFIG_FILE = "projector_config.pbtxt"
 
@@ -72,7 +72,7 @@ def write(
     embedding.tensor_name = name
     embedding.tensor_path = "embedding.tsv"
     embedding.tensor_shape.extend(vectors.shape)
-    with io_errors.reported(f"cannot write the projector's files to {log_dir}"):
+    with failures.reported(f"cannot write the projector's files to {log_dir}"):
         np.savetxt(os.path.join(log_dir, "embedding.tsv"), vectors, delimiter="\t", fmt="%.6g")
         if metadata:
             embedding.metadata_path = "metadata.tsv"

@@ -3,7 +3,7 @@
 `flax.metrics.tensorboard` writes event files through TensorFlow, whose
 import takes seconds of one core and holds Python's GIL meanwhile: on a
 thread it delays the training process about as much as it overlaps. So a
-child process (this file, run as `python event_writer.py`) imports
+child process (this file, run as `python dashboards/event_writer.py`) imports
 TensorFlow and flax's `SummaryWriter` on another core while the trainer
 imports JAX and compiles, and owns every event file: one `SummaryWriter`
 per log directory, all the trainer's writers in one process.
@@ -56,7 +56,10 @@ import sys
 import tempfile
 import threading
 
-import io_errors
+if __name__ == "__main__":  # run as a file: the repository's packages by absolute name
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from plumbing import failures  # noqa: E402
 
 _LENGTH = struct.Struct("<Q")
 
@@ -251,7 +254,7 @@ def _stderr_held():
     """What reaches fd 2 meanwhile is shown only if nothing failed.
 
     A failing TensorFlow write can print on its own; the trainer's one error
-    line says what went wrong instead (as `io_errors.reported` does).
+    line says what went wrong instead (as `failures.reported` does).
     """
     sys.stderr.flush()
     held, saved = tempfile.TemporaryFile(), os.dup(2)
@@ -387,7 +390,7 @@ class _Server:
             if isinstance(e, _Disappeared):
                 message = disappeared(str(e))
             else:
-                message = f"cannot write summaries to {log_dir}: {io_errors.describe(e)}"
+                message = f"cannot write summaries to {log_dir}: {failures.describe(e)}"
             self._reply(("error", key, message))
 
 

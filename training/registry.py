@@ -10,14 +10,9 @@ import difflib
 from collections.abc import Mapping
 from typing import TypeVar
 
+from plumbing.failures import UserError
+
 T = TypeVar("T")
-
-
-class UserError(Exception):
-    """A mistake the user can fix (a bad config value, a missing file, ...).
-
-    `train.py` prints these as one line, without a traceback, and exits 1.
-    """
 
 
 def lookup(registry: Mapping[str, T], name: str, kind: str) -> T:

@@ -18,7 +18,8 @@ import jax
 import ml_collections
 import optax
 
-from registry import UserError, lookup
+from plumbing.failures import UserError
+from training.registry import lookup
 
 # The numbers an optimizer reads from its state; a sweep can vary them
 # inside one compiled program.

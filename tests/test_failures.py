@@ -1,4 +1,4 @@
-"""io_errors: a failed write is one clear line, whatever the library prints late."""
+"""plumbing.failures: a failed write is one clear line, whatever the library prints late."""
 
 import os
 import subprocess
@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-import io_errors
-from registry import UserError
+from plumbing import failures
+from plumbing.failures import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -16,16 +16,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # fd 2 from another thread, after `reported` is done (seen in CI).
 _FAILED_WRITE = textwrap.dedent("""
     import os, sys
-    import io_errors
-    from registry import UserError
-    io_errors.mute_after_failure = sys.argv[1] == "cli"
+    from plumbing import failures
+    from plumbing.failures import UserError
+    failures.mute_after_failure = sys.argv[1] == "cli"
     try:
-        with io_errors.reported("cannot write summaries to /runs"):
+        with failures.reported("cannot write summaries to /runs"):
             os.write(2, b"Traceback (most recent call last):\\n")
             raise OSError(28, "No space left on device")
     except UserError as e:
         os.write(2, b"RuntimeError: Event loop is closed\\n")  # the late tail
-        print(f"error: {e}", file=io_errors.console(), flush=True)
+        print(f"error: {e}", file=failures.console(), flush=True)
 """)
 
 
@@ -46,8 +46,8 @@ def test_the_command_line_shows_only_the_error_line():
 
 def test_a_failed_write_is_a_user_error_and_a_good_one_shows_its_warnings(capfd):
     with pytest.raises(UserError, match="cannot read x: ValueError: bad"):
-        with io_errors.reported("cannot read x"):
+        with failures.reported("cannot read x"):
             raise ValueError("bad")
-    with io_errors.reported("cannot write y"):
+    with failures.reported("cannot write y"):
         os.write(2, b"a warning worth seeing\n")
     assert capfd.readouterr().err == "a warning worth seeing\n"

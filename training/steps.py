@@ -22,7 +22,7 @@ import optax
 from flax import nnx, struct
 
 import data
-import losses
+from training import losses
 
 
 class TrainState(struct.PyTreeNode):

@@ -26,11 +26,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-import parallel
-import pictures
-import summaries
+from dashboards import pictures, summaries
 from nets.perceptron import GATES, Perceptron, XorFromGates
-from registry import UserError, lookup
+from plumbing.failures import UserError
+from training import parallel
+from training.registry import lookup
 
 INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
 TARGETS = {

@@ -5,7 +5,13 @@ import os
 import sys
 import tempfile
 
-from registry import UserError
+
+class UserError(Exception):
+    """A mistake the user can fix (a bad config value, a missing file, ...).
+
+    `train.py` prints these as one line, without a traceback, and exits 1.
+    """
+
 
 # train.py's main() sets this: it prints one error line and exits. A failed
 # write then leaves file descriptor 2 muted, because the failing library's

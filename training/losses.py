@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from registry import UserError, lookup
+from plumbing.failures import UserError
+from training.registry import lookup
 
 
 def probabilities(logits: jax.Array) -> jax.Array:

@@ -20,11 +20,10 @@ import numpy as np
 from flax import nnx
 
 import data
-import losses
 import nets
-import pictures
-import projector
+from dashboards import pictures, projector
 from data import Dataset
+from training import losses
 
 RESOLUTION = 200  # pixels per side of a decision-boundary picture
 SCALAR_PARAMS_MAX = 4  # parameter arrays this small are also logged as scalars

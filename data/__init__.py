@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-import idx
-from registry import UserError, lookup
+from data import idx
+from plumbing.failures import UserError
+from training.registry import lookup
 
 
 class Dataset(NamedTuple):

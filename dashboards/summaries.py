@@ -23,9 +23,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-import event_writer
-import io_errors
-from registry import UserError
+from dashboards import event_writer
+from plumbing import failures
+from plumbing.failures import UserError
 
 
 def preload() -> None:
@@ -134,7 +134,7 @@ class Writer:
 
     def __init__(self, log_dir: str):
         self._log_dir = log_dir
-        with io_errors.reported(f"cannot write summaries to {log_dir}"):
+        with failures.reported(f"cannot write summaries to {log_dir}"):
             os.makedirs(log_dir, exist_ok=True)
             # Held open: if the directory is removed (and maybe made again by
             # a checkpoint), flush sees it and the event writer writes nothing.

@@ -45,13 +45,10 @@ import numpy as np
 from flax import nnx
 
 import data
-import losses
 import nets
-import optimizers
-import parallel
-import steps
-import summaries
-from registry import UserError
+from dashboards import summaries
+from plumbing.failures import UserError
+from training import losses, optimizers, parallel, steps
 
 # Swept inside one program; every other field needs a program per value.
 VMAPPED = tuple(f"optimizer.{name}" for name in optimizers.HYPERPARAMETERS)
