@@ -3,12 +3,12 @@
     python benchmarks/sweep.py            # about a minute
     python benchmarks/sweep.py --quick    # seconds: checks that it runs
 
-Prints JSON. The net is the PyTorch peer's (../shared/peers/xor_torch.py
---act sigmoid --sweep 256): 2-4-1 sigmoid, MSE on the sigmoid output, SGD
+Prints JSON. The net is the PyTorch peer's (benchmarks/torch_xor.py
+--sweep 256): 2-4-1 sigmoid, MSE on the sigmoid output, SGD
 at learning rate 1.0, full batch of the four points. `member_steps_per_second`
-times `--config.num_seeds=N` (sweeps.build_members: the program train.py
-runs for a sweep); `sequential_steps_per_second` times the single-run fused
-loop train.py runs for one seed, so N separate runs take N times as long.
+times `--config.num_seeds=N` (training.program.build: the program train.py
+runs for a sweep); `sequential_steps_per_second` times the single run's
+program for one seed, so N separate runs take N times as long.
 `bytes_per_member` comes from XLA's memory analysis of the compiled sweep
 at two sizes (the growth per member); `max_members_24GiB` divides 24 GiB
 by it; `cnn_...` the same for configs/fashion_mnist_cnn.py (full mode only,
@@ -18,27 +18,15 @@ Compare with the peer's `bmm_batched_net_steps_per_s`, alternating.
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from plumbing import host_memory  # noqa: E402
-
-host_memory.keep_freed_memory()  # as train.py does
+from common import Timer, build  # benchmarks/common.py: first, it sets up the path
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from flax import nnx  # noqa: E402
 
-import data  # noqa: E402
-import nets  # noqa: E402
 from configs import fashion_mnist_cnn, xor  # noqa: E402
 from plumbing.failures import UserError  # noqa: E402
-from training import losses, optimizers, steps, sweeps  # noqa: E402
 
 
 def peer_config(num_seeds: int):
@@ -52,19 +40,6 @@ def peer_config(num_seeds: int):
     return config
 
 
-def timed(loop, state, args, chunk, repeats):
-    """Steps/s of `loop` over `repeats` chunks (after one warm-up call)."""
-    state, metrics = loop(state, *args, 10)
-    jax.block_until_ready(metrics)
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        state, metrics = loop(state, *args, chunk)
-        jax.block_until_ready(metrics)
-        rates.append(chunk / (time.perf_counter() - start))
-    return rates
-
-
 def cnn_config(num_seeds: int):
     config = fashion_mnist_cnn.get_config()
     config.num_seeds = num_seeds
@@ -75,7 +50,7 @@ def bytes_per_member(make_config, sizes) -> float:
     """What one more member costs: XLA's memory analysis of two compiled sweeps."""
     used = []
     for size in sizes:
-        analysis = sweeps.build_members(make_config(size), [{}], []).program.memory_analysis()
+        analysis = build(make_config(size)).compiled.memory_analysis()
         used.append(
             analysis.argument_size_in_bytes
             + analysis.output_size_in_bytes
@@ -94,23 +69,10 @@ def main():
     chunk, repeats = (500, 2) if args.quick else (10_000, 5)
 
     # N nets at once: the sweep's own program.
-    config = peer_config(members)
-    swept = sweeps.build_members(config, [{}], [])
-    rates = timed(swept.loop, swept.state, (swept.keys, swept.train_data), chunk, repeats)
-    member_rates = [r * members for r in rates]
-
+    swept = Timer(build(peer_config(members)))
+    member_rates = [r * members for r in swept.time(chunk, repeats)]
     # One net: the program a single run of train.py compiles.
-    single = peer_config(1)
-    dataset = data.load_dataset(single.data)
-    model = nets.build_model(single.model, (2,), 1, nnx.Rngs(0))
-    graphdef, params = nnx.split(model, nnx.Param)
-    optimizer, learning_rate = optimizers.make_optimizer(single.optimizer, single.num_steps)
-    state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
-    train_step = steps.make_train_step(graphdef, losses.mse, optimizer, learning_rate)
-    train_data = jax.device_put((dataset.x_train, dataset.y_train))
-    batches = steps.Batches(4, 0, jax.random.key(1))
-    loop = steps.compile_train_loop(train_step, batches, state, train_data, fused=True)
-    sequential = timed(loop, state, (train_data,), chunk, repeats)
+    sequential = Timer(build(peer_config(1))).time(chunk, repeats)
 
     per_member = bytes_per_member(peer_config, (16, 64) if args.quick else (1024, 4096))
     cnn_per_member = None

@@ -8,9 +8,13 @@ Needs requirements-torch.txt (its own venv) and Fashion-MNIST's IDX files
 (Debian package dataset-fashion-mnist, in /usr/share/datasets/fashion-mnist;
 elsewhere set FMNIST_DIR). The net is the Flax examples' CNN (conv 32 3x3,
 relu, avgpool 2, conv 64 3x3, relu, avgpool 2, dense 256, relu, dense 10;
-SAME padding), fp32, NCHW by default; SGD with momentum 0.9, lr 0.1,
-batch 128, cross entropy; the training set lives in memory as one tensor,
-each step gathers its batch from a shuffled order; `--threads` 2.
+SAME padding), fp32; SGD with momentum 0.9, lr 0.1, batch 128, cross
+entropy; the training set lives in memory as one tensor, each step gathers
+its batch from a shuffled order; `--threads` 2. Memory formats
+(`--formats`): `default` asks for none (the one-channel images have
+channels-last strides, so the convolutions' activations are channels-last
+all the same; the weights stay NCHW); `channels_last` converts the model
+and each batch explicitly.
 
 --mode throughput: after one first step (timed on its own) and `--warmup`
 steps, `--rounds` rounds of `--chunk` steps each (the memory formats in
@@ -49,10 +53,15 @@ def read_idx(name, magic, header_bytes):
 
 
 def load_split(prefix):
-    """(images [N, 1, 28, 28] float32 in [0, 1], labels [N] int64) as tensors."""
-    images = read_idx(f"{prefix}-images-idx3-ubyte.gz", 2051, 16).reshape(-1, 1, 28, 28)
+    """(images [N, 1, 28, 28] float32 in [0, 1], labels [N] int64) as tensors.
+
+    The images are the file's pixels as [N, 28, 28, 1] (NHWC) viewed as NCHW: with one channel
+    that view has channels-last strides, and PyTorch's convolutions follow their input's layout.
+    """
+    images = read_idx(f"{prefix}-images-idx3-ubyte.gz", 2051, 16).reshape(-1, 28, 28, 1)
     labels = read_idx(f"{prefix}-labels-idx1-ubyte.gz", 2049, 8).astype(np.int64)
-    return torch.from_numpy(images.astype(np.float32) / 255.0), torch.from_numpy(labels)
+    images = torch.from_numpy(images.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
+    return images, torch.from_numpy(labels)
 
 
 def make_cnn():
@@ -71,7 +80,7 @@ def make_cnn():
 
 
 class Trainer:
-    def __init__(self, images, labels, memory_format="nchw", seed=0):
+    def __init__(self, images, labels, memory_format="default", seed=0):
         torch.manual_seed(seed)
         self.images, self.labels = images, labels
         self.format = torch.channels_last if memory_format == "channels_last" else None
@@ -163,7 +172,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", default="throughput", choices=["throughput", "epoch"])
     parser.add_argument(
-        "--formats", default="nchw", help="comma-separated: nchw, channels_last (epoch: the first)"
+        "--formats",
+        default="default",
+        help="comma-separated: default, channels_last (epoch: the first)",
     )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--chunk", type=int, default=50, help="timed steps per round")

@@ -7,62 +7,34 @@ Prints JSON. `loop_steps_per_second` times the fused training loop that
 `train.py` runs for configs/xor.py (2-16-1 MLP, Adam, full batch), in
 chunks of 100,000 steps; `peer_net_loop_steps_per_second` the same loop
 for the PyTorch peer's net (2-4-1 sigmoid, MSE, SGD 1.0, as in
-`../shared/peers/xor_torch.py`); `command_seconds` is the wall time of
+benchmarks/torch_xor.py); `command_seconds` is the wall time of
 `python train.py --config=configs/xor.py` (2,000 steps with every summary
-and checkpoint), median of `--runs` fresh processes. Compare with the
-PyTorch peers (../shared/peers/xor_torch.py, e2e_xor_torch.py), alternating.
+and checkpoint), median of `--runs` fresh processes. Compare with
+the PyTorch scripts (benchmarks/torch_xor.py, torch_xor_command.py), alternating.
 """
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from plumbing import host_memory  # noqa: E402
-
-host_memory.keep_freed_memory()  # as train.py does
+from common import ROOT, Timer, build  # benchmarks/common.py: first, it sets up the path
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from flax import nnx  # noqa: E402
 from sweep import peer_config  # noqa: E402  (benchmarks/sweep.py, beside this script)
 
-import data  # noqa: E402
-import nets  # noqa: E402
 from configs import xor  # noqa: E402
-from training import losses, optimizers, steps  # noqa: E402
 
 
 def loop_rates(config, chunk: int, repeats: int) -> tuple[float, list[float]]:
-    """(compile seconds, steps/s per timed chunk) of the fused loop train.py compiles."""
-    dataset = data.load_dataset(config.data)
-    model = nets.build_model(config.model, (2,), 1, nnx.Rngs(0))
-    graphdef, params = nnx.split(model, nnx.Param)
-    optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
-    state = steps.TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
-    loss = losses.get_loss(config.loss)
-    train_step = steps.make_train_step(graphdef, loss, optimizer, learning_rate)
-    batches = steps.Batches(4, 0, jax.random.key(1))
-    train_data = jax.device_put((dataset.x_train, dataset.y_train))
+    """(build and compile seconds, steps/s per timed chunk) of train.py's program."""
     start = time.perf_counter()
-    loop = steps.compile_train_loop(train_step, batches, state, train_data, fused=True)
+    timer = Timer(build(config))
     compile_seconds = time.perf_counter() - start
-    state, metrics = loop(state, train_data, 10)
-    jax.block_until_ready(metrics)
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        state, metrics = loop(state, train_data, chunk)
-        jax.block_until_ready(metrics)
-        rates.append(chunk / (time.perf_counter() - start))
-    return compile_seconds, rates
+    return compile_seconds, timer.time(chunk, repeats)
 
 
 def main():

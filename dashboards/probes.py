@@ -98,12 +98,10 @@ class Probes:
         `embedding_examples`).
       graphdef: the model's static half from `nnx.split(model, nnx.Param)`.
       dataset: the run's data; 2-D classifiers get decision boundaries.
-      run_dir: where the projector's files go (beside the event file).
     """
 
-    def __init__(self, config: ml_collections.ConfigDict, graphdef, dataset: Dataset, run_dir: str):
+    def __init__(self, config: ml_collections.ConfigDict, graphdef, dataset: Dataset):
         self.seconds = 0.0
-        self._run_dir = run_dir
         self._embedding_examples = config.embedding_examples
         self._graphdef = graphdef
         self._dataset = dataset
@@ -187,9 +185,10 @@ class Probes:
                 writer.image("eval/misclassified", grid, step)
         self.seconds += time.perf_counter() - start
 
-    def at_end(self, writer, step: int, params: nnx.State) -> str | None:
+    def at_end(self, writer, step: int, params: nnx.State, run_dir: str) -> str | None:
         """Maxout's learned functions, the EMBEDDINGS of a classifier's eval
-        examples; returns a regression's learned-vs-true table (or None)."""
+        examples (files in `run_dir`, beside the event file); returns a
+        regression's learned-vs-true table (or None)."""
         start = time.perf_counter()
         model = nnx.merge(self._graphdef, params)
         for i, act in enumerate(getattr(model, "activations", [])):
@@ -197,12 +196,12 @@ class Probes:
                 writer.image(f"activation/maxout_learned/layers_{i}", maxout_panels(act), step)
         classifier = not self._dataset.is_regression
         if classifier and self._embedding_examples and hasattr(model, "features"):
-            self._write_embedding(model)
+            self._write_embedding(model, run_dir)
         report = regression_report(params, self._dataset.truth) if self._dataset.truth else None
         self.seconds += time.perf_counter() - start
         return report
 
-    def _write_embedding(self, model) -> None:
+    def _write_embedding(self, model, run_dir: str) -> None:
         """The last hidden layer's output for the first eval examples."""
         ds = self._dataset
         x, labels = ds.x_eval[: self._embedding_examples], ds.y_eval[: self._embedding_examples]
@@ -215,7 +214,7 @@ class Probes:
             "right": ["yes" if p == c else "no" for p, c in zip(predicted, labels, strict=True)],
         }
         images = ds.images_eval[: len(x)] if ds.images_eval is not None else None
-        projector.write(self._run_dir, "features", np.asarray(features), metadata, images)
+        projector.write(run_dir, "features", np.asarray(features), metadata, images)
 
 
 def maxout_panels(act, columns: int = 8, max_units: int = 32) -> np.ndarray:

@@ -1,17 +1,22 @@
-"""The command line's helpers: run directories and one-line config errors.
+"""The command line's helpers: flags, run directories, one-line config errors.
 
 `train.py` defines the flags and `main()`; what they need that is not
 training lives here, importable by tests.
 """
 
+import contextlib
 import difflib
+import glob
 import os
 import re
 import runpy
+import shutil
+import sys
 from typing import Any
 
 import ml_collections
 
+from plumbing import failures
 from plumbing.failures import UserError
 
 
@@ -112,3 +117,70 @@ def _unknown_key(config: ml_collections.ConfigDict, key: str, config_file: str) 
             )
         node = node[part]
     return None
+
+
+def parse_flags(argv: list[str], config_flag) -> list[str]:
+    """absl flag parsing that reports a bad flag or config in one line."""
+    from absl import flags
+
+    try:
+        rest = flags.FLAGS(argv)
+        if config_flag.value is None:
+            raise UserError("--config is required, e.g. --config=configs/xor.py")
+        config_flag.value.get("seed")  # a config file that failed to load raises here
+        if len(rest) > 1:
+            raise UserError(f"unexpected arguments: {' '.join(rest[1:])}")
+        return rest
+    except (UserError, flags.Error) as e:
+        message = str(e)
+        if "Error whilst parsing config file" in message:  # get_config raised
+            last_line = message.strip().splitlines()[-1]
+            message = f"cannot load config {config_file(argv)}: {last_line}"
+    except Exception as e:  # a config file can raise anything: report it
+        message = config_error(argv, e)
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def setup_jax_and_logs(compilation_cache: str) -> None:
+    """The XLA compilation cache, and quiet logs unless --verbosity is given."""
+    import jax
+    from absl import flags, logging
+
+    if compilation_cache:
+        jax.config.update("jax_compilation_cache_dir", compilation_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    if not flags.FLAGS["verbosity"].present:  # --verbosity=0 shows them all:
+        logging.set_verbosity(logging.WARNING)  # JAX's "Unable to initialize backend 'tpu'"
+        logging.get_absl_handler().addFilter(failures.not_from_a_failed_write)
+
+
+def parents(path: str) -> list[str]:
+    """'a/b/c' -> ['a/b', 'a'], deepest first."""
+    out, path = [], os.path.dirname(os.path.normpath(path))
+    while path and path not in (os.sep, "."):
+        out.append(path)
+        path = os.path.dirname(path)
+    return out
+
+
+@contextlib.contextmanager
+def run_directory(workdir: str, name: str, new_run: bool):
+    """Yields the run's directory (made if needed: see `make_run_dir`).
+
+    If the run fails before writing any event file, a directory this made
+    is removed again, with the folders above it that it made.
+    """
+    new_parents = [p for p in parents(os.path.join(workdir, name)) if not os.path.exists(p)]
+    run_dir, created = make_run_dir(workdir, name, new_run)
+    try:
+        yield run_dir
+    except BaseException:
+        pattern = os.path.join(glob.escape(run_dir), "**", "*tfevents*")
+        if created and not glob.glob(pattern, recursive=True):
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing written: leave nothing
+            for folder in new_parents:  # deepest first
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)  # only if empty
+        raise

@@ -1,9 +1,12 @@
 """Shared test settings and helpers."""
 
 import os
+import subprocess
+import sys
 import tempfile
 
 import jax
+import numpy as np
 import pytest
 from tensorboard.backend.event_processing import plugin_event_accumulator
 from tensorboard.util import tensor_util
@@ -16,6 +19,39 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 # Subprocess runs share one XLA compilation cache, away from the user's.
 COMPILATION_CACHE = f"--compilation_cache={os.path.join(tempfile.gettempdir(), 'hnl-test-xla')}"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def train_command(*args, workdir, cache=COMPILATION_CACHE) -> list[str]:
+    """`python train.py ARGS --workdir=WORKDIR`, with the tests' compilation cache."""
+    return [sys.executable, "train.py", *args, f"--workdir={workdir}", cache]
+
+
+def run_cli(*args, workdir, cache=COMPILATION_CACHE) -> subprocess.CompletedProcess:
+    """Runs the real command line to its end, from the repository root."""
+    command = train_command(*args, workdir=workdir, cache=cache)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def start_cli(*args, workdir) -> subprocess.Popen:
+    """Starts the real command line; the caller waits for it (or kills it)."""
+    command = train_command(*args, workdir=workdir)
+    return subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def write_mnist(folder, n_train=12, n_test=6, labels_train=None):
+    """A tiny MNIST in IDX files (two of them gzipped), as data.mnist reads it."""
+    from data import idx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    idx.write(str(folder / "train-images-idx3-ubyte.gz"), rng.integers(0, 256, (n_train, 28, 28)))
+    labels = labels_train if labels_train is not None else np.arange(n_train) % 10
+    idx.write(str(folder / "train-labels-idx1-ubyte.gz"), labels)
+    idx.write(str(folder / "t10k-images-idx3-ubyte"), rng.integers(0, 256, (n_test, 28, 28)))
+    idx.write(str(folder / "t10k-labels-idx1-ubyte"), np.arange(n_test) % 10)
 
 
 def read_events(run_dir: str) -> plugin_event_accumulator.EventAccumulator:

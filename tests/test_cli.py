@@ -1,70 +1,32 @@
 """The real command line: user mistakes give one clear line, no traceback."""
 
-import os
+import importlib
 import re
-import subprocess
-import sys
 
 import pytest
-from conftest import COMPILATION_CACHE, read_scalars
+from conftest import read_scalars, run_cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import train
+from plumbing import command_line
+from plumbing.failures import UserError
 
-
-def run(*args, workdir, cache=COMPILATION_CACHE):
-    return subprocess.run(
-        [sys.executable, "train.py", *args, f"--workdir={workdir}", cache],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
+run = run_cli
 
 XOR = "--config=configs/xor.py"
 
 
+# One subprocess per way a start can fail: absl's flag parsing, a config
+# key, a value the checks refuse, the config file, the flags themselves.
 @pytest.mark.parametrize(
     "args, message",
     [
         ([XOR, "--config.optimizer.lerning_rate=0.5"], "Did you mean 'optimizer.learning_rate'"),
-        ([XOR, "--config.lr=0.5"], "unknown config key 'lr'.*config: batch_size, checkpoint_every"),
         ([XOR, "--config.num_steps=abc"], "num_steps=abc: invalid literal for int"),
         ([XOR, "--config.model.activation=relux"], "unknown activation 'relux'.*maxout"),
-        ([XOR, "--config.loss=hinge"], "unknown loss 'hinge'.*cross_entropy"),
-        ([XOR, "--config.loss=classification_error"], "gradient is zero almost everywhere"),
-        ([XOR, "--config.optimizer.name=sgdd"], "unknown optimizer 'sgdd'.*adam"),
-        ([XOR, "--config.data.name=mnistt"], "unknown dataset 'mnistt'"),
-        ([XOR, "--config.optimizer.learning_rate=-0.1"], "learning_rate must be a number > 0"),
-        (
-            [XOR, "--config.sweep.optimizer.lr=(0.1,1.0)"],
-            "unknown config key 'sweep.optimizer.lr'.*Fields of sweep.optimizer: b1, b2",
-        ),
-        (
-            [XOR, "--config.sweep.optimizer.learning_rate=()"],
-            "sweep.optimizer.learning_rate is empty",
-        ),
-        ([XOR, "--config.sweep.optimizer.learning_rate=(0.1,-1.0)"], "must be a number > 0"),
-        ([XOR, "--config.sweep.model.activation=(relu,relux)"], "unknown activation 'relux'"),
-        ([XOR, "--coordinator_address=localhost:1"], "multi-host run needs --num_processes >= 1"),
-        ([XOR, "--config.optimizer.learning_rate=0"], "learning_rate must be a number > 0"),
-        ([XOR, "--config.optimizer.learning_rate=nan"], "learning_rate must be a number > 0"),
-        ([XOR, "--config.num_steps=0"], "num_steps must be > 0"),
-        ([XOR, "--config.log_every=0"], "log_every must be > 0"),
-        ([XOR, "--config.checkpoint_every=-5"], "checkpoint_every must be > 0"),
-        ([XOR, "--config.model.hidden_sizes=(4,0)"], "hidden_sizes must be positive integers"),
-        ([XOR, "--config.model.maxout_pieces=0"], "maxout_pieces must be >= 1"),
-        ([XOR, "--config.loss_power=0.5"], "loss_power must be a number >= 1"),
-        ([XOR, "--config.optimizer.schedule=exp"], "unknown schedule 'exp'"),
-        ([XOR, "--config.model.name=transformer"], "unknown model 'transformer'"),
-        ([XOR, "--config.model.name=cnn"], "model 'cnn' needs images .*got \\(2,\\)"),
-        ([XOR, "--config.model.straight_through=maybe"], "Non-boolean argument"),
-        (["--config=configs/gates.py:xr"], "unknown gate 'xr'. Did you mean 'xor'"),
-        (["--config=configs/playground.py:spiral", "--config.data.noise=-1"], "noise must be >= 0"),
-        (["--config=configs/linear_regression.py", "--config.loss=bce"], "needs class labels"),
         (["--config=configs/nope.py"], "config file not found: 'configs/nope.py'"),
         ([], "--config is required"),
         ([XOR, "extra"], "unexpected arguments: extra"),
+        ([XOR, "--coordinator_address=localhost:1"], "multi-host run needs --num_processes >= 1"),
     ],
 )
 def test_user_errors(tmp_path, args, message):
@@ -75,6 +37,78 @@ def test_user_errors(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert re.search(message, lines[0]), lines[0]
     assert not (tmp_path / "runs").exists(), "a failed start left a run directory"
+
+
+def config_of(file: str):
+    """What --config=FILE loads (FILE may end in ':argument')."""
+    path, _, argument = file.partition(":")
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    return module.get_config(*([argument] if argument else []))
+
+
+# The rest of the catalogue: each the check that the command line runs
+# before any work (the same function, called here, in this process).
+@pytest.mark.parametrize(
+    "file, values, message",
+    [
+        ("configs/xor.py", {"loss": "hinge"}, "unknown loss 'hinge'.*cross_entropy"),
+        ("configs/xor.py", {"loss": "classification_error"}, "gradient is zero almost everywhere"),
+        ("configs/xor.py", {"optimizer.name": "sgdd"}, "unknown optimizer 'sgdd'.*adam"),
+        ("configs/xor.py", {"data.name": "mnistt"}, "unknown dataset 'mnistt'"),
+        ("configs/xor.py", {"optimizer.learning_rate": -0.1}, "learning_rate must be a number > 0"),
+        ("configs/xor.py", {"optimizer.learning_rate": 0.0}, "learning_rate must be a number > 0"),
+        ("configs/xor.py", {"optimizer.learning_rate": float("nan")}, "must be a number > 0"),
+        ("configs/xor.py", {"sweep.optimizer.learning_rate": "()"}, "learning_rate is empty"),
+        ("configs/xor.py", {"sweep.optimizer.learning_rate": "(0.1,-1.0)"}, "must be a number > 0"),
+        (
+            "configs/xor.py",
+            {"sweep.model.activation": "(relu,relux)"},
+            "unknown activation 'relux'",
+        ),
+        ("configs/xor.py", {"num_steps": 0}, "num_steps must be > 0"),
+        ("configs/xor.py", {"log_every": 0}, "log_every must be > 0"),
+        ("configs/xor.py", {"checkpoint_every": -5}, "checkpoint_every must be > 0"),
+        ("configs/xor.py", {"model.hidden_sizes": (4, 0)}, "hidden_sizes must be positive"),
+        ("configs/xor.py", {"model.maxout_pieces": 0}, "maxout_pieces must be >= 1"),
+        ("configs/xor.py", {"loss_power": 0.5}, "loss_power must be a number >= 1"),
+        ("configs/xor.py", {"optimizer.schedule": "exp"}, "unknown schedule 'exp'"),
+        ("configs/xor.py", {"model.name": "transformer"}, "unknown model 'transformer'"),
+        ("configs/xor.py", {"num_seeds": 10**6}, "members need about .* open files"),
+        ("configs/gates.py:xr", {}, "unknown gate 'xr'. Did you mean 'xor'"),
+        ("configs/playground.py:spiral", {"data.noise": -1.0}, "noise must be >= 0"),
+        ("configs/linear_regression.py", {"loss": "bce"}, "needs class labels"),
+    ],
+)
+def test_config_mistakes(file, values, message):
+    config = config_of(file)
+    for key, value in values.items():
+        *sections, name = key.split(".")
+        node = config
+        for section in sections:
+            node = node[section]
+        node[name] = value
+    check = train.EXPERIMENTS[config.get("experiment", "train")][0]
+    with pytest.raises(UserError, match=message):
+        check(config)
+
+
+def test_a_model_that_does_not_fit_the_data(tmp_path):
+    config = config_of("configs/xor.py")
+    config.model.name = "cnn"
+    with pytest.raises(UserError, match="model 'cnn' needs images .*got \\(2,\\)"):
+        train.train_and_evaluate(config, str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("lr", "unknown config key 'lr'.*the config: batch_size, checkpoint_every"),
+        ("sweep.optimizer.lr", "unknown config key 'sweep.optimizer.lr'.*sweep.optimizer: b1, b2"),
+        ("num_steps.x", "'num_steps' is a value, not a section"),
+    ],
+)
+def test_unknown_config_keys(key, message):
+    assert re.search(message, command_line._unknown_key(config_of(XOR[9:]), key, XOR[9:]))
 
 
 @pytest.mark.parametrize(
@@ -133,7 +167,7 @@ def test_edited_config_file_is_not_resumed(tmp_path):
 def test_a_run_that_fails_after_start_leaves_no_directory(tmp_path):
     result = run(XOR, "--config.model.hidden_sizes=(100000,100000,100000)", workdir=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == "error: out of memory: try a smaller model or batch"
+    assert result.stderr.strip() == "error: out of memory: try a smaller model, batch or sweep"
     assert not list(tmp_path.glob("xor/*"))
 
 

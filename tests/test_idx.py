@@ -4,6 +4,7 @@ import gzip
 
 import numpy as np
 import pytest
+from conftest import write_mnist
 
 import data
 from configs import base
@@ -47,16 +48,6 @@ def test_damaged_gzip(tmp_path):
     (tmp_path / "images.gz").write_bytes(gzip.compress(b"x" * 100)[:20])
     with pytest.raises(UserError, match="cannot read .*images.gz"):
         idx.read(str(tmp_path / "images.gz"), 3)
-
-
-def write_mnist(folder, n_train=12, n_test=6, labels_train=None):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    idx.write(str(folder / "train-images-idx3-ubyte.gz"), rng.integers(0, 256, (n_train, 28, 28)))
-    labels = labels_train if labels_train is not None else np.arange(n_train) % 10
-    idx.write(str(folder / "train-labels-idx1-ubyte.gz"), labels)
-    idx.write(str(folder / "t10k-images-idx3-ubyte"), rng.integers(0, 256, (n_test, 28, 28)))
-    idx.write(str(folder / "t10k-labels-idx1-ubyte"), np.arange(n_test) % 10)
 
 
 def mnist_config(folder, **overrides):

@@ -3,8 +3,7 @@
 import os
 
 import pytest
-from conftest import read_events, read_scalars
-from test_idx import write_mnist
+from conftest import read_events, read_scalars, write_mnist
 
 import data
 import train

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 import nets
-from nets import MLP, make_activation
+from nets import MLP, kernels, make_activation
 from plumbing.failures import UserError
 
 
@@ -64,29 +64,51 @@ def test_wrong_input_size_is_a_clear_assertion():
         mlp(jnp.ones((1, 3)))
 
 
-def test_small_layer_products_are_a_multiply_and_a_sum_with_the_dots_numbers(monkeypatch):
+def primitives(f, *args):
+    return str(jax.make_jaxpr(f)(*args))
+
+
+def test_small_layer_products_are_a_multiply_and_a_sum_with_the_dots_numbers():
     numbers = (((1,), (0,)), ((), ()))
     x, kernel = (
         jax.random.normal(jax.random.key(0), (4, 2)),
         jax.random.normal(jax.random.key(1), (2, 16)),
     )
 
-    def primitives(f, *args):
-        return str(jax.make_jaxpr(f)(*args))
-
     def loss(dot):
         return lambda x, kernel: (dot(x, kernel, numbers) ** 2).sum()
 
-    ours, theirs = nets.mlp.dot_general, jax.lax.dot_general
-    np.testing.assert_allclose(ours(x, kernel, numbers), x @ kernel, rtol=1e-6, atol=1e-6)
-    for a, b in zip(
-        jax.grad(loss(ours), (0, 1))(x, kernel),
-        jax.grad(loss(theirs), (0, 1))(x, kernel),
-        strict=True,
-    ):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    ours, theirs = kernels.dot_general, jax.lax.dot_general
+    with jax.default_matmul_precision("highest"):  # no TF32 off CPU: the same math
+        np.testing.assert_allclose(ours(x, kernel, numbers), x @ kernel, rtol=1e-6, atol=1e-6)
+        for a, b in zip(
+            jax.grad(loss(ours), (0, 1))(x, kernel),
+            jax.grad(loss(theirs), (0, 1))(x, kernel),
+            strict=True,
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert "dot_general" not in primitives(lambda x, k: ours(x, k, numbers), x, kernel)
     big = jnp.ones((500, 16))  # 500 x 16 x 16 multiply-adds: the dot is faster
     assert "dot_general" in primitives(lambda x, k: ours(x, k, numbers), big, jnp.ones((16, 16)))
-    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert "dot_general" in primitives(lambda x, k: ours(x, k, numbers), x, kernel)
+
+
+def test_the_plain_mlp_uses_dots_and_build_model_passes_the_kernels(monkeypatch):
+    config = ml_collections.ConfigDict({"name": "mlp", "hidden_sizes": (16,), "activation": "relu"})
+    x = jnp.ones((4, 2))
+    plain = MLP(2, (16,), 1, make_activation("relu"), rngs=nnx.Rngs(0))
+    assert primitives(plain, x).count("dot_general") == 2
+    built = nets.build_model(config, (2,), 1, nnx.Rngs(0), kernels=kernels.PLAIN)
+    assert primitives(built, x) == primitives(plain, x)
+    fast = nets.build_model(config, (2,), 1, nnx.Rngs(0), kernels=kernels.CPU)
+    assert "dot_general" not in primitives(fast, x)
+    with jax.default_matmul_precision("highest"):  # no TF32 off CPU: the same math
+        np.testing.assert_allclose(fast(x), plain(x), rtol=1e-6, atol=1e-6)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")  # None: for_backend's choice
+    assert primitives(nets.build_model(config, (2,), 1, nnx.Rngs(0)), x) == primitives(plain, x)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU kernels are CPU's default")
+def test_on_cpu_the_default_mlp_multiplies_and_sums_small_layers():
+    config = ml_collections.ConfigDict({"name": "mlp", "hidden_sizes": (16,), "activation": "relu"})
+    model = nets.build_model(config, (2,), 1, nnx.Rngs(0))
+    assert "dot_general" not in primitives(model, jnp.ones((4, 2)))

@@ -8,8 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import read_scalars
-from test_idx import write_mnist
+from conftest import read_scalars, write_mnist
 
 import train
 from configs import mnist_cnn, playground, xor
@@ -20,8 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ON_FOUR_DEVICES = r"""
 import json, sys
 import jax, numpy as np
-import train
-from training import parallel, sweeps
+import data, train
+from training import parallel, program, sweeps
 from configs import mnist_cnn, playground, xor
 
 task, run_dir, mnist_dir = sys.argv[1:4]
@@ -50,13 +49,12 @@ else:
     config = xor.get_config()
     config.num_steps, config.num_seeds = 200, 4
     config.sweep.optimizer.learning_rate = (0.01, 0.1)
-    points = [{"optimizer.learning_rate": r} for r in (0.01, 0.1)]
-    plain = sweeps.with_values(config, {})
-    members = sweeps.build_members(plain, points, ["optimizer.learning_rate"])
-    kernel = members.state.params["layers"][0]["kernel"].value
+    group = sweeps.groups(config)[0]
+    built = program.build(group, data.load_dataset(config.data))
+    kernel = built.state.params["layers"][0]["kernel"].value
     out["member_spec"] = str(kernel.sharding.spec)
     out["member_shards"] = sorted((s.device.id, s.data.shape[0]) for s in kernel.addressable_shards)
-    out["sweep"] = train.train_and_evaluate(config, run_dir + "/sweep")["points"]
+    out["sweep"] = train.train_and_evaluate(config, run_dir + "/sweep")
 print(json.dumps(out, default=str))
 """
 
@@ -105,11 +103,11 @@ def test_sweep_members_spread_over_devices(tmp_path):
     config = xor.get_config()
     config.num_steps, config.num_seeds = 200, 4
     config.sweep.optimizer.learning_rate = (0.01, 0.1)
-    one = train.train_and_evaluate(config, str(tmp_path / "one"))["points"]
+    one = train.train_and_evaluate(config, str(tmp_path / "one"))
     for point in ("learning_rate=0.01", "learning_rate=0.1"):
         for seed in range(4):
-            member_four = four["sweep"][point]["members"][str(seed)]
-            close(member_four, one[point]["members"][seed], ["train/loss", "eval/loss"])
+            tags = [f"{point}/seed={seed}/{tag}" for tag in ("train/loss", "eval/loss")]
+            close(four["sweep"], one, tags)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Real processes killed, their directories removed, their disk full."""
+"""Real processes killed, their directories removed, their disk full, run twice at once."""
 
 import os
 import signal
@@ -7,10 +7,11 @@ import sys
 import time
 
 import pytest
-from conftest import COMPILATION_CACHE
+from conftest import COMPILATION_CACHE, ROOT, start_cli
 from test_checkpoints import all_summaries
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from dashboards import summaries
+
 # Slow enough (~1 s of training) to be caught mid-run.
 ARGS = [
     "--config=configs/xor.py",
@@ -20,16 +21,13 @@ ARGS = [
     "--config.checkpoint_every=1000",
 ]
 RUN = "xor/checkpoint_every=1000,log_every=500,model.hidden_sizes=256x256,num_steps=6000"
+# A sweep: 2 learning rates x 2 seeds, one program.
+SWEEP = ["--config.num_seeds=2", "--config.sweep.optimizer.learning_rate=(0.01,0.05)"]
+SWEEP_RUN = RUN + ",num_seeds=2,sweep.optimizer.learning_rate=0.01x0.05"
 
 
-def start(workdir):
-    return subprocess.Popen(
-        [sys.executable, "train.py", *ARGS, f"--workdir={workdir}", COMPILATION_CACHE],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def start(workdir, extra=()):
+    return start_cli(*ARGS, *extra, workdir=workdir)
 
 
 def wait_for_checkpoint(run_dir, step, timeout=120):
@@ -40,33 +38,77 @@ def wait_for_checkpoint(run_dir, step, timeout=120):
         time.sleep(0.02)
 
 
+def every_summary(run_dir) -> dict:
+    """{run below run_dir: all_summaries(run)} for every TensorBoard run in it."""
+    runs = {}
+    for folder, _, _ in os.walk(run_dir):
+        if summaries.event_files(folder):
+            runs[os.path.relpath(folder, run_dir)] = all_summaries(folder)
+    return runs
+
+
+KINDS = {"run": ([], RUN), "sweep": (SWEEP, SWEEP_RUN)}
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("whole")
-    process = start(workdir)
-    assert process.wait(timeout=300) == 0, process.stderr.read()
-    return all_summaries(workdir / RUN)
+    """Each kind's summaries, trained without a break (computed once)."""
+    done = {}
+
+    def get(kind):
+        if kind not in done:
+            workdir = tmp_path_factory.mktemp(f"whole-{kind}")
+            process = start(workdir, KINDS[kind][0])
+            assert process.wait(timeout=300) == 0, process.stderr.read()
+            done[kind] = every_summary(workdir / KINDS[kind][1])
+        return done[kind]
+
+    return get
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, signum):
-    process = start(tmp_path)
-    wait_for_checkpoint(tmp_path / RUN, 1000)
+@pytest.mark.parametrize(
+    "kind, signum",
+    [("run", signal.SIGKILL), ("run", signal.SIGTERM), ("sweep", signal.SIGKILL),
+     ("sweep", signal.SIGTERM)],
+)  # fmt: skip
+def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, kind, signum):
+    extra, name = KINDS[kind]
+    process = start(tmp_path, extra)
+    wait_for_checkpoint(tmp_path / name, 1000)
     process.send_signal(signum)
     code = process.wait(timeout=120)
     stderr = process.stderr.read()
-    steps = sorted(int(s) for s in os.listdir(tmp_path / RUN / "checkpoints") if s.isdigit())
+    steps = sorted(int(s) for s in os.listdir(tmp_path / name / "checkpoints") if s.isdigit())
     assert steps[-1] < 6000, "the run finished before the signal: nothing was tested"
     if signum == signal.SIGTERM:
         assert code == 128 + signal.SIGTERM
         assert stderr.startswith("error: SIGTERM at step") and "run the same command" in stderr
     else:
         assert code == -signal.SIGKILL
-    resumed = start(tmp_path)
+    resumed = start(tmp_path, extra)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     assert f"resumed at step {steps[-1]}" in resumed.stdout.read()
-    assert all_summaries(tmp_path / RUN) == uninterrupted
+    runs = every_summary(tmp_path / name)
+    assert len(runs) == (1 if kind == "run" else 2 * 2 + 2 + 1)  # members, aggregates, table
+    assert runs == uninterrupted(kind)
+
+
+@pytest.mark.slow
+def test_the_same_command_twice_at_once_refuses_the_second(tmp_path):
+    first = start(tmp_path)
+    wait_for_checkpoint(tmp_path / RUN, 1000)
+    second = start(tmp_path)
+    assert second.wait(timeout=120) == 1
+    stderr = second.stderr.read()
+    assert stderr == (
+        f"error: {tmp_path / RUN} is being trained by process {first.pid} right now: wait "
+        "for it to finish (the same command then resumes or reports it finished), or pass "
+        "--new_run to start a run beside it\n"
+    )
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert len(summaries.event_files(tmp_path / RUN)) == 1
+    assert sorted(os.listdir(tmp_path / RUN / "checkpoints")) == ["4000", "5000", "6000"]
 
 
 @pytest.mark.slow
@@ -129,7 +171,7 @@ def test_a_failed_writes_library_logs_are_kept_off_the_console():
     event loop's "exception calling callback" records are dropped."""
     import logging
 
-    import train
+    from plumbing import failures
 
     def record(name, pathname):
         return logging.LogRecord(name, logging.ERROR, pathname, 1, "boom", None, None)
@@ -139,6 +181,6 @@ def test_a_failed_writes_library_logs_are_kept_off_the_console():
         record("asyncio", "/lib/python3.11/asyncio/base_events.py"),
         record("concurrent.futures", "/lib/python3.11/concurrent/futures/_base.py"),
     ]
-    assert not any(train._not_from_a_failed_write(r) for r in dropped)
-    assert train._not_from_a_failed_write(record("absl", "/work/train.py"))
-    assert train._not_from_a_failed_write(record("jax._src.xla_bridge", "/jax/xla_bridge.py"))
+    assert not any(failures.not_from_a_failed_write(r) for r in dropped)
+    assert failures.not_from_a_failed_write(record("absl", "/work/train.py"))
+    assert failures.not_from_a_failed_write(record("jax._src.xla_bridge", "/jax/xla_bridge.py"))

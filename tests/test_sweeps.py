@@ -1,10 +1,11 @@
 """Seeds trained together in one vmapped program equal the runs trained alone."""
 
+import os
+
 import numpy as np
 import pytest
-from conftest import read_events, read_scalars
+from conftest import read_events, read_scalars, write_mnist
 from tensorboard.plugins.hparams import metadata as hparams_metadata
-from test_idx import write_mnist
 
 import train
 from configs import mnist_cnn
@@ -19,28 +20,53 @@ def sweep_config(xor_config):
 
 def test_members_equal_single_runs_and_are_separate_runs(sweep_config, tmp_path):
     sweep_config.seed, sweep_config.num_seeds = 5, 3
-    summary = train.train_and_evaluate(sweep_config, str(tmp_path / "sweep"))
-    assert sorted(summary["members"]) == [5, 6, 7]
+    final = train.train_and_evaluate(sweep_config, str(tmp_path / "sweep"))
     sweep_config.num_seeds = 1
     for seed in (5, 6, 7):
         sweep_config.seed = seed
         alone = train.train_and_evaluate(sweep_config, str(tmp_path / f"alone{seed}"))
-        member = summary["members"][seed]
         for tag in ("train/loss", "train/accuracy", "eval/loss", "eval/accuracy"):
-            np.testing.assert_allclose(member[tag], alone[tag], rtol=1e-4, atol=1e-6)
-        # its own run, with its own hparams row
+            member = final[f"seed={seed}/{tag}"]
+            np.testing.assert_allclose(member, alone[tag], rtol=1e-4, atol=1e-6)
+        # its own run, with its own hparams row, histograms and pictures
         run = tmp_path / "sweep" / f"seed={seed}"
-        assert read_scalars(run, "train/loss")[200] == pytest.approx(member["train/loss"])
-        assert "_hparams_/session_start_info" in read_events(run).Tags()["tensors"]
-    losses = [summary["members"][s]["train/loss"] for s in (5, 6, 7)]
-    assert summary["train/loss/mean"] == pytest.approx(np.mean(losses))
-    assert summary["train/loss/max"] == pytest.approx(max(losses))
+        assert read_scalars(run, "train/loss")[200] == final[f"seed={seed}/train/loss"]
+        tags = read_events(run).Tags()["tensors"]
+        assert "_hparams_/session_start_info" in tags
+        assert {"params/layers/0/kernel", "decision_boundary/train"} <= set(tags)
+    losses = [final[f"seed={s}/train/loss"] for s in (5, 6, 7)]
+    assert final["aggregate/train/loss/mean"] == pytest.approx(np.mean(losses))
+    assert final["aggregate/train/loss/max"] == pytest.approx(max(losses))
     aggregate = tmp_path / "sweep" / "aggregate"
-    assert read_scalars(aggregate, "train/loss/mean")[200] == pytest.approx(np.mean(losses))
-    solved = read_scalars(aggregate, "solved")
-    assert solved[200] == pytest.approx(summary["solved"])
-    if summary["solved"]:  # the first log step at which a member reached 100%
-        assert summary["steps_to_solve/median"] in (100, 200)
+    mean = read_scalars(aggregate, "train/loss/mean")[200]
+    assert mean == pytest.approx(final["aggregate/train/loss/mean"])
+    solved = [final[f"seed={s}/train/accuracy"] == 1 for s in (5, 6, 7)]
+    assert read_scalars(aggregate, "solved")[200] == pytest.approx(np.mean(solved))
+    assert read_scalars(aggregate, "diverged")[200] == 0
+    assert any(solved), "no member solved XOR: steps to solve untested"
+    # the first log step at which a member reached 100%
+    assert final["aggregate/steps_to_solve/median"] in (100, 200)
+
+
+def test_a_diverging_member_is_reported_frozen_and_the_others_go_on(sweep_config, tmp_path, capsys):
+    sweep_config.sweep.optimizer.learning_rate = (0.05, 1e30)  # Adam
+    final = train.train_and_evaluate(sweep_config, str(tmp_path))
+    printed = capsys.readouterr().out
+    assert "learning_rate=1e+30/seed=0 diverged at step 1: its loss or a weight" in printed
+    assert final["learning_rate=1e+30/aggregate/diverged"] == 1
+    assert final["learning_rate=0.05/aggregate/diverged"] == 0
+    going = read_scalars(tmp_path / "learning_rate=0.05" / "seed=0", "train/loss")
+    assert going[200] < going[100] < 0.7  # the others went on learning
+    # frozen at its last good weights: the initial ones, finite
+    frozen = read_scalars(tmp_path / "learning_rate=1e+30" / "seed=0", "train/param_norm")
+    assert np.isfinite(frozen[200]) and frozen[100] == frozen[200]
+
+
+def test_every_member_diverging_stops_the_sweep(sweep_config, tmp_path):
+    sweep_config.optimizer.name, sweep_config.num_seeds = "sgd", 2
+    sweep_config.optimizer.learning_rate = 1e30
+    with pytest.raises(train.Diverged, match=r"every member \(2\) diverged by step 1"):
+        train.train_and_evaluate(sweep_config, str(tmp_path))
 
 
 def test_bad_num_seeds(sweep_config, tmp_path):
@@ -53,8 +79,7 @@ def test_swept_learning_rate_differs_per_member_in_one_program(sweep_config, tmp
     sweep_config.num_seeds = 2
     sweep_config.optimizer.schedule = "linear"  # the logged rate is peak x shape(step)
     sweep_config.sweep.optimizer.learning_rate = (0.01, 0.1)
-    summary = train.train_and_evaluate(sweep_config, str(tmp_path / "sweep"))
-    assert sorted(summary["points"]) == ["learning_rate=0.01", "learning_rate=0.1"]
+    final = train.train_and_evaluate(sweep_config, str(tmp_path / "sweep"))
     for peak in (0.01, 0.1):
         for seed in (0, 1):
             run = tmp_path / "sweep" / f"learning_rate={peak}" / f"seed={seed}"
@@ -66,9 +91,9 @@ def test_swept_learning_rate_differs_per_member_in_one_program(sweep_config, tmp
     sweep_config.num_seeds, sweep_config.seed = 1, 1
     sweep_config.optimizer.learning_rate = 0.1
     alone = train.train_and_evaluate(sweep_config, str(tmp_path / "alone"))
-    member = summary["points"]["learning_rate=0.1"]["members"][1]
     for tag in ("train/loss", "eval/loss", "train/learning_rate"):
-        np.testing.assert_allclose(member[tag], alone[tag], rtol=1e-4, atol=1e-6)
+        member = final[f"learning_rate=0.1/seed=1/{tag}"]
+        np.testing.assert_allclose(member, alone[tag], rtol=1e-4, atol=1e-6)
     # every member is a row in HPARAMS, with its own learning rate
     events = read_events(tmp_path / "sweep" / "learning_rate=0.01" / "seed=1")
     content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
@@ -81,16 +106,18 @@ def test_structural_sweep_runs_a_program_per_value_and_tabulates(sweep_config, t
     sweep_config.num_steps = 100
     sweep_config.sweep.model.activation = "(relu, tanh)"  # as the command line gives it
     sweep_config.sweep.optimizer.learning_rate = (0.05,)
-    summary = train.train_and_evaluate(sweep_config, str(tmp_path))
+    final = train.train_and_evaluate(sweep_config, str(tmp_path))
     names = ["activation=relu,learning_rate=0.05", "activation=tanh,learning_rate=0.05"]
-    assert sorted(summary["points"]) == names
     printed = capsys.readouterr().out
     assert printed.count("compiled in") == 2  # one program per activation
     for name in names:
         assert f"| {name} | " in printed
-        assert read_scalars(tmp_path / name / "aggregate", "train/loss/mean")[100] == (
-            pytest.approx(summary["points"][name]["train/loss/mean"])
+        assert (
+            read_scalars(tmp_path / name / "aggregate", "train/loss/mean")[100]
+            == (final[f"{name}/aggregate/train/loss/mean"])
         )
+    # each program its own checkpoints
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["activation=relu", "activation=tanh"]
     results = read_events(tmp_path / "aggregate").Tensors("results")
     assert b"activation=tanh,learning_rate=0.05" in results[0].tensor_proto.string_val[0]
 
@@ -121,9 +148,9 @@ def test_cnn_sweep_members_equal_single_runs(tmp_path):
     config.data.data_dir = str(tmp_path / "mnist")
     config.batch_size, config.num_steps, config.log_every, config.eval_every = 16, 5, 5, 5
     config.num_seeds = 2
-    summary = train.train_and_evaluate(config, str(tmp_path / "sweep"))
+    final = train.train_and_evaluate(config, str(tmp_path / "sweep"))
     config.num_seeds, config.seed = 1, 1
     alone = train.train_and_evaluate(config, str(tmp_path / "alone"))
     for tag in ("train/loss", "eval/loss", "eval/accuracy"):
-        np.testing.assert_allclose(summary["members"][1][tag], alone[tag], rtol=1e-4)
-    assert "solved" not in summary  # minibatch accuracy says nothing of the whole set
+        np.testing.assert_allclose(final[f"seed=1/{tag}"], alone[tag], rtol=1e-4)
+    assert "aggregate/solved" not in final  # minibatch accuracy says nothing of the whole set

@@ -64,10 +64,14 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
 
 
 class Checkpointer:
-    """Saves and restores one run's checkpoints, keeping the newest `keep`."""
+    """Saves and restores one program's checkpoints, keeping the newest `keep`.
 
-    def __init__(self, run_dir: str, keep: int):
-        self.directory = os.path.abspath(os.path.join(run_dir, "checkpoints"))
+    In `RUN_DIR/checkpoints`, or `RUN_DIR/checkpoints/GROUP` for each program
+    of a sweep over structural fields (training.sweeps.groups).
+    """
+
+    def __init__(self, run_dir: str, keep: int, group: str = ""):
+        self.directory = os.path.abspath(os.path.join(run_dir, "checkpoints", group))
         self._keep = keep
         self._manager = None
 
@@ -146,24 +150,21 @@ def resume_step(checkpointer: Checkpointer, config, run_dir: str) -> int:
 
     Refuses (UserError) a run whose config differs from `config` in anything
     but step counts, and a new `num_steps` where the learning-rate schedule
-    depends on it. A run restarted with no checkpoint starts over, and its
-    earlier attempt's event files are removed.
+    depends on it; and a directory with event files not written by this
+    program.
     """
     step = checkpointer.latest_step()
+    saved_path = os.path.join(run_dir, "config.json")
     if step is None:
-        old_events = summaries.event_files(run_dir)
-        if not old_events:
-            return 0
-        saved_path = os.path.join(run_dir, "config.json")
         if not os.path.exists(saved_path):
-            raise UserError(
-                f"{run_dir} holds event files but no config.json: not a run of this "
-                "program. Pass --new_run to start a run beside it, or another --workdir."
-            )
+            if summaries.event_files(run_dir):
+                raise UserError(
+                    f"{run_dir} holds event files but no config.json: not a run of this "
+                    "program. Pass --new_run to start a run beside it, or another --workdir."
+                )
+            return 0
         with open(saved_path) as f:
             saved = json.load(f)
-        for path in old_events:
-            os.remove(path)
     else:
         saved = checkpointer.saved_config()
     changes = config_differences(saved, config.to_dict())

@@ -1,11 +1,15 @@
-"""The jitted pieces of training: the step, the fused loop, evaluation.
+"""The jitted pieces of training: the step, the loop, evaluation.
 
-Everything here is a pure function of arrays, built once per run by a
+Everything here is a pure function of arrays, built once per program by a
 factory that binds the static parts (graph definition, loss, optimizer):
 
-- `make_train_step`: `(state, (x, y)) -> (state, metrics)`, one update.
-- `make_train_loop`: `(state, (x, y), n) -> (state, metrics)`, n updates in
-  ONE compiled call. The whole dataset is resident on the device; with a
+- `TrainStep`: `(state, (x, y)) -> (state, metrics)`, one update of ONE
+  network: the code a reader studies.
+- `MembersStep`: that step for every member of a run at once (`jax.vmap`
+  over a leading members axis; a single run is one member), with the
+  divergence check that freezes a member whose numbers become NaN/Inf.
+- `make_train_loop`: n such steps in ONE compiled call (a
+  `lax.while_loop`). The whole dataset is resident on the device; with a
   batch size, each step gathers its minibatch from it, in an order
   reshuffled every epoch by `jax.random`, so no step waits for the host.
 - `make_evaluate`: `(params, (x, y)) -> (metrics, confusion matrix)` over a
@@ -119,22 +123,21 @@ class Batches:
 
     With `batch_size` b > 0 (and n examples), an epoch is n // b steps (the
     last n % b examples of each shuffled order sit that epoch out); epoch e
-    uses the permutation drawn from `fold_in(key, e)`, so the order depends
-    only on the seed and the step, and a resumed run sees the same batches.
+    uses the permutation drawn from `fold_in(key, e)`, where `key` is the
+    member's, so the order depends only on the seed and the step, and a
+    resumed run sees the same batches.
     """
 
-    def __init__(self, num_examples: int, batch_size: int, key: jax.Array):
+    def __init__(self, num_examples: int, batch_size: int):
         self.full = batch_size == 0
         self.size = num_examples if self.full else batch_size
         self.steps_per_epoch = max(num_examples // self.size, 1)
         self._n = num_examples
-        self._key = key
 
-    def order(self, step: jax.Array) -> jax.Array:
+    def order(self, key: jax.Array, step: jax.Array) -> jax.Array:
         """The permutation of the epoch that contains `step`."""
-        return jax.random.permutation(
-            jax.random.fold_in(self._key, step // self.steps_per_epoch), self._n
-        )
+        epoch = step // self.steps_per_epoch
+        return jax.random.permutation(jax.random.fold_in(key, epoch), self._n)
 
     def take(self, arrays, order: jax.Array, step: jax.Array):
         """Step `step`'s minibatch of `arrays` (each indexed on axis 0)."""
@@ -149,50 +152,123 @@ def _zeros(shapes):
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
-def make_train_loop(train_step: TrainStep, batches: Batches, stop_at_nan: bool = True):
-    """Returns `(state, (x, y), n) -> (state, metrics)`: n steps in one call.
+def _where(alive: jax.Array, new, old):
+    """Leaf by leaf, member m of `new` where alive[m], else of `old`."""
 
-    `(x, y)` is the whole training split, on the device. `n` is a traced
-    number, so one compilation (one loop body) serves every chunk length,
-    and how a run is cut into chunks changes no bit of it. Only the last
-    step computes every metric (a `lax.cond`); the others, the loss.
-    With `stop_at_nan`, the first step that makes the loss or a weight
-    NaN/Inf ends the call, with its state and all its metrics. Without
-    (sweeps.py: under vmap a per-member condition becomes a select, so
-    every member would compute every metric at every step), a bad member
-    just goes on in NaN.
+    def pick(a, b):
+        return jnp.where(alive.reshape(alive.shape + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree.map(pick, new, old)
+
+
+class MembersStep:
+    """One update of every member: the one-network `TrainStep`, `jax.vmap`ped.
+
+    `(state, diverged_at, dataset, orders, report) -> (state, diverged_at,
+    metrics)`. Every leaf of `state` has a leading members axis (a single run
+    is one member); `dataset` is shared; `orders` holds each member's epoch
+    permutation (None for full batches). A member whose loss or weights
+    become NaN/Inf at step s gets `diverged_at = s` and, with `freeze` (a
+    sweep), is frozen at its last good weights from then on while the others
+    go on; a single run just stops (the loop ends at that step, and the run). Only when `report`
+    are all the metrics computed: on small nets they cost more than the step.
+
+    `unroll`: the members one after another in the program instead of
+    vmapped. For convolutions on CPU: vmapped over the members' kernels, a
+    convolution becomes a grouped one, which XLA:CPU runs 3x slower.
     """
 
-    def train_loop(state, dataset, num_steps):
-        example = batches.take(dataset, jnp.arange(len(dataset[1])), state.step)
-        _, metrics_shape = jax.eval_shape(train_step, state, example)
-        zeros = _zeros(metrics_shape)
-        order = None if batches.full else batches.order(state.step)
+    def __init__(self, train_step: TrainStep, batches: Batches, unroll=False, freeze=True):
+        self.train_step, self.batches, self.unroll = train_step, batches, unroll
+        self.freeze = freeze
+
+    def orders(self, keys: jax.Array, step: jax.Array) -> jax.Array | None:
+        """Each member's permutation for the epoch of `step` (keys: key data)."""
+        if self.batches.full:
+            return None
+        return jax.vmap(lambda k: self.batches.order(jax.random.wrap_key_data(k), step))(keys)
+
+    def _each(self, fn, *args):
+        """fn(member's args) for every member: vmapped, or unrolled (above)."""
+        in_axes = tuple(None if a is None else 0 for a in args)
+        if not self.unroll:
+            return jax.vmap(fn, in_axes=in_axes)(*args)
+        count = len(jax.tree.leaves(args[0])[0])
+        each = [
+            fn(*(a if a is None else jax.tree.map(lambda x: x[m], a) for a in args))  # noqa: B023
+            for m in range(count)
+        ]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *each)
+
+    def __call__(self, state, diverged_at, dataset, orders, report):
+        step = state.step[0]  # the same for every member
+        batches, train_step = self.batches, self.train_step
+
+        def update(state, order):
+            return train_step.update(state, batches.take(dataset, order, step))
+
+        def metrics(state, order, update):
+            return train_step.metrics(state, batches.take(dataset, order, step), update)
+
+        new, result = self._each(update, state, orders)
+        # The weights' norm overflows first, as the metrics' norms would.
+        finite = jnp.isfinite(result.loss) & jnp.isfinite(jax.vmap(optax.tree.norm)(new.params))
+        diverged_at = jnp.where((diverged_at == 0) & ~finite, step + 1, diverged_at)
+        alive = diverged_at == 0
+        frozen = lambda: new.replace(  # noqa: E731
+            params=_where(alive, new.params, state.params),
+            opt_state=_where(alive, new.opt_state, state.opt_state),
+        )
+        if self.freeze:  # (else, a single run: the loop stops, and the run with it)
+            new = jax.lax.cond(jnp.all(alive), lambda: new, frozen)
+        if not self.freeze:  # a single run reports the step it diverged at
+            report = report | ~alive[0]
+        shapes = jax.eval_shape(lambda: self._each(metrics, state, orders, result))
+        values = jax.lax.cond(
+            report,
+            lambda: self._each(metrics, state, orders, result),
+            lambda: {**_zeros(shapes), "loss": result.loss},
+        )
+        return new, diverged_at, values
+
+
+def make_train_loop(members_step: MembersStep):
+    """Returns `(state, diverged_at, dataset, keys, n) -> (state, diverged_at,
+    metrics)`: n steps of every member in ONE compiled call.
+
+    `(x, y)` is the whole training split, on the device; each step gathers
+    its minibatches from it, so no step waits for the host. `n` is a traced
+    number, so one compilation serves every chunk length, and how a run is
+    cut into chunks changes no bit of it. Only the last step computes every
+    metric. The call ends early once every member has diverged.
+    """
+    batches = members_step.batches
+
+    def train_loop(state, diverged_at, dataset, keys, num_steps):
+        orders = members_step.orders(keys, state.step[0])
+        shapes = jax.eval_shape(members_step, state, diverged_at, dataset, orders, True)[2]
 
         def keep_going(carry):
-            _, _, ok, _, i = carry
-            return (i < num_steps) & ok
+            _, diverged_at, _, _, i = carry
+            return (i < num_steps) & jnp.any(diverged_at == 0)
 
         def one_step(carry):
-            state, _, _, order, i = carry
-            if not batches.full:  # a new epoch: a new order
-                new_epoch = state.step % batches.steps_per_epoch == 0
-                order = jax.lax.cond(new_epoch, batches.order, lambda _: order, state.step)
-            batch = batches.take(dataset, order, state.step)
-            new, update = train_step.update(state, batch)
-            ok = jnp.array(True)
-            if stop_at_nan:  # the weights' norm overflows first, as the metrics' norms would
-                ok = jnp.isfinite(update.loss) & jnp.isfinite(optax.tree.norm(new.params))
-            metrics = jax.lax.cond(
-                (i == num_steps - 1) | ~ok,
-                lambda: train_step.metrics(state, batch, update),
-                lambda: {**zeros, "loss": update.loss},
+            state, diverged_at, _, orders, i = carry
+            if not batches.full:  # a new epoch: new orders
+                step = state.step[0]
+                orders = jax.lax.cond(
+                    step % batches.steps_per_epoch == 0,
+                    lambda: members_step.orders(keys, step),
+                    lambda: orders,
+                )
+            state, diverged_at, metrics = members_step(
+                state, diverged_at, dataset, orders, i == num_steps - 1
             )
-            return new, metrics, ok, order, i + 1
+            return state, diverged_at, metrics, orders, i + 1
 
-        carry = (state, zeros, jnp.array(True), order, 0)
-        state, metrics, _, _, _ = jax.lax.while_loop(keep_going, one_step, carry)
-        return state, metrics
+        carry = (state, diverged_at, _zeros(shapes), orders, 0)
+        state, diverged_at, metrics, _, _ = jax.lax.while_loop(keep_going, one_step, carry)
+        return state, diverged_at, metrics
 
     return train_loop
 
@@ -236,66 +312,6 @@ def uses_convolutions(train_step, state, batch) -> bool:
 
     visit(jaxpr.jaxpr)
     return any(found)
-
-
-def compile_train_loop(
-    train_step, batches: Batches, state: TrainState, dataset, fused: bool, everywhere=None
-):
-    """Compiles the loop `(state, dataset, n) -> (state, metrics)`, ahead of time.
-
-    fused=True: `make_train_loop`, n steps in one call. fused=False: one
-    compiled step per call, dispatched from Python (asynchronously: the
-    host queues the steps and waits only at the end). That is for
-    convolutions on CPU, which XLA runs about 12x slower inside a loop body
-    than outside one (jax-ml/jax#12868: 150 against 1,800 images/s for
-    this project's CNN). A stepwise chunk does not stop at the first
-    non-finite step; its last step's metrics show it (NaN spreads through
-    the weights). `everywhere`: the replicated sharding of the state, for
-    the stepwise path's minibatch orders (parallel.py).
-    """
-    if fused:
-        loop = jax.jit(make_train_loop(train_step, batches))
-        return loop.lower(state, dataset, 0).compile(compiler_options())
-    new_order = jax.jit(
-        lambda step: batches.order(step) if not batches.full else jnp.arange(len(dataset[1])),
-        out_shardings=everywhere,
-    )
-
-    example = batches.take(dataset, jnp.arange(batches.size), state.step)
-    _, metrics_shape = jax.eval_shape(train_step, state, example)
-
-    def one_step(state, dataset, order, report):
-        batch = batches.take(dataset, order, state.step)
-        new_state, update = train_step.update(state, batch)
-        # As in the fused loop: every metric only for the step that reports.
-        metrics = jax.lax.cond(
-            report,
-            lambda: train_step.metrics(state, batch, update),
-            lambda: {**_zeros(metrics_shape), "loss": update.loss},
-        )
-        return new_state, metrics
-
-    step = jax.jit(one_step).lower(state, dataset, new_order(0), True)
-    step = step.compile(compiler_options())
-    # Several CPU devices: XLA:CPU's in-process all-reduce deadlocked when
-    # steps queued up asynchronously (a CNN on 2 host devices, 2 cores).
-    one_at_a_time = jax.default_backend() == "cpu" and len(jax.tree.leaves(state)[0].devices()) > 1
-
-    def train_loop(state, dataset, num_steps):
-        first = int(state.step)
-        last = first + int(num_steps) - 1
-        order = new_order(first)
-        metrics = None
-        for s in range(first, last + 1):
-            if not batches.full and s % batches.steps_per_epoch == 0 and s != first:
-                order = new_order(s)
-            state, metrics = step(state, dataset, order, s == last)
-            if one_at_a_time:
-                jax.block_until_ready(metrics)
-        return state, metrics
-
-    train_loop.compiled = step  # the one compiled step, for a look at its program
-    return train_loop
 
 
 def make_evaluate(

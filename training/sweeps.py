@@ -27,28 +27,19 @@ Written to TensorBoard, under the run directory:
   accuracy), and a TEXT table with the median steps to solve;
 - `aggregate`: the TEXT `results` table, one row per point.
 
-A sweep is not checkpointed (each chunk is seconds of work): interrupted,
-it starts over.
+Every member is trained by the same loop as a single run (train.py): it
+is checkpointed, resumed, pictured and checked for divergence the same way.
 """
 
 import ast
 import itertools
 import os
-import time
-from collections.abc import Callable
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
-from flax import nnx
 
-import data
-import nets
-from dashboards import summaries
 from plumbing.failures import UserError
-from training import losses, optimizers, parallel, steps
+from training import optimizers
 
 # Swept inside one program; every other field needs a program per value.
 VMAPPED = tuple(f"optimizer.{name}" for name in optimizers.HYPERPARAMETERS)
@@ -171,299 +162,49 @@ def point_name(point: dict, spec: dict) -> str:
     return ",".join(f"{short[k]}={text(v)}" for k, v in point.items())
 
 
-def run(config: ml_collections.ConfigDict, run_dir: str, console=print) -> dict:
-    """Trains every member in `run_dir`; returns the final metrics.
+class Member(NamedTuple):
+    """One network of a run: exactly the single run of `config`."""
 
-    Without a sweep: the aggregate over the seeds, per metric
-    `train/loss/mean`, `.../std`, `.../min`, `.../max`, `solved` (fraction
-    at 100% train accuracy), and `members`: {seed: {"train/loss": ...}}.
-    With a sweep: {"points": {point name: that dict}}.
+    name: str  # its run directory below the run's: '' alone, 'seed=1', 'lr=0.1/seed=1'
+    point: str  # the point it belongs to ('' without a sweep)
+    config: ml_collections.ConfigDict  # its own seed and values; num_seeds 1, no sweep
+
+
+class Group(NamedTuple):
+    """Members that train in one compiled program (`training.program.build`)."""
+
+    name: str  # the structural values that set it apart ('' if only one group)
+    config: ml_collections.ConfigDict  # the run's config with those values set
+    members: list[Member]
+    vmapped: list[str]  # swept fields set per member in its optimizer state
+
+
+def groups(config: ml_collections.ConfigDict) -> list[Group]:
+    """The programs a run trains, one after another, and their members.
+
+    A single run is one group of one member, named ''. `num_seeds=N` makes
+    members 'seed=K'; a sweep, 'POINT/seed=K', every point with every seed.
+    Structural fields (anything the optimizer state does not hold) split the
+    points into groups, one program each.
     """
-    check_config(config)
-    aggregate_dir = os.path.join(run_dir, "aggregate")
-    if os.path.isdir(aggregate_dir) and summaries.event_files(aggregate_dir):
-        console(f"{run_dir} is finished; --new_run starts another run")
-        return {}
-    summaries.preload()
     spec = sweep_spec(config)
     structural = {k: v for k, v in spec.items() if k not in VMAPPED}
     vmapped = {k: v for k, v in spec.items() if k in VMAPPED}
-    results = {}
-    for fixed in _product(structural):  # one compiled program each
-        group = with_values(config, fixed)
-        points = [{**fixed, **numbers} for numbers in _product(vmapped)]
-        names = [point_name(p, spec) for p in points]
-        results.update(_run_group(group, run_dir, points, names, list(vmapped), console))
-    if not spec:
-        return results[""]
-    table = results_table(results)
-    aggregate = parallel.writer(aggregate_dir)
-    try:
-        aggregate.text("config", summaries.config_markdown(plain(config)))
-        aggregate.text("results", table, config.num_steps)
-    finally:
-        aggregate.close()
-    console(f"{table}\nRuns written to {run_dir}")
-    return {"points": results}
-
-
-class Members(NamedTuple):
-    """One compiled program's members, ready to train (see `build_members`)."""
-
-    state: steps.TrainState  # every leaf stacked: (points x seeds, ...)
-    keys: jax.Array  # each member's seed key data
-    train_data: tuple  # (x, y), shared by all members
-    eval_data: tuple
-    loop: Callable  # (state, keys, train_data, num_steps) -> (state, metrics)
-    evaluate: Callable  # (params, eval_data) -> (metrics, confusion), per member
-    program: jax.stages.Compiled  # the loop's XLA program (the loop, or one step)
-
-
-def build_members(config, points: list[dict], vmapped: list[str]) -> Members:
-    """Initialises and compiles `points` x `config.num_seeds` members.
-
-    Member m is point m // num_seeds with seed `config.seed + m % num_seeds`;
-    the `vmapped` fields of its point are set in its optimizer state.
-    """
-    seeds = [config.seed + k for k in range(config.num_seeds)]
-    dataset = data.load_dataset(config.data)
-    if config.batch_size > len(dataset.x_train):
-        raise UserError(f"batch_size {config.batch_size} is larger than the training set")
-    num_outputs = (
-        dataset.y_train.shape[-1]
-        if dataset.is_regression
-        else losses.num_outputs(config.loss, dataset.num_classes)
-    )
-    shape = dataset.x_train.shape[1:]
-    graphdef = nnx.split(nets.build_model(config.model, shape, num_outputs, nnx.Rngs(0)))[0]
-    optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
-    loss_fn = losses.get_loss(config.loss, config.loss_power)
-    # Members are split over the devices (parallel.py), each whole on one.
-    mesh = parallel.mesh()
-    if mesh.size > 1:
-        parallel.check_divides(
-            len(seeds) * len(points), "the members (points x seeds)",
-            "choose --config.num_seeds so that points x seeds is", mesh,
-        )  # fmt: skip
-    members = parallel.split(mesh)
-    member_seeds = parallel.put(np.array(seeds * len(points)), members)
-    keys = jax.jit(
-        jax.vmap(lambda s: jax.random.key_data(jax.random.key(s))), out_shardings=members
-    )(member_seeds)
-    numbers = {
-        key.split(".")[-1]: np.array([point[key] for point in points for _ in seeds])
-        for key in vmapped
-    }
-    numbers = parallel.put(numbers, members)
-
-    def init_state(key_data, numbers):
-        key = jax.random.wrap_key_data(key_data)
-        model = nets.build_model(  # as train.py: the params key is fold_in(seed key, 0)
-            config.model, shape, num_outputs, nnx.Rngs(params=jax.random.fold_in(key, 0))
-        )
-        params = nnx.split(model, nnx.Param)[1]
-        opt_state = optimizers.with_hyperparameters(optimizer.init(params), numbers)
-        return steps.TrainState(step=jnp.array(0), params=params, opt_state=opt_state)
-
-    state = jax.jit(jax.vmap(init_state), out_shardings=members)(keys, numbers)
-    train_step = steps.make_train_step(graphdef, loss_fn, optimizer, learning_rate)
-    everywhere = parallel.replicated(mesh)
-    train_data = parallel.put((dataset.x_train, dataset.y_train), everywhere)
-    eval_data = parallel.put((dataset.x_eval, dataset.y_eval), everywhere)
-    loop, program = _compile_member_loop(train_step, config, state, keys, train_data)
-    evaluate = steps.make_evaluate(
-        graphdef, loss_fn, len(dataset.y_eval), dataset.num_classes,
-        config.eval_batch_size, summed_loss=config.loss == "sse",
-    )  # fmt: skip
-    evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None)))
-    evaluate = evaluate.lower(state.params, eval_data).compile(steps.compiler_options())
-    return Members(state, keys, train_data, eval_data, loop, evaluate, program)
-
-
-def _run_group(config, run_dir, points, names, vmapped, console) -> dict[str, dict]:
-    """Trains points x seeds members of one program; returns {name: summary}."""
-    n, p = config.num_seeds, len(points)
-    seeds = [config.seed + k for k in range(n)]
-    start = time.perf_counter()
-    state, keys, train_data, eval_data, loop, evaluate, _ = build_members(config, points, vmapped)
-    what = f"{p} points x {n} seeds" if names[0] else f"{n} members"
-    console(f"{run_dir}: {what}, compiled in {time.perf_counter() - start:.2f} s")
-
-    point_dirs = [os.path.join(run_dir, name) for name in names]
-    writers = []
-    for point, point_dir in zip(points, point_dirs, strict=True):
-        for seed in seeds:
-            member_dir = os.path.join(point_dir, f"seed={seed}")
-            if summaries.event_files(member_dir):  # an interrupted attempt: start over
-                summaries.cut_events_after(member_dir, -1)
-            os.makedirs(member_dir, exist_ok=True)
-            writer = parallel.writer(member_dir)
-            member = plain(with_values(config, point))
-            member["seed"], member["num_seeds"] = seed, 1  # what the single run would have
-            writer.hparams(member)
-            writers.append(writer)
-    aggregates = []
-    for point, point_dir in zip(points, point_dirs, strict=True):
-        os.makedirs(os.path.join(point_dir, "aggregate"), exist_ok=True)
-        aggregate = parallel.writer(os.path.join(point_dir, "aggregate"))
-        aggregate_config = plain(with_values(config, point))
-        aggregate.hparams(aggregate_config)
-        aggregate.text("config", summaries.config_markdown(aggregate_config))
-        aggregates.append(aggregate)
-
-    final: dict[str, np.ndarray] = {}  # tag -> (p * n,) values
-    # Solved = 100% accuracy on the whole training set, which a full-batch
-    # step measures; a minibatch's accuracy says nothing of the kind.
-    solvable = config.batch_size == 0 and config.data.name not in data.REGRESSIONS
-    solved_at = np.full(p * n, -1)  # first log step at 100% train accuracy, per member
-
-    def of_point(values, i):
-        return values[i * n : (i + 1) * n]
-
-    def log(step, prefix, metrics):
-        metrics = {f"{prefix}/{k}": np.asarray(v) for k, v in metrics.items()}
-        for m, writer in enumerate(writers):
-            writer.scalars(step, {tag: float(v[m]) for tag, v in metrics.items()})
-        for i, aggregate in enumerate(aggregates):
-            aggregate.scalars(step, summarize({t: of_point(v, i) for t, v in metrics.items()}))
-        final.update(metrics)
-
-    log(0, "eval", jax.device_get(evaluate(state.params, eval_data)[0]))
-    step, seconds = 0, 0.0
-    cadences = (config.log_every, config.eval_every)
-    width = len(str(config.num_steps))
-    results = {}
-    try:
-        while step < config.num_steps:
-            target = min(config.num_steps, *((step // c + 1) * c for c in cadences))
-            chunk_start = time.perf_counter()
-            state, metrics = loop(state, keys, train_data, target - step)
-            metrics = jax.device_get(metrics)
-            seconds += time.perf_counter() - chunk_start
-            step = target
-            if step % config.log_every == 0 or step == config.num_steps:
-                log(step, "train", metrics)
-                if solvable:
-                    solved = final["train/accuracy"] == 1
-                    solved_at[(solved_at < 0) & solved] = step
-                    for i, aggregate in enumerate(aggregates):
-                        aggregate.scalars(step, {"solved": float(np.mean(of_point(solved, i)))})
-                for writer in [*writers, *aggregates]:
-                    writer.flush()
-                for i, name in enumerate(names):
-                    where = f"  {name}" if name else ""
-                    point_final = {t: of_point(v, i) for t, v in final.items()}
-                    console(f"step {step:>{width}}{where}  {_spread(point_final, solvable)}")
-            if step % config.eval_every == 0 or step == config.num_steps:
-                log(step, "eval", jax.device_get(evaluate(state.params, eval_data)[0]))
-        for i, (name, aggregate) in enumerate(zip(names, aggregates, strict=True)):
-            point_final = {t: of_point(v, i) for t, v in final.items()}
-            summary = summarize(point_final)
-            if solvable:
-                summary["solved"] = float(np.mean(point_final["train/accuracy"] == 1))
-                at = of_point(solved_at, i)
-                if (at > 0).any():
-                    summary["steps_to_solve/median"] = float(np.median(at[at > 0]))
-            aggregate.text("results", summary_table(summary), step)
-            summary["members"] = {
-                seed: {tag: float(v[k]) for tag, v in point_final.items()}
-                for k, seed in enumerate(seeds)
-            }
-            results[name] = summary
-    finally:
-        for writer in [*writers, *aggregates]:
-            writer.close()
-    rate = p * n * config.num_steps / max(seconds, 1e-9)
-    if not names[0]:
-        console(summary_table(results[""]))
-    console(
-        f"{p * n} members x {config.num_steps} steps in {seconds:.2f} s: "
-        f"{rate:,.0f} member-steps/s. Runs written to {run_dir}"
-    )
-    return results
-
-
-def _compile_member_loop(train_step, config, state, keys, train_data):
-    """`(state, keys, (x, y), num_steps) -> (state, metrics)` for all members at once.
-
-    Fused (a vmapped `steps.make_train_loop`) wherever that is fast. For
-    convolutions on CPU, one compiled step per call, as train.py does
-    (steps.compile_train_loop says why), with the members unrolled in it:
-    its compile time grows with their number.
-    """
-    n_train = len(train_data[1])
-
-    def member_batches(key_data):  # as train.py: minibatch order from fold_in(seed key, 1)
-        key = jax.random.fold_in(jax.random.wrap_key_data(key_data), 1)
-        return steps.Batches(n_train, config.batch_size, key)
-
-    def member_loop(state, key_data, dataset, num_steps):
-        loop = steps.make_train_loop(train_step, member_batches(key_data), stop_at_nan=False)
-        return loop(state, dataset, num_steps)
-
-    one_state = jax.tree.map(lambda a: a[0], state)
-    first_batch = jax.tree.map(lambda a: a[: member_batches(keys[0]).size], train_data)
-    if jax.default_backend() != "cpu" or not steps.uses_convolutions(
-        train_step, one_state, first_batch
-    ):
-        loop = jax.jit(jax.vmap(member_loop, in_axes=(0, 0, None, None)))
-        loop = loop.lower(state, keys, train_data, 0).compile(steps.compiler_options())
-        return loop, loop
-
-    batches = member_batches(keys[0])  # its take() is the same for every member
-    orders = jax.jit(jax.vmap(lambda k, s: member_batches(k).order(s), in_axes=(0, None)))
-
-    def one_step(state, dataset, order):
-        return train_step(state, batches.take(dataset, order, state.step))
-
-    order = orders(keys, 0)
-
-    # Not vmap: over the members' kernels, a convolution becomes a grouped
-    # one, which XLA:CPU runs 3x slower than the members one by one.
-    def step_all(state, dataset, order):
-        each = [
-            one_step(jax.tree.map(lambda a: a[m], state), dataset, order[m])  # noqa: B023
-            for m in range(len(keys))
-        ]
-        return jax.tree.map(lambda *members: jnp.stack(members), *each)
-
-    step_all = jax.jit(step_all)
-    step_all = step_all.lower(state, train_data, order).compile(steps.compiler_options())
-
-    def loop(state, keys, dataset, num_steps):
-        first = int(state.step[0])
-        order = orders(keys, first)
-        metrics = None
-        for s in range(first, first + int(num_steps)):
-            if not batches.full and s % batches.steps_per_epoch == 0 and s != first:
-                order = orders(keys, s)
-            state, metrics = step_all(state, dataset, order)
-        return state, metrics
-
-    return loop, step_all
-
-
-def summarize(metrics: dict[str, np.ndarray]) -> dict[str, float]:
-    """{'train/loss/mean': ..., '/std', '/min', '/max'} over the members."""
-    out = {}
-    for tag, values in metrics.items():
-        values = np.asarray(values, np.float64)
-        out.update({
-            f"{tag}/mean": float(np.mean(values)), f"{tag}/std": float(np.std(values)),
-            f"{tag}/min": float(np.min(values)), f"{tag}/max": float(np.max(values)),
-        })  # fmt: skip
+    single = config.num_seeds == 1 and not spec
+    out = []
+    for fixed in _product(structural):
+        members = []
+        for values in _product(vmapped):
+            point = {**fixed, **values}
+            name = point_name(point, spec)
+            for seed in range(config.seed, config.seed + config.num_seeds):
+                member = with_values(config, point)
+                member.seed, member.num_seeds = seed, 1
+                path = "" if single else os.path.join(name, f"seed={seed}")
+                members.append(Member(path, name, member))
+        group_name = point_name(fixed, spec)
+        out.append(Group(group_name, with_values(config, fixed), members, list(vmapped)))
     return out
-
-
-def _spread(final: dict[str, np.ndarray], solvable: bool) -> str:
-    loss = final["train/loss"]
-    text = f"loss mean {np.mean(loss):.4f} (min {np.min(loss):.4f}, max {np.max(loss):.4f})"
-    if "train/accuracy" in final:
-        accuracy = final["train/accuracy"]
-        text += f"  accuracy mean {np.mean(accuracy):.3f}"
-        if solvable:
-            text += f"  solved {int(np.sum(accuracy == 1))}/{len(accuracy)}"
-    return text
 
 
 def summary_table(summary: dict[str, float]) -> str:
@@ -476,21 +217,30 @@ def summary_table(summary: dict[str, float]) -> str:
         rows.append(f"| {m} | {' | '.join(stats)} |")
     if "solved" in summary:
         rows.append(f"| solved (100% train accuracy) | {summary['solved']:.3f} | | | |")
+    if "diverged" in summary:
+        rows.append(f"| diverged (members) | {summary['diverged']:.0f} | | | |")
     if "steps_to_solve/median" in summary:
         median = summary["steps_to_solve/median"]
         rows.append(f"| steps to solve (first log step at 100%) | median {median:.0f} | | | |")
     return "\n".join(rows)
 
 
-def results_table(results: dict[str, dict]) -> str:
-    """Markdown: one row per point, means over its seeds, solved and steps to solve."""
+def results_table(final: dict[str, float]) -> str:
+    """Markdown: one row per point, means over its seeds, solved and steps to solve.
+
+    `final`: train_and_evaluate's scalars ('POINT/aggregate/train/loss/mean', ...).
+    """
+    points = sorted({k.split("/aggregate/")[0] for k in final if "/aggregate/" in k})
     columns = ["train/loss", "train/accuracy", "eval/loss", "eval/accuracy"]
-    columns = [c for c in columns if any(f"{c}/mean" in s for s in results.values())]
-    header = ["point", *columns, "solved", "steps to solve (median)"]
+    columns = [c for c in columns if any(f"{p}/aggregate/{c}/mean" in final for p in points)]
+    header = ["point", *columns, "solved", "diverged", "steps to solve (median)"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, summary in results.items():
-        cells = [name] + [f"{summary[f'{c}/mean']:.4f}" for c in columns]
+    for point in points:
+        summary = {k.split("/aggregate/", 1)[1]: v for k, v in final.items()
+                   if k.startswith(f"{point}/aggregate/")}  # fmt: skip
+        cells = [point] + [f"{summary[f'{c}/mean']:.4f}" for c in columns]
         cells.append(f"{summary['solved']:.3f}" if "solved" in summary else "")
+        cells.append(f"{summary['diverged']:.0f}" if "diverged" in summary else "")
         median = summary.get("steps_to_solve/median")
         cells.append(f"{median:.0f}" if median is not None else "")
         rows.append("| " + " | ".join(cells) + " |")

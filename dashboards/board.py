@@ -1,0 +1,101 @@
+"""The event files of one program's members and of their aggregates.
+
+A single run writes into its run directory. A run of many members writes
+one TensorBoard run per member (`seed=K`, or `POINT/seed=K`) and, per
+point, an `aggregate` run with the mean, std, min and max over its seeds of
+every scalar. `Board.scalars` takes each value with a leading members axis
+and writes all of them; `final` keeps the latest value of every scalar
+written, keyed `RUN/TAG` as TensorBoard names it (`train/loss` for a single
+run, `seed=1/train/loss`, `lr=0.1/aggregate/train/loss/mean`).
+"""
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from dashboards import summaries
+from training import parallel
+from training.sweeps import Group
+
+
+def summarize(values: np.ndarray) -> dict[str, float]:
+    """{'mean': ..., 'std': ..., 'min': ..., 'max': ...} of one scalar over members."""
+    values = np.asarray(values, np.float64)
+    return {
+        "mean": float(np.mean(values)), "std": float(np.std(values)),
+        "min": float(np.min(values)), "max": float(np.max(values)),
+    }  # fmt: skip
+
+
+class Board:
+    """Writers for `group`'s members (and their points' aggregates) in `run_dir`."""
+
+    def __init__(self, run_dir: str, group: Group):
+        self.run_dir, self.group = run_dir, group
+        self.names = [m.name for m in group.members]
+        self.dirs = [os.path.join(run_dir, name) if name else run_dir for name in self.names]
+        self.points: dict[str, list[int]] = {}  # point -> its members' indices
+        if self.names[0]:  # a sweep (a single run has no aggregate)
+            for m, member in enumerate(group.members):
+                self.points.setdefault(member.point, []).append(m)
+        self.aggregate_dirs = {p: os.path.join(run_dir, p, "aggregate") for p in self.points}
+        self.final: dict[str, float] = {}
+        self.members: list = []  # a summaries.Writer per member
+        self.aggregates: dict = {}  # and per point
+
+    def open(self, start_step: int) -> None:
+        """Opens the writers, after dropping what an earlier attempt wrote
+        past `start_step` (every event, when starting from step 0)."""
+        for log_dir in [*self.dirs, *self.aggregate_dirs.values()]:
+            if start_step:
+                summaries.cut_events_after(log_dir, start_step)
+            else:
+                for path in summaries.event_files(log_dir):
+                    os.remove(path)
+        for log_dir in self.dirs:  # a failure leaves those opened for close()
+            self.members.append(parallel.writer(log_dir))
+        for point, log_dir in self.aggregate_dirs.items():
+            self.aggregates[point] = parallel.writer(log_dir)
+
+    @property
+    def _writers(self) -> list:
+        return [*self.members, *self.aggregates.values()]
+
+    def _key(self, name: str, tag: str) -> str:
+        return f"{name}/{tag}" if name else tag
+
+    def scalars(self, step: int, values: Mapping[str, np.ndarray]) -> None:
+        """Each `values[tag][m]` into member m's run; their statistics per point."""
+        values = {tag: np.asarray(v, np.float64) for tag, v in values.items()}
+        for m, writer in enumerate(self.members):
+            scalars = {tag: float(v[m]) for tag, v in values.items()}
+            writer.scalars(step, scalars)
+            self.final.update({self._key(self.names[m], t): v for t, v in scalars.items()})
+        for point, indices in self.points.items():
+            stats = {
+                f"{tag}/{stat}": number
+                for tag, v in values.items()
+                for stat, number in summarize(v[indices]).items()
+            }
+            self.aggregate_scalars(step, point, stats)
+
+    def aggregate_scalars(self, step: int, point: str, scalars: Mapping[str, float]) -> None:
+        self.aggregates[point].scalars(step, scalars)
+        name = os.path.join(point, "aggregate") if point else "aggregate"
+        self.final.update({f"{name}/{t}": float(v) for t, v in scalars.items()})
+
+    def flush(self, wait: bool = False) -> None:
+        for writer in self._writers:
+            writer.flush(wait)
+
+    def close(self) -> None:
+        """Closes every writer; raises the first failure after closing all."""
+        error = None
+        for writer in self._writers:
+            try:
+                writer.close()
+            except Exception as e:  # noqa: BLE001  (close the rest, then raise)
+                error = error or e
+        if error is not None:
+            raise error

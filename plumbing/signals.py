@@ -1,0 +1,52 @@
+"""SIGINT and SIGTERM as a polite request: the loop saves, then stops."""
+
+import contextlib
+import signal
+import threading
+
+from plumbing.failures import Interrupted
+
+
+class StopRequests:
+    """The signals received so far; `check(step, save)` acts on them."""
+
+    def __init__(self):
+        self.received: list[int] = []
+
+    def check(self, step: int, save) -> None:
+        """If a signal came: `save()` (returns a description of what was
+        saved), then raise Interrupted naming the signal and the step."""
+        if not self.received:
+            return
+        name = signal.Signals(self.received[0]).name
+        raise Interrupted(f"{name} at step {step}: {save()}", self.received[0])
+
+    def check_before_start(self) -> None:
+        """If a signal came while the program was built: stop, nothing to save."""
+        if self.received:
+            name = signal.Signals(self.received[0]).name
+            raise Interrupted(f"{name} before the first step: nothing to save", self.received[0])
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """Turns SIGINT/SIGTERM into a request the loop honours between chunks.
+
+    A second signal gets the usual behaviour (Ctrl-C twice stops at once).
+    Outside the main thread (where Python allows no handlers) nothing changes.
+    """
+    requests = StopRequests()
+    if threading.current_thread() is not threading.main_thread():
+        yield requests
+        return
+
+    def request_stop(signum, _):
+        requests.received.append(signum)
+        signal.signal(signum, previous[signum])  # a second one is not polite
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requests
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

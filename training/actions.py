@@ -1,0 +1,310 @@
+"""What the training loop does between its compiled chunks, one object per job.
+
+As CLU's `PeriodicAction`: each action fires every `config.<every>` steps
+and at the last step, and does one thing. The loop (train.py) runs a chunk
+up to the next step where one is due, then calls the due ones in order:
+
+    LogTrain    log_every    train scalars (per member, aggregates), console
+    Inspect     log_every    parameter histograms, layer probes
+    Pictures    picture_every decision boundaries of 2-D classifiers
+    Evaluate    eval_every   the eval split: scalars, confusion matrix
+    Checkpoint  checkpoint_every  the whole state, to resume bit for bit
+
+`Inspect`, `Pictures` and `Evaluate` also fire at step 0 of a new run. They
+share one `Run`: the program, its current state and where it writes.
+"""
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from dashboards import graphs, probes, summaries
+from dashboards.board import Board
+from plumbing.failures import Diverged
+from training import checkpoints, parallel, sweeps
+from training.program import Program
+
+# Pictures, layer probes and embeddings are drawn for at most this many
+# members of a run (the first seed of each point first): each costs host
+# time, and a 256-seed sweep's pictures would all look alike.
+PROBED_MEMBERS = 8
+
+
+def is_time(step: int, every: int, total: int) -> bool:
+    """True at every `every`-th step and at the last one."""
+    return step % every == 0 or step == total
+
+
+class Run:
+    """What the actions share: a program, its state, and where it writes."""
+
+    def __init__(self, config, program: Program, board: Board, checkpointer, console: Callable):
+        self.program, self.board, self.checkpointer = program, board, checkpointer
+        self.console = console
+        self.run_config = config  # the whole run's, as checkpoints store it
+        self.config = program.group.config  # its program's
+        self.members = program.group.members
+        self.state, self.diverged_at = program.state, np.zeros(len(self.members), np.int32)
+        self.device_diverged_at = program.diverged_at
+        self.step = self.last_saved = 0
+        self.ended = 0  # the step by which every member diverged (0: training)
+        # First log step at 100% train accuracy, per member (0: not yet).
+        # Solved means the whole training set, which only a full-batch
+        # step measures; a minibatch's accuracy says nothing of the kind.
+        self.solved_at = np.zeros(len(self.members), np.int64)
+        self.solvable = self.config.batch_size == 0 and not program.dataset.is_regression
+        self.probes = probes.Probes(self.config, program.graphdef, program.dataset)
+        order = sorted(range(len(self.members)), key=lambda m: (m % self.config.num_seeds, m))
+        self.probed = sorted(order[:PROBED_MEMBERS])
+        # Every process computes the probes (each runs every program); only
+        # process 0's files are kept.
+        self.files = board.dirs if parallel.is_writer() else [tempfile.mkdtemp()] * len(board.dirs)
+        self.seconds = 0.0  # in the compiled loop since the last log line
+        self.steps_timed = 0
+
+    def params(self) -> list:
+        """Each member's parameters, on the host."""
+        params = jax.device_get(self.state.params)
+        return [jax.tree.map(lambda a: a[m], params) for m in range(len(self.members))]  # noqa: B023
+
+    def restore(self) -> None:
+        """The state, metrics and progress of the latest checkpoint."""
+        abstract = jax.eval_shape(lambda: self.program.state)
+        state, _, saved = self.checkpointer.restore(abstract)
+        self.state = jax.tree.map(
+            lambda a, like: parallel.put(np.asarray(a), like.sharding), state, self.program.state
+        )
+        self.step = self.last_saved = int(np.asarray(state.step)[0])
+        self.board.final.update(saved["final"])
+        self.diverged_at = np.array(saved["diverged_at"], np.int32)
+        self.solved_at = np.array(saved["solved_at"], np.int64)
+        self.ended = saved.get("ended", 0)
+        self.device_diverged_at = parallel.put(self.diverged_at, self.program.diverged_at.sharding)
+
+    def save(self) -> str:
+        """A checkpoint of this step (once); says what is saved."""
+        if self.step > self.last_saved:  # never twice for one step, never at step 0
+            self.board.flush(wait=True)  # events up to the step are on disk before it
+            progress = {
+                "final": self.board.final,
+                "diverged_at": self.diverged_at.tolist(),
+                "solved_at": self.solved_at.tolist(),
+                "ended": self.ended,
+            }
+            self.checkpointer.save(self.step, self.state, self.run_config.to_dict(), progress)
+            self.last_saved = self.step
+        if not self.last_saved:
+            return "no step done, nothing saved"
+        return (
+            f"checkpoint of step {self.last_saved} in {self.checkpointer.directory}; "
+            "run the same command to resume"
+        )
+
+    def check_divergence(self, metrics: dict) -> bool:
+        """Reports each member that diverged in the last chunk. When none is
+        left training: a single run raises Diverged; a sweep's program saves
+        a checkpoint of where it ended and returns True."""
+        diverged_at = np.asarray(jax.device_get(self.device_diverged_at))
+        newly = np.flatnonzero((diverged_at > 0) & (self.diverged_at == 0))
+        self.diverged_at = diverged_at
+        for m in newly if self.members[0].name else ():
+            self.console(
+                f"{self.members[m].name} diverged at step {diverged_at[m]}: its loss or a "
+                "weight became NaN/Inf; it keeps its last good weights, the others go on"
+            )
+        if not np.all(diverged_at > 0):
+            return False
+        step = int(diverged_at.max())
+        if self.members[0].name:  # a sweep: the other programs go on
+            self.step = self.ended = int(np.asarray(jax.device_get(self.state.step))[0])
+            self.save()
+            return True
+        # A single run: the loop stopped at that step, with every metric.
+        self.board.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
+        bad = [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
+        kept = (
+            f"The last good checkpoint (step {self.last_saved}) is kept."
+            if self.last_saved
+            else "No checkpoint was saved before."
+        )
+        raise Diverged(
+            f"training diverged at step {step}: {', '.join(bad) or 'the weights'} became "
+            f"NaN/Inf. The learning rate ({self.config.optimizer.learning_rate}) is the usual "
+            f"cause: try a smaller --config.optimizer.learning_rate. {kept}"
+        )
+
+    def start(self) -> None:
+        """What a new run writes before its first step."""
+        program = self.program
+        for m, writer in enumerate(self.board.members):
+            member = sweeps.plain(self.members[m].config)
+            writer.hparams(member)
+            writer.text("config", summaries.config_markdown(member))
+            writer.text("run", summaries.run_markdown())
+        for point, writer in self.board.aggregates.items():
+            point_config = sweeps.plain(self.members[self.board.points[point][0]].config)
+            point_config.pop("seed")
+            writer.hparams(point_config)
+            writer.text("config", summaries.config_markdown(point_config))
+        one = {"state": program.member_state(program.state), "batch": program.first_batch}
+        graph = graphs.graph_def(program.train_step, one)
+        for m in self.probed:
+            self.board.members[m].graph(graph)
+            self.probes.at_start(self.board.members[m])
+
+
+class LogTrain:
+    """Train scalars of every member and their aggregates; the console line."""
+
+    every = "log_every"
+    at_start = False
+
+    def __call__(self, run: Run, step: int, metrics: dict) -> None:
+        run.board.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
+        if run.solvable:
+            solved = np.asarray(metrics["accuracy"]) == 1
+            run.solved_at[(run.solved_at == 0) & solved] = step
+        for point, indices in run.board.points.items():
+            counts = {"diverged": float(np.sum(run.diverged_at[indices] > 0))}
+            if run.solvable:
+                counts["solved"] = float(np.mean(np.asarray(metrics["accuracy"])[indices] == 1))
+            run.board.aggregate_scalars(step, point, counts)
+        run.board.flush()
+        rate = run.steps_timed / max(run.seconds, 1e-9)
+        run.seconds, run.steps_timed = 0.0, 0
+        width = len(str(run.config.num_steps))
+        if not run.members[0].name:  # a single run
+            values = {k: float(v[0]) for k, v in metrics.items()}
+            run.console(f"step {step:>{width}}  {headline(values)}  {speed(run, step, rate)}")
+            return
+        for point, indices in run.board.points.items():
+            where = f"  {point}" if point else ""
+            text = spread({k: np.asarray(v)[indices] for k, v in metrics.items()}, run.solvable)
+            run.console(f"step {step:>{width}}{where}  {text}")
+
+
+class Inspect:
+    """Histograms of every member's weights; small weights as scalars and
+    layer statistics for the probed members."""
+
+    every = "log_every"
+    at_start = True
+
+    def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
+        start = time.perf_counter()
+        params = run.params()
+        for m, writer in enumerate(run.board.members):
+            writer.histograms(step, probes.param_arrays(params[m]))
+        run.probes.seconds += time.perf_counter() - start
+        for m in run.probed:
+            run.probes.at_log(run.board.members[m], step, params[m])
+
+
+class Pictures:
+    """Decision boundaries of the probed members (2-D classifiers)."""
+
+    every = "picture_every"
+    at_start = True
+
+    def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
+        params = run.params()
+        for m in run.probed:
+            run.probes.at_picture(run.board.members[m], step, params[m])
+
+
+class Evaluate:
+    """Every member on the eval split; its confusion matrix for the probed."""
+
+    every = "eval_every"
+    at_start = True
+
+    def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
+        values, confusion = jax.device_get(run.program.evaluate(run.state.params))
+        run.board.scalars(step, {f"eval/{k}": v for k, v in values.items()})
+        params = run.params() if run.program.dataset.num_classes > 2 else None
+        for m in run.probed:
+            run.probes.at_eval(run.board.members[m], step, params and params[m], confusion[m])
+        config = run.config
+        single = not run.members[0].name
+        if step and single and not is_time(step, config.log_every, config.num_steps):
+            line = headline({k: float(v[0]) for k, v in values.items()})  # its own line
+            run.console(f"step {step:>{len(str(config.num_steps))}}  eval {line}")
+
+
+class Checkpoint:
+    every = "checkpoint_every"
+    at_start = False
+
+    def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
+        run.save()
+
+
+ACTIONS = (LogTrain(), Inspect(), Pictures(), Evaluate(), Checkpoint())
+
+
+def finish(run: Run) -> None:
+    """What a run writes after its last step: the probes' end pictures and
+    reports, and each point's results table."""
+    params = run.params()
+    for m in run.probed:
+        report = run.probes.at_end(run.board.members[m], run.step, params[m], run.files[m])
+        if report:
+            run.board.members[m].text("learned_vs_true", report, run.step)
+            run.console(report)
+    for point, writer in run.board.aggregates.items():
+        summary = point_summary(run, point)
+        writer.text("results", sweeps.summary_table(summary), run.step)
+        if len(run.board.points) == 1:
+            run.console(sweeps.summary_table(summary))
+
+
+def point_summary(run: Run, point: str) -> dict[str, float]:
+    """A point's aggregate scalars (last values) and its median steps to solve."""
+    indices = run.board.points[point]
+    if run.solvable:
+        at = run.solved_at[indices]
+        if (at > 0).any():
+            median = {"steps_to_solve/median": float(np.median(at[at > 0]))}
+            run.board.aggregate_scalars(run.step, point, median)
+    prefix = os.path.join(point, "aggregate/") if point else "aggregate/"
+    return {k[len(prefix) :]: v for k, v in run.board.final.items() if k.startswith(prefix)}
+
+
+def headline(metrics: dict[str, float]) -> str:
+    """'loss 0.0123  accuracy 1.000' (mse instead of accuracy for a regression)."""
+    if "accuracy" in metrics:
+        return f"loss {metrics['loss']:.4f}  accuracy {metrics['accuracy']:.3f}"
+    return f"loss {metrics['loss']:.4f}  mse {metrics['mse']:.4f}"
+
+
+def spread(metrics: dict[str, np.ndarray], solvable: bool) -> str:
+    """One point's members in a line: the loss's mean and range, how many solved."""
+    loss = metrics["loss"]
+    text = f"loss mean {np.mean(loss):.4f} (min {np.min(loss):.4f}, max {np.max(loss):.4f})"
+    if "accuracy" in metrics:
+        accuracy = metrics["accuracy"]
+        text += f"  accuracy mean {np.mean(accuracy):.3f}"
+        if solvable:
+            text += f"  solved {int(np.sum(accuracy == 1))}/{len(accuracy)}"
+    return text
+
+
+def speed(run: Run, step: int, steps_per_second: float) -> str:
+    """'1,234 steps/s' for full batches; epoch, examples/s and ETA for minibatches."""
+    batches = run.program.batches
+    if batches.full:
+        return f"{steps_per_second:,.0f} steps/s"
+    left = round((run.config.num_steps - step) / steps_per_second)
+    return (
+        f"epoch {step / batches.steps_per_epoch:.2f}  "
+        f"{steps_per_second * batches.size:,.0f} examples/s  ETA {left // 60}m{left % 60:02d}s"
+    )
+
+
+def checkpointer(run_dir: str, group) -> checkpoints.Checkpointer:
+    """A group's checkpoints: RUN_DIR/checkpoints, or .../checkpoints/GROUP."""
+    return checkpoints.Checkpointer(run_dir, group.config.keep_checkpoints, group.name)

@@ -1,0 +1,92 @@
+"""Checks of a config, before any work is done: one clear line per mistake."""
+
+import contextlib
+import resource
+
+import ml_collections
+import numpy as np
+
+import data
+import nets
+from plumbing.failures import UserError
+from training import losses, optimizers, sweeps
+from training.registry import lookup
+
+# Config fields that say every how many steps the loop returns to the host.
+CADENCES = ("log_every", "eval_every", "picture_every", "checkpoint_every")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Raises UserError for a value that cannot work, before any work is done.
+
+    A sweep's every point is checked, so a bad value fails before any runs.
+    """
+    sweeps.check_config(config)
+    for point in sweeps.point_configs(config):
+        _check_point(point)
+    _check_open_files(config)
+
+
+def _check_point(config: ml_collections.ConfigDict) -> None:
+    """The checks of one run's config (a sweep's point is one)."""
+
+    def require(ok, message):
+        if not ok:
+            raise UserError(message)
+
+    opt, model = config.optimizer, config.model
+    require(config.batch_size >= 0, f"batch_size must be >= 0 (0 = all), got {config.batch_size}")
+    require(
+        config.eval_batch_size > 0, f"eval_batch_size must be > 0, got {config.eval_batch_size}"
+    )
+    for key in ("num_steps", *CADENCES, "keep_checkpoints"):
+        require(config[key] > 0, f"{key} must be > 0, got {config[key]}")
+    require(
+        np.isfinite(opt.learning_rate) and opt.learning_rate > 0,
+        f"optimizer.learning_rate must be a number > 0, got {opt.learning_rate}",
+    )
+    require(opt.warmup_steps >= 0, "optimizer.warmup_steps must be >= 0")
+    require(
+        all(isinstance(h, int) and h > 0 for h in model.hidden_sizes),
+        f"model.hidden_sizes must be positive integers, got {model.hidden_sizes}",
+    )
+    require(model.maxout_pieces >= 1, "model.maxout_pieces must be >= 1")
+    # |gap| ** p has an infinite slope at gap 0 when p < 1, and a saturated
+    # sigmoid gives gap exactly 0: NaN gradients.
+    require(
+        np.isfinite(config.loss_power) and config.loss_power >= 1,
+        f"loss_power must be a number >= 1, got {config.loss_power}",
+    )
+    require(np.isfinite(model.leaky_slope), "model.leaky_slope must be a finite number")
+    # Resolve every name now, so a typo fails before a directory is made.
+    nets.make_activation(model.activation, nets.activation_options(model))
+    lookup(nets.MODELS, model.name, "model")
+    data.check_data_config(config.data)
+    losses.get_loss(config.loss)
+    if config.data.name in data.REGRESSIONS and config.loss not in losses.REGRESSION_LOSSES:
+        raise UserError(
+            f"loss {config.loss!r} needs class labels; dataset {config.data.name!r} is a "
+            f"regression: use one of {', '.join(losses.REGRESSION_LOSSES)}"
+        )
+    optimizers.make_optimizer(opt, config.num_steps)
+
+
+def _check_open_files(config: ml_collections.ConfigDict) -> None:
+    """Every member keeps files open (its event file and lock in the event
+    writer, its directory here): refuse a sweep the open-file limit cannot
+    hold, instead of failing half-way (raising the soft limit first)."""
+    members = config.num_seeds * max(len(sweeps.point_configs(config)), 1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    # Per member: one file here, two in the event writer; per point an aggregate.
+    need = 3 * members + 2 * len(sweeps.point_configs(config)) + 200
+    if need > soft:
+        most = (soft - 200) // 3 // max(len(sweeps.point_configs(config)), 1)
+        raise UserError(
+            f"{members:,} members need about {need:,} open files (an event file and "
+            f"its lock each), more than this system's limit of {soft:,} (ulimit -n): "
+            f"use at most {max(most, 1):,} seeds per point, or raise the limit"
+        )

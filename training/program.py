@@ -1,0 +1,194 @@
+"""Everything a training program needs, built once from a config and a dataset.
+
+    program = build(group, dataset)   # group: sweeps.groups(config)[i]
+    state, diverged_at, metrics = program.train(program.state, program.diverged_at, 100)
+    metrics, confusion = program.evaluate(state.params)
+
+`train.py`, the benchmarks and the tests all build their programs here, so
+a benchmark times exactly what a run runs. A program trains its members at
+once: every leaf of `state`, every metric and `diverged_at` has a leading
+members axis (a single run is one member). The step is written for one
+network (`steps.TrainStep`) and `jax.vmap`ped over the members.
+
+Devices (training/parallel.py): one member on several devices trains data
+parallel (each step's batch split over them); several members are split
+over the devices, each whole on one.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import data
+import nets
+from plumbing.failures import UserError
+from training import losses, optimizers, parallel, steps
+from training.sweeps import Group
+
+
+class Program(NamedTuple):
+    """A group's members, initialised and compiled (see the module docstring)."""
+
+    group: Group
+    dataset: data.Dataset
+    graphdef: Any  # the model's static half (nnx.split): the same for every member
+    state: steps.TrainState  # the members' initial state, stacked
+    diverged_at: jax.Array  # (members,) step a member diverged at; 0 = never
+    train: Callable  # (state, diverged_at, n) -> (state, diverged_at, metrics): n steps
+    evaluate: Callable  # params -> (metrics, confusion) on the eval split, per member
+    train_step: steps.TrainStep  # one network's step (GRAPHS draws it)
+    first_batch: tuple  # one member's first (x, y) batch
+    batches: steps.Batches
+    compiled: Any  # the XLA program of the train loop (or of one step, stepwise)
+    stepwise: bool  # one compiled step per call (convolutions on CPU), or fused
+
+    def member_params(self, state: steps.TrainState, m: int) -> nnx.State:
+        """Member m's parameters, on the host."""
+        return jax.tree.map(lambda a: np.asarray(a[m]), state.params)
+
+    def member_state(self, state: steps.TrainState, m: int = 0) -> steps.TrainState:
+        return jax.tree.map(lambda a: a[m], state)
+
+
+def num_outputs(config, dataset: data.Dataset) -> int:
+    if dataset.is_regression:
+        return dataset.y_train.shape[-1]
+    return losses.num_outputs(config.loss, dataset.num_classes)
+
+
+def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> Program:
+    """Initialises and compiles `group`'s members for `dataset`.
+
+    Member m's parameters are drawn from `fold_in(key(seed), 0)` and its
+    minibatch order from `fold_in(key(seed), 1)`, as a single run's; the
+    swept optimizer numbers of its point are set in its optimizer state.
+    `stepwise`: one compiled step per call instead of the fused loop; None
+    chooses (stepwise for convolutions on CPU, below).
+    """
+    config, members = group.config, group.members
+    if config.batch_size > len(dataset.x_train):
+        raise UserError(
+            f"batch_size {config.batch_size} is larger than the {len(dataset.x_train)} "
+            f"training examples of {config.data.name!r}: use at most that, or 0 for all"
+        )
+    shape, outputs = dataset.x_train.shape[1:], num_outputs(config, dataset)
+    # The speed kernels measured for this backend (nets/kernels.py): chosen here, once.
+    kernels = nets.kernels.for_backend(jax.default_backend())
+    abstract = nnx.eval_shape(
+        lambda: nets.build_model(config.model, shape, outputs, nnx.Rngs(0), kernels)
+    )
+    graphdef = nnx.split(abstract)[0]
+    optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
+    loss_fn = losses.get_loss(config.loss, config.loss_power)
+    mesh = parallel.mesh()
+    everywhere, split = parallel.replicated(mesh), parallel.split(mesh)
+    batches = steps.Batches(len(dataset.x_train), config.batch_size)
+    data_parallel = len(members) == 1 and mesh.size > 1
+    if data_parallel:
+        parallel.check_divides(batches.size, "the batch", "set --config.batch_size", mesh)
+    elif mesh.size > 1:
+        parallel.check_divides(
+            len(members), "the members (points x seeds)",
+            "choose --config.num_seeds so that points x seeds is", mesh,
+        )  # fmt: skip
+    on_members = everywhere if data_parallel else split
+
+    seeds = parallel.put(np.array([m.config.seed for m in members]), on_members)
+    numbers = {
+        key.split(".")[-1]: np.array([m.config.get(key.split(".")[0])[key.split(".")[1]]
+                                      for m in members])
+        for key in group.vmapped
+    }  # fmt: skip
+    numbers = parallel.put(numbers, on_members)
+
+    def init(seed, numbers):
+        key = jax.random.key(seed)
+        rngs = nnx.Rngs(params=jax.random.fold_in(key, 0))
+        model = nets.build_model(config.model, shape, outputs, rngs, kernels)
+        params = nnx.split(model, nnx.Param)[1]
+        opt_state = optimizers.with_hyperparameters(optimizer.init(params), numbers)
+        state = steps.TrainState(step=jnp.array(0), params=params, opt_state=opt_state)
+        return state, jax.random.key_data(jax.random.fold_in(key, 1))
+
+    state, keys = jax.jit(jax.vmap(init), out_shardings=on_members)(seeds, numbers)
+    jax.block_until_ready(state)  # out of memory? Now, not at the first summary
+    diverged_at = parallel.put(np.zeros(len(members), np.int32), on_members)
+    train_data = parallel.put((dataset.x_train, dataset.y_train), everywhere)
+    eval_data = parallel.put((dataset.x_eval, dataset.y_eval), everywhere)
+
+    train_step = steps.TrainStep(
+        graphdef, loss_fn, optimizer, learning_rate, split if data_parallel else None
+    )
+    one_state = jax.tree.map(lambda a: a[0], state)
+    first_batch = batches.take(train_data, jnp.arange(len(dataset.y_train)), 0)
+    # XLA runs convolutions about 12x slower inside a loop body than outside
+    # one on CPU (jax-ml/jax#12868: 150 against 1,800 images/s for the CNN):
+    # there, one compiled step per call, dispatched from Python.
+    if stepwise is None:
+        stepwise = jax.default_backend() == "cpu" and steps.uses_convolutions(
+            train_step, one_state, first_batch
+        )
+    # One member is not vmapped at all: its program is one network's step,
+    # bit for bit. Convolutions on CPU are unrolled over the members (see
+    # steps.MembersStep).
+    single = not members[0].name  # a single run, not a sweep of one
+    unroll = stepwise or len(members) == 1
+    members_step = steps.MembersStep(train_step, batches, unroll, freeze=not single)
+    if stepwise:
+        train, compiled = _stepwise(members_step, state, diverged_at, train_data, keys, everywhere)
+    else:
+        loop = jax.jit(steps.make_train_loop(members_step))
+        compiled = loop.lower(state, diverged_at, train_data, keys, 0)
+        compiled = compiled.compile(steps.compiler_options())
+
+        def train(state, diverged_at, num_steps):
+            return compiled(state, diverged_at, train_data, keys, num_steps)
+
+    evaluate = steps.make_evaluate(
+        graphdef, loss_fn, len(dataset.y_eval), dataset.num_classes, config.eval_batch_size,
+        summed_loss=config.loss == "sse", batch_sharding=split if data_parallel else None,
+    )  # fmt: skip
+    evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None))).lower(state.params, eval_data)
+    evaluate = evaluate.compile(steps.compiler_options())
+    return Program(
+        group, dataset, graphdef, state, diverged_at, train,
+        lambda params: evaluate(params, eval_data),
+        train_step, first_batch, batches, compiled, stepwise,
+    )  # fmt: skip
+
+
+def _stepwise(members_step, state, diverged_at, train_data, keys, everywhere):
+    """`train` as one compiled step per call (see `build`), and that step.
+
+    The host queues the steps and waits only when the metrics are read.
+    """
+    batches = members_step.batches
+    orders = jax.jit(members_step.orders, out_shardings=everywhere)
+    step = jax.jit(members_step).lower(
+        state, diverged_at, train_data, orders(keys, 0), jnp.array(True)
+    )
+    step = step.compile(steps.compiler_options())
+    # Several CPU devices: XLA:CPU's in-process all-reduce deadlocked when
+    # steps queued up asynchronously (a CNN on 2 host devices, 2 cores).
+    one_at_a_time = len(jax.tree.leaves(state)[0].devices()) > 1
+
+    def train(state, diverged_at, num_steps):
+        first = int(state.step[0])
+        last = first + int(num_steps) - 1
+        order = orders(keys, first)
+        metrics = None
+        for s in range(first, last + 1):
+            if not batches.full and s % batches.steps_per_epoch == 0 and s != first:
+                order = orders(keys, s)
+            state, diverged_at, metrics = step(
+                state, diverged_at, train_data, order, jnp.array(s == last)
+            )
+            if one_at_a_time:
+                jax.block_until_ready(metrics)
+        return state, diverged_at, metrics
+
+    return train, step
