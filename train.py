@@ -63,8 +63,8 @@ def console(message: str) -> None:
 def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[str, float]:
     """Trains `config` in `run_dir`, resuming from its latest checkpoints.
 
-    Returns the last value of every scalar written, keyed `RUN/TAG` as
-    TensorBoard names them, RUN being the directory below `run_dir`: a
+    Returns the last value of every train/ and eval/ metric and aggregate
+    written, keyed `RUN/TAG` as TensorBoard names them, RUN being the directory below `run_dir`: a
     single run's `train/loss`, `eval/accuracy`, ...; a sweep member's
     `seed=1/train/loss` or `learning_rate=0.1/seed=1/train/loss`; a point's
     `aggregate/train/loss/mean` (also `/std`, `/min`, `/max`, `solved`,

@@ -5,8 +5,9 @@ one TensorBoard run per member (`seed=K`, or `POINT/seed=K`) and, per
 point, an `aggregate` run with the mean, std, min and max over its seeds of
 every scalar. `Board.scalars` takes each value with a leading members axis
 and writes all of them; `final` keeps the latest value of every scalar
-written, keyed `RUN/TAG` as TensorBoard names it (`train/loss` for a single
-run, `seed=1/train/loss`, `lr=0.1/aggregate/train/loss/mean`).
+written through it (the metrics and aggregates; not the probes'), keyed
+`RUN/TAG` as TensorBoard names it (`train/loss` for a single run,
+`seed=1/train/loss`, `lr=0.1/aggregate/train/loss/mean`).
 """
 
 import os

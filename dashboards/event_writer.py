@@ -53,7 +53,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 
 if __name__ == "__main__":  # run as a file: the repository's packages by absolute name
@@ -249,28 +248,6 @@ def start_early() -> None:
 # The event writer's side.
 
 
-@contextlib.contextmanager
-def _stderr_held():
-    """What reaches fd 2 meanwhile is shown only if nothing failed.
-
-    A failing TensorFlow write can print on its own; the trainer's one error
-    line says what went wrong instead (as `failures.reported` does).
-    """
-    sys.stderr.flush()
-    held, saved = tempfile.TemporaryFile(), os.dup(2)
-    os.dup2(held.fileno(), 2)
-    state = {"failed": False}
-    try:
-        yield state
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        if not state["failed"]:
-            held.seek(0)
-            os.write(2, held.read())
-        held.close()
-
-
 def _event_files(log_dir: str) -> set[str]:
     return set(glob.glob(os.path.join(glob.escape(log_dir), "events.out.tfevents.*")))
 
@@ -447,14 +424,16 @@ def _serve() -> None:
         with contextlib.suppress(queue.Empty):
             while batch[-1] is not None and len(batch) < 1000:
                 batch.append(inbox.get_nowait())
-        with _stderr_held() as held:
+        # A failing TensorFlow write can print on its own; the trainer's one
+        # error line says what went wrong instead.
+        with failures.held_stderr() as held:
             server.failed_recently = False
             for message in batch:
                 if message is None:
                     server.close_all()
                 else:
                     server.handle(*message)
-            held["failed"] = server.failed_recently
+            held.failed = server.failed_recently
         if batch[-1] is None:
             os._exit(0)  # skips TensorFlow's teardown
 

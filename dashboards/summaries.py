@@ -216,7 +216,7 @@ class Writer:
         if self._closed:
             self._raise_if_failed()
             return
-        with _stderr_dropped() if sys.exc_info()[1] else contextlib.nullcontext():
+        with failures.held_stderr(drop=True) if sys.exc_info()[1] else contextlib.nullcontext():
             self._process.close(self._id)
         try:
             self._raise_if_failed()
@@ -235,21 +235,6 @@ class Writer:
         path = self._process.event_file(self._id)
         if path and not os.path.exists(path):
             raise UserError(event_writer.disappeared(path))
-
-
-@contextlib.contextmanager
-def _stderr_dropped():
-    """File descriptor 2 of this process goes nowhere meanwhile."""
-    sys.stderr.flush()
-    saved, nowhere = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(nowhere, 2)
-    os.close(nowhere)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def image_pb(tag: str, image: np.ndarray):

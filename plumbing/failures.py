@@ -63,36 +63,62 @@ def reported(what: str, hint: str = ""):
       what: the failed operation, e.g. "cannot write a checkpoint to DIR".
       hint: what the user can do about it.
     """
+    with held_stderr(mute_on_failure=True):
+        try:
+            yield
+        except Exception as e:  # orbax, tensorstore, TensorFlow and json have their own types
+            raise UserError(f"{what}: {describe(e)}{hint}") from None
+
+
+class Held:
+    """What `held_stderr` yields: set `failed` to drop what was held."""
+
+    def __init__(self, failed: bool):
+        self.failed = failed
+
+
+@contextlib.contextmanager
+def held_stderr(drop: bool = False, mute_on_failure: bool = False):
+    """Holds back what reaches file descriptor 2 meanwhile (this process's C++
+    libraries write there directly), and shows it afterwards unless the
+    block failed (an exception, or `held.failed` set; `drop`: from the start).
+
+    A failure's pages of tracebacks are not for the user: the one error line
+    says what went wrong. With `mute_on_failure` (and `mute_after_failure`,
+    the command line's setting) a failure leaves fd 2 muted, since the
+    failing library's threads may still be printing; the error line then
+    goes to `console()`.
+    """
+    global _console_fd
     sys.stderr.flush()
+    held = Held(drop)
     try:
-        held, stderr = tempfile.TemporaryFile(), os.dup(2)
-    except OSError:  # no temp dir or no fd 2: run without holding anything back
-        held = stderr = None
-    if held is not None:
-        os.dup2(held.fileno(), 2)
-    failed = True
+        file, saved = tempfile.TemporaryFile(), os.dup(2)
+    except OSError:  # no temp dir or no fd left: hold nothing back
+        yield held
+        return
+    os.dup2(file.fileno(), 2)
     try:
-        yield
-        failed = False
-    except Exception as e:  # orbax, tensorstore, TensorFlow and json have their own types
-        raise UserError(f"{what}: {describe(e)}{hint}") from None
+        yield held
+    except BaseException:
+        held.failed = True
+        raise
     finally:
-        if held is not None and failed and mute_after_failure:
-            global _console_fd
-            # fd 2 stays on `held` (an unlinked temp file): muted without
-            # opening anything, so this works when no fd is left (EMFILE).
+        sys.stderr.flush()
+        if held.failed and mute_on_failure and mute_after_failure:
+            # fd 2 stays on `file` (unlinked): muted without opening anything,
+            # so this works when no fd is left (EMFILE).
             if _console_fd is None:
-                _console_fd = stderr
+                _console_fd = saved
             else:
-                os.close(stderr)
-            held.close()
-        elif held is not None:
-            os.dup2(stderr, 2)
-            os.close(stderr)
-            if not failed:
-                held.seek(0)
-                os.write(2, held.read())
-            held.close()
+                os.close(saved)
+        else:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if not held.failed:
+                file.seek(0)
+                os.write(2, file.read())
+        file.close()
 
 
 def describe(error: BaseException) -> str:

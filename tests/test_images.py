@@ -20,8 +20,12 @@ def test_mnist_cnn_end_to_end_on_generated_files(tmp_path):
     config.log_every = config.eval_every = config.picture_every = 3
     config.embedding_examples = 10
     final = train.train_and_evaluate(config, str(tmp_path / "run"))
-    assert 0 <= final["eval/accuracy"] <= 1
     events = read_events(tmp_path / "run")
+    # the returned accuracy is the last one logged, and counts the confusion matrix's diagonal
+    assert final["eval/accuracy"] == read_scalars(tmp_path / "run", "eval/accuracy")[6]
+    per_class = [read_scalars(tmp_path / "run", f"eval/class_accuracy/{c}")[6] for c in range(10)]
+    right = sum(accuracy * 2 for accuracy in per_class)  # 2 test images of each class
+    assert final["eval/accuracy"] == pytest.approx(right / 20)
     tags = events.Tags()["tensors"]
     assert {"eval/confusion_matrix", "eval/class_accuracy/7", "eval/misclassified"} <= set(tags)
     assert [e.step for e in events.Tensors("eval/confusion_matrix")] == [0, 3, 6]

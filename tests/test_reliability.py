@@ -23,7 +23,10 @@ ARGS = [
 RUN = "xor/checkpoint_every=1000,log_every=500,model.hidden_sizes=256x256,num_steps=6000"
 # A sweep: 2 learning rates x 2 seeds, one program.
 SWEEP = ["--config.num_seeds=2", "--config.sweep.optimizer.learning_rate=(0.01,0.05)"]
-SWEEP_RUN = RUN + ",num_seeds=2,sweep.optimizer.learning_rate=0.01x0.05"
+SWEEP_RUN = (
+    "xor/checkpoint_every=1000,log_every=500,model.hidden_sizes=256x256,num_seeds=2,"
+    "num_steps=6000,sweep.optimizer.learning_rate=0.01x0.05"
+)
 
 
 def start(workdir, extra=()):
