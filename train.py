@@ -162,7 +162,7 @@ def train(run: actions.Run, stop: signals.StopRequests) -> None:
     while run.step < config.num_steps:
         stop.check(run.step, run.save)
         target = min(config.num_steps, *((run.step // every + 1) * every for _, every in due))
-        chunk_start = time.perf_counter()
+        chunk_start, earlier, since = time.perf_counter(), run.state, run.step
         run.state, run.device_diverged_at, metrics = run.program.train(
             run.state, run.device_diverged_at, target - run.step
         )
@@ -170,7 +170,7 @@ def train(run: actions.Run, stop: signals.StopRequests) -> None:
         run.seconds += time.perf_counter() - chunk_start
         run.steps_timed += target - run.step
         run.step = target
-        if run.check_divergence(metrics):  # every member: this program is over
+        if run.check_divergence(metrics, earlier, since):  # no member left: this program ends
             break
         for action, every in due:
             if is_time(run.step, every, config.num_steps):

@@ -66,20 +66,28 @@ class Board:
     def _key(self, name: str, tag: str) -> str:
         return f"{name}/{tag}" if name else tag
 
-    def scalars(self, step: int, values: Mapping[str, np.ndarray]) -> None:
-        """Each `values[tag][m]` into member m's run; their statistics per point."""
+    def scalars(self, step: int, values: Mapping[str, np.ndarray], which=None) -> None:
+        """Each `values[tag][m]` into member m's run; their statistics per point.
+
+        `which`: a mask of the members to write (all if None); the
+        statistics are over those.
+        """
         values = {tag: np.asarray(v, np.float64) for tag, v in values.items()}
+        which = np.ones(len(self.members), bool) if which is None else np.asarray(which)
         for m, writer in enumerate(self.members):
-            scalars = {tag: float(v[m]) for tag, v in values.items()}
-            writer.scalars(step, scalars)
-            self.final.update({self._key(self.names[m], t): v for t, v in scalars.items()})
+            if which[m]:
+                scalars = {tag: float(v[m]) for tag, v in values.items()}
+                writer.scalars(step, scalars)
+                self.final.update({self._key(self.names[m], t): v for t, v in scalars.items()})
         for point, indices in self.points.items():
-            stats = {
-                f"{tag}/{stat}": number
-                for tag, v in values.items()
-                for stat, number in summarize(v[indices]).items()
-            }
-            self.aggregate_scalars(step, point, stats)
+            indices = [m for m in indices if which[m]]
+            if indices:
+                stats = {
+                    f"{tag}/{stat}": number
+                    for tag, v in values.items()
+                    for stat, number in summarize(v[indices]).items()
+                }
+                self.aggregate_scalars(step, point, stats)
 
     def aggregate_scalars(self, step: int, point: str, scalars: Mapping[str, float]) -> None:
         self.aggregates[point].scalars(step, scalars)

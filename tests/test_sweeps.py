@@ -52,20 +52,22 @@ def test_a_diverging_member_is_reported_frozen_and_the_others_go_on(sweep_config
     sweep_config.sweep.optimizer.learning_rate = (0.05, 1e30)  # Adam
     final = train.train_and_evaluate(sweep_config, str(tmp_path))
     printed = capsys.readouterr().out
-    assert "learning_rate=1e+30/seed=0 diverged at step 1: its loss or a weight" in printed
+    assert "learning_rate=1e+30/seed=0 diverged between steps 0 and 100: its loss or" in printed
     assert final["learning_rate=1e+30/aggregate/diverged"] == 1
     assert final["learning_rate=0.05/aggregate/diverged"] == 0
     going = read_scalars(tmp_path / "learning_rate=0.05" / "seed=0", "train/loss")
     assert going[200] < going[100] < 0.7  # the others went on learning
-    # frozen at its last good weights: the initial ones, finite
-    frozen = read_scalars(tmp_path / "learning_rate=1e+30" / "seed=0", "train/param_norm")
-    assert np.isfinite(frozen[200]) and frozen[100] == frozen[200]
+    # its train curves end where it diverged; it keeps its last good (initial) weights
+    member = tmp_path / "learning_rate=1e+30" / "seed=0"
+    assert "train/loss" not in read_events(member).Tags()["tensors"]
+    evaluated = read_scalars(member, "eval/loss")
+    assert np.isfinite(evaluated[200]) and evaluated[0] == evaluated[100] == evaluated[200]
 
 
 def test_every_member_diverging_stops_the_sweep(sweep_config, tmp_path):
     sweep_config.optimizer.name, sweep_config.num_seeds = "sgd", 2
     sweep_config.optimizer.learning_rate = 1e30
-    with pytest.raises(train.Diverged, match=r"every member \(2\) diverged by step 1"):
+    with pytest.raises(train.Diverged, match=r"every member \(2\) diverged by step 100"):
         train.train_and_evaluate(sweep_config, str(tmp_path))
 
 

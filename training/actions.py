@@ -25,7 +25,7 @@ import numpy as np
 from dashboards import graphs, probes, summaries
 from dashboards.board import Board
 from plumbing.failures import Diverged
-from training import checkpoints, parallel, sweeps
+from training import checkpoints, parallel, steps, sweeps
 from training.program import Program
 
 # Pictures, layer probes and embeddings are drawn for at most this many
@@ -49,7 +49,7 @@ class Run:
         self.config = program.group.config  # its program's
         self.members = program.group.members
         self.state, self.diverged_at = program.state, np.zeros(len(self.members), np.int32)
-        self.device_diverged_at = program.diverged_at
+        self.device_diverged_at = program.diverged_at  # a single run's, from the loop
         self.step = self.last_saved = 0
         self.ended = 0  # the step by which every member diverged (0: training)
         # First log step at 100% train accuracy, per member (0: not yet).
@@ -104,27 +104,41 @@ class Run:
             "run the same command to resume"
         )
 
-    def check_divergence(self, metrics: dict) -> bool:
-        """Reports each member that diverged in the last chunk. When none is
-        left training: a single run raises Diverged; a sweep's program saves
-        a checkpoint of where it ended and returns True."""
-        diverged_at = np.asarray(jax.device_get(self.device_diverged_at))
-        newly = np.flatnonzero((diverged_at > 0) & (self.diverged_at == 0))
-        self.diverged_at = diverged_at
-        for m in newly if self.members[0].name else ():
-            self.console(
-                f"{self.members[m].name} diverged at step {diverged_at[m]}: its loss or a "
-                "weight became NaN/Inf; it keeps its last good weights, the others go on"
-            )
-        if not np.all(diverged_at > 0):
+    def check_divergence(self, metrics: dict, earlier: steps.TrainState, since: int) -> bool:
+        """After a chunk that started at step `since` in state `earlier`:
+        a single run that diverged raises Diverged, naming the step. A
+        sweep's member whose metrics are no longer finite is reported and
+        reset to its weights of step `since` (its last good ones), and is
+        reset so after every chunk from then on, while the others go on.
+        Returns True when no member is left training (then saved)."""
+        if not self.members[0].name:
+            self._single_run_diverged(metrics)
             return False
-        step = int(diverged_at.max())
-        if self.members[0].name:  # a sweep: the other programs go on
-            self.step = self.ended = int(np.asarray(jax.device_get(self.state.step))[0])
-            self.save()
-            return True
-        # A single run: the loop stopped at that step, with every metric.
-        self.board.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
+        finite = np.all([np.isfinite(np.asarray(v)) for v in metrics.values()], axis=0)
+        newly = np.flatnonzero(~finite & (self.diverged_at == 0))
+        self.diverged_at[newly] = self.step
+        for m in newly:
+            self.console(
+                f"{self.members[m].name} diverged between steps {since} and {self.step}: its "
+                f"loss or a weight became NaN/Inf; it keeps its weights of step {since}, the "
+                "others go on"
+            )
+        if not np.any(self.diverged_at):
+            return False
+        mask = parallel.put(self.diverged_at > 0, self.program.diverged_at.sharding)
+        self.state = self.program.reset(self.state, earlier, mask)
+        if not np.all(self.diverged_at):
+            return False
+        self.ended = int(self.diverged_at.max())
+        self.save()
+        return True
+
+    def _single_run_diverged(self, metrics: dict) -> None:
+        diverged_at = int(np.asarray(jax.device_get(self.device_diverged_at))[0])
+        if not diverged_at:
+            return
+        # The loop stopped at that step, with every metric.
+        self.board.scalars(diverged_at, {f"train/{k}": v for k, v in metrics.items()})
         bad = [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
         kept = (
             f"The last good checkpoint (step {self.last_saved}) is kept."
@@ -132,9 +146,9 @@ class Run:
             else "No checkpoint was saved before."
         )
         raise Diverged(
-            f"training diverged at step {step}: {', '.join(bad) or 'the weights'} became "
-            f"NaN/Inf. The learning rate ({self.config.optimizer.learning_rate}) is the usual "
-            f"cause: try a smaller --config.optimizer.learning_rate. {kept}"
+            f"training diverged at step {diverged_at}: {', '.join(bad) or 'the weights'} "
+            f"became NaN/Inf. The learning rate ({self.config.optimizer.learning_rate}) is "
+            f"the usual cause: try a smaller --config.optimizer.learning_rate. {kept}"
         )
 
     def start(self) -> None:
@@ -164,14 +178,15 @@ class LogTrain:
     at_start = False
 
     def __call__(self, run: Run, step: int, metrics: dict) -> None:
-        run.board.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
+        training = run.diverged_at == 0  # a diverged member's curves end where it did
+        run.board.scalars(step, {f"train/{k}": v for k, v in metrics.items()}, training)
+        solved = training & (np.asarray(metrics.get("accuracy", 0)) == 1)
         if run.solvable:
-            solved = np.asarray(metrics["accuracy"]) == 1
             run.solved_at[(run.solved_at == 0) & solved] = step
         for point, indices in run.board.points.items():
-            counts = {"diverged": float(np.sum(run.diverged_at[indices] > 0))}
+            counts = {"diverged": float(np.sum(~training[indices]))}
             if run.solvable:
-                counts["solved"] = float(np.mean(np.asarray(metrics["accuracy"])[indices] == 1))
+                counts["solved"] = float(np.mean(solved[indices]))
             run.board.aggregate_scalars(step, point, counts)
         run.board.flush()
         rate = run.steps_timed / max(run.seconds, 1e-9)
@@ -183,8 +198,10 @@ class LogTrain:
             return
         for point, indices in run.board.points.items():
             where = f"  {point}" if point else ""
-            text = spread({k: np.asarray(v)[indices] for k, v in metrics.items()}, run.solvable)
-            run.console(f"step {step:>{width}}{where}  {text}")
+            indices = [m for m in indices if training[m]]
+            if indices:
+                values = {k: np.asarray(v)[indices] for k, v in metrics.items()}
+                run.console(f"step {step:>{width}}{where}  {spread(values, run.solvable)}")
 
 
 class Inspect:

@@ -45,6 +45,7 @@ class Program(NamedTuple):
     batches: steps.Batches
     compiled: Any  # the XLA program of the train loop (or of one step, stepwise)
     stepwise: bool  # one compiled step per call (convolutions on CPU), or fused
+    reset: Callable  # (state, earlier, members) -> state with those members' weights from earlier
 
     def member_params(self, state: steps.TrainState, m: int) -> nnx.State:
         """Member m's parameters, on the host."""
@@ -137,7 +138,7 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     # steps.MembersStep).
     single = not members[0].name  # a single run, not a sweep of one
     unroll = stepwise or len(members) == 1
-    members_step = steps.MembersStep(train_step, batches, unroll, freeze=not single)
+    members_step = steps.MembersStep(train_step, batches, unroll, stop_at_nan=single)
     if stepwise:
         train, compiled = _stepwise(members_step, state, diverged_at, train_data, keys, everywhere)
     else:
@@ -157,8 +158,17 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     return Program(
         group, dataset, graphdef, state, diverged_at, train,
         lambda params: evaluate(params, eval_data),
-        train_step, first_batch, batches, compiled, stepwise,
+        train_step, first_batch, batches, compiled, stepwise, jax.jit(_reset),
     )  # fmt: skip
+
+
+def _reset(state: steps.TrainState, earlier: steps.TrainState, members: jax.Array):
+    """`state` with the weights and optimizer state of `members` (a mask) from `earlier`."""
+    keep = ~members
+    return state.replace(
+        params=steps.where_members(keep, state.params, earlier.params),
+        opt_state=steps.where_members(keep, state.opt_state, earlier.opt_state),
+    )
 
 
 def _stepwise(members_step, state, diverged_at, train_data, keys, everywhere):

@@ -7,7 +7,7 @@ factory that binds the static parts (graph definition, loss, optimizer):
   network: the code a reader studies.
 - `MembersStep`: that step for every member of a run at once (`jax.vmap`
   over a leading members axis; a single run is one member), with the
-  divergence check that freezes a member whose numbers become NaN/Inf.
+  a single run's check that stops at the step whose numbers become NaN/Inf.
 - `make_train_loop`: n such steps in ONE compiled call (a
   `lax.while_loop`). The whole dataset is resident on the device; with a
   batch size, each step gathers its minibatch from it, in an order
@@ -113,11 +113,6 @@ class TrainStep:
             }
 
 
-def make_train_step(graphdef, loss_fn, optimizer, learning_rate, batch_sharding=None) -> TrainStep:
-    """The step for this model, loss and optimizer (see TrainStep)."""
-    return TrainStep(graphdef, loss_fn, optimizer, learning_rate, batch_sharding)
-
-
 class Batches:
     """Which examples step s trains on: all of them, or a shuffled minibatch.
 
@@ -152,7 +147,7 @@ def _zeros(shapes):
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
-def _where(alive: jax.Array, new, old):
+def where_members(alive: jax.Array, new, old):
     """Leaf by leaf, member m of `new` where alive[m], else of `old`."""
 
     def pick(a, b):
@@ -167,20 +162,24 @@ class MembersStep:
     `(state, diverged_at, dataset, orders, report) -> (state, diverged_at,
     metrics)`. Every leaf of `state` has a leading members axis (a single run
     is one member); `dataset` is shared; `orders` holds each member's epoch
-    permutation (None for full batches). A member whose loss or weights
-    become NaN/Inf at step s gets `diverged_at = s` and, with `freeze` (a
-    sweep), is frozen at its last good weights from then on while the others
-    go on; a single run just stops (the loop ends at that step, and the run). Only when `report`
-    are all the metrics computed: on small nets they cost more than the step.
+    permutation (None for full batches). Only when `report` are all the
+    metrics computed: on small nets they cost more than the step.
+
+    With `stop_at_nan` (a single run), the step whose loss or weights become
+    NaN/Inf sets `diverged_at` to its number and reports every metric, and
+    the loop ends there. A sweep's members are checked by the loop's driver
+    at each report instead (training/actions.py: a diverged member is reset
+    to its last good weights), which costs its steps nothing: on small nets
+    a check at every step cost a quarter of the step.
 
     `unroll`: the members one after another in the program instead of
     vmapped. For convolutions on CPU: vmapped over the members' kernels, a
     convolution becomes a grouped one, which XLA:CPU runs 3x slower.
     """
 
-    def __init__(self, train_step: TrainStep, batches: Batches, unroll=False, freeze=True):
+    def __init__(self, train_step: TrainStep, batches: Batches, unroll=False, stop_at_nan=True):
         self.train_step, self.batches, self.unroll = train_step, batches, unroll
-        self.freeze = freeze
+        self.stop_at_nan = stop_at_nan
 
     def orders(self, keys: jax.Array, step: jax.Array) -> jax.Array | None:
         """Each member's permutation for the epoch of `step` (keys: key data)."""
@@ -194,6 +193,10 @@ class MembersStep:
         if not self.unroll:
             return jax.vmap(fn, in_axes=in_axes)(*args)
         count = len(jax.tree.leaves(args[0])[0])
+        if count == 1:  # reshapes, which XLA makes free (a stack would copy)
+            one = fn(*(a if a is None else jax.tree.map(lambda x: x.reshape(x.shape[1:]), a)
+                       for a in args))  # fmt: skip
+            return jax.tree.map(lambda x: x.reshape((1, *x.shape)), one)
         each = [
             fn(*(a if a is None else jax.tree.map(lambda x: x[m], a) for a in args))  # noqa: B023
             for m in range(count)
@@ -211,18 +214,10 @@ class MembersStep:
             return train_step.metrics(state, batches.take(dataset, order, step), update)
 
         new, result = self._each(update, state, orders)
-        # The weights' norm overflows first, as the metrics' norms would.
-        finite = jnp.isfinite(result.loss) & jnp.isfinite(jax.vmap(optax.tree.norm)(new.params))
-        diverged_at = jnp.where((diverged_at == 0) & ~finite, step + 1, diverged_at)
-        alive = diverged_at == 0
-        frozen = lambda: new.replace(  # noqa: E731
-            params=_where(alive, new.params, state.params),
-            opt_state=_where(alive, new.opt_state, state.opt_state),
-        )
-        if self.freeze:  # (else, a single run: the loop stops, and the run with it)
-            new = jax.lax.cond(jnp.all(alive), lambda: new, frozen)
-        if not self.freeze:  # a single run reports the step it diverged at
-            report = report | ~alive[0]
+        if self.stop_at_nan:  # the weights' norm overflows first, as the metrics' norms would
+            ok = jnp.isfinite(result.loss[0]) & jnp.isfinite(optax.tree.norm(new.params))
+            diverged_at = jnp.where(ok, diverged_at, step + 1)
+            report = report | ~ok
         shapes = jax.eval_shape(lambda: self._each(metrics, state, orders, result))
         values = jax.lax.cond(
             report,

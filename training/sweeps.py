@@ -238,7 +238,8 @@ def results_table(final: dict[str, float]) -> str:
     for point in points:
         summary = {k.split("/aggregate/", 1)[1]: v for k, v in final.items()
                    if k.startswith(f"{point}/aggregate/")}  # fmt: skip
-        cells = [point] + [f"{summary[f'{c}/mean']:.4f}" for c in columns]
+        means = [summary.get(f"{c}/mean") for c in columns]  # none if every member diverged
+        cells = [point] + ["" if m is None else f"{m:.4f}" for m in means]
         cells.append(f"{summary['solved']:.3f}" if "solved" in summary else "")
         cells.append(f"{summary['diverged']:.0f}" if "diverged" in summary else "")
         median = summary.get("steps_to_solve/median")
