@@ -64,12 +64,17 @@ class Run:
         # process 0's files are kept.
         self.files = board.dirs if parallel.is_writer() else [tempfile.mkdtemp()] * len(board.dirs)
         self.seconds = 0.0  # in the compiled loop since the last log line
+        self._params = None  # (state, its members' host parameters)
         self.steps_timed = 0
 
     def params(self) -> list:
-        """Each member's parameters, on the host."""
-        params = jax.device_get(self.state.params)
-        return [jax.tree.map(lambda a: a[m], params) for m in range(len(self.members))]  # noqa: B023
+        """Each member's parameters, on the host (copied once per state: the
+        actions due at one step share them)."""
+        if self._params is None or self._params[0] is not self.state:
+            params = jax.device_get(self.state.params)
+            each = [jax.tree.map(lambda a: a[m], params) for m in range(len(self.members))]  # noqa: B023
+            self._params = (self.state, each)
+        return self._params[1]
 
     def restore(self) -> None:
         """The state, metrics and progress of the latest checkpoint."""

@@ -47,10 +47,6 @@ class Program(NamedTuple):
     stepwise: bool  # one compiled step per call (convolutions on CPU), or fused
     reset: Callable  # (state, earlier, members) -> state with those members' weights from earlier
 
-    def member_params(self, state: steps.TrainState, m: int) -> nnx.State:
-        """Member m's parameters, on the host."""
-        return jax.tree.map(lambda a: np.asarray(a[m]), state.params)
-
     def member_state(self, state: steps.TrainState, m: int = 0) -> steps.TrainState:
         return jax.tree.map(lambda a: a[m], state)
 
