@@ -47,8 +47,12 @@ class Board:
 
     def open(self, start_step: int) -> None:
         """Opens the writers, after dropping what an earlier attempt wrote
-        past `start_step` (every event, when starting from step 0)."""
-        for log_dir in [*self.dirs, *self.aggregate_dirs.values()]:
+        past `start_step` (every event, when starting from step 0).
+
+        In a multi-host run only process 0 touches the files: the others'
+        writers discard, and must not remove the events process 0 just began.
+        """
+        for log_dir in [*self.dirs, *self.aggregate_dirs.values()] if parallel.is_writer() else []:
             if start_step:
                 summaries.cut_events_after(log_dir, start_step)
             else:

@@ -146,3 +146,17 @@ def _xor(num_steps):
     config = xor.get_config()
     config.num_steps = num_steps
     return config
+
+
+def test_a_process_other_than_0_leaves_the_event_files_alone(tmp_path, monkeypatch):
+    # Process 1 starting from step 0 once removed the events process 0 had just begun.
+    from dashboards.board import Board
+    from training import parallel, sweeps
+
+    (group,) = sweeps.groups(_xor(10))
+    (tmp_path / "events.out.tfevents.1.host.0.v2").write_bytes(b"")
+    monkeypatch.setattr(parallel, "is_writer", lambda: False)
+    board = Board(str(tmp_path), group)
+    board.open(0)
+    board.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["events.out.tfevents.1.host.0.v2"]
