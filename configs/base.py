@@ -30,10 +30,16 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.num_train = 200  # generated sets: training points
     config.data.num_eval = 200  # generated sets: held-out points
     config.data.noise = 0.0  # generated sets: Gaussian noise std
+    config.data.features = ("x1", "x2")  # 2-D sets: what the MLP sees (nets/features.py)
+    config.data.num_classes = 2  # gaussians, spiral: classes (a blob or arm each)
     config.data.true_w = (2.0,)  # `linear`: the W that makes y (one per input)
     config.data.true_b = 0.5  # `linear`: the b that makes y
     config.data.data_dir = ""  # image sets: folder of the IDX files ("" = default)
     config.data.num_validation = 0  # image sets: train images held out as eval split
+    config.data.path = ""  # csv: your data file (data/csv_file.py has the format)
+    config.data.eval_path = ""  # csv: a file of eval rows ("" = hold out num_eval rows)
+    config.data.task = "classification"  # csv: the label is a class, or a regression target
+    config.data.standardize = True  # csv: features scaled to mean 0, std 1 (train rows')
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"  # a key of nets.MODELS

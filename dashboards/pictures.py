@@ -6,8 +6,9 @@ these are made at log steps, between compiled training chunks, so they
 must be cheap.
 
 - `decision_boundary`: a classifier's output over a square, coloured as in
-  the TensorFlow Playground (orange = class 0, blue = class 1, paler where
-  the model is unsure), the 0.5 contour in black, the data points on top (outlined in grey).
+  the TensorFlow Playground (orange = class 0, blue = class 1, a colour
+  each for more classes, paler where the model is unsure), the boundaries
+  in black, the data points on top (outlined in grey).
 - `curves`: functions of one variable on a grid with axes, e.g. an
   activation and its derivative.
 """
@@ -22,7 +23,14 @@ WHITE = np.array([255, 255, 255], np.float32)
 BLACK = np.array([0, 0, 0], np.float32)
 OUTLINE = np.array([60, 60, 60], np.float32)
 GRID = np.array([225, 225, 225], np.float32)
-COLORS = [BLUE, ORANGE, np.array([44, 160, 44]), np.array([214, 39, 40])]
+COLORS = [BLUE, ORANGE, np.array([44, 160, 44]), np.array([214, 39, 40])]  # curves
+# One colour per class (data.MAX_CLASSES of them): the Playground's two, then
+# matplotlib's "tab10" for the rest.
+CLASS_COLORS = np.array(
+    [ORANGE, BLUE, [44, 160, 44], [214, 39, 40], [148, 103, 189],
+     [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]],
+    np.float32,
+)  # fmt: skip
 
 
 def grid_points(resolution: int, lo: float, hi: float) -> np.ndarray:
@@ -62,38 +70,48 @@ def decision_boundary(
     lo: float,
     hi: float,
 ) -> np.ndarray:
-    """The Playground picture of a binary classifier.
+    """The Playground picture of a classifier.
 
     Args:
-      probabilities: (R, R) P(class 1) over `grid_points(R, lo, hi)`.
+      probabilities: (R, R) P(class 1) of a binary classifier, or (R, R, K)
+        every class's probability, over `grid_points(R, lo, hi)`.
       points: (n, 2) data points, drawn as discs in their class colour.
-      labels: (n,) their 0/1 classes.
+      labels: (n,) their classes.
       lo, hi: the square [lo, hi]^2 the grid covers.
+
+    Each pixel takes the colour of the predicted class (CLASS_COLORS: class
+    0 orange, class 1 blue, as in the Playground), paler where the model is
+    unsure; the boundaries between classes are black.
 
     Returns:
       (R, R, 3) uint8.
     """
-    p = np.clip(np.asarray(probabilities, np.float32), 0, 1)[..., None]
-    confident = np.abs(p - 0.5) * 2  # 0 on the boundary, 1 when sure
-    color = np.where(p >= 0.5, BLUE, ORANGE)
-    image = WHITE + (color - WHITE) * (0.15 + 0.45 * confident)
-    # The 0.5 contour: where the predicted class differs from a neighbour's.
-    side = p[..., 0] >= 0.5
-    edge = np.zeros_like(side)
-    edge[:-1] |= side[:-1] != side[1:]
-    edge[:, :-1] |= side[:, :-1] != side[:, 1:]
+    p = np.clip(np.asarray(probabilities, np.float32), 0, 1)
+    if p.ndim == 2:  # binary: P(class 1)
+        predicted = (p >= 0.5).astype(int)
+        confident = np.abs(p - 0.5) * 2  # 0 on the boundary, 1 when sure
+    else:
+        k = p.shape[-1]
+        predicted = np.argmax(p, axis=-1)
+        confident = (np.max(p, axis=-1) - 1 / k) / (1 - 1 / k)
+    color = CLASS_COLORS[predicted]
+    image = WHITE + (color - WHITE) * (0.15 + 0.45 * confident[..., None])
+    # The boundaries: where the predicted class differs from a neighbour's.
+    edge = np.zeros(predicted.shape, bool)
+    edge[:-1] |= predicted[:-1] != predicted[1:]
+    edge[:, :-1] |= predicted[:, :-1] != predicted[:, 1:]
     image[edge] = BLACK
     size = p.shape[0]
     rows = (size - 1) - _pixels(points[:, 1], lo, hi, size)
     cols = _pixels(points[:, 0], lo, hi, size)
     # A few points (the four corners of a gate) are drawn large.
     radius = max(2, size // 60) if len(points) > 20 else max(4, size // 25)
-    for cls, fill in ((0, ORANGE), (1, BLUE)):
+    for cls in np.unique(labels):
         mine = np.asarray(labels) == cls
         for dr, dc in _disc_offsets(radius + 1):
             _put(image, rows[mine] + dr, cols[mine] + dc, OUTLINE)
         for dr, dc in _disc_offsets(radius):
-            _put(image, rows[mine] + dr, cols[mine] + dc, fill)
+            _put(image, rows[mine] + dr, cols[mine] + dc, CLASS_COLORS[int(cls)])
     return image.astype(np.uint8)
 
 

@@ -21,11 +21,13 @@ from flax import nnx
 
 import data
 import nets
-from dashboards import pictures, projector
+from dashboards import network, pictures, projector
 from data import Dataset
 from training import losses
+from training.registry import name_list
 
 RESOLUTION = 200  # pixels per side of a decision-boundary picture
+UNIT_RESOLUTION = 48  # points per side of a unit's heatmap in the network picture
 SCALAR_PARAMS_MAX = 4  # parameter arrays this small are also logged as scalars
 SATURATED = 0.1  # a slope below this fraction of its peak counts as saturated
 MISTAKES_FROM = 1000  # misclassified images are looked for among the first N eval images
@@ -114,6 +116,11 @@ class Probes:
             self._probabilities = jax.jit(self._grid_probabilities)
         else:
             self._grid = None
+        self._network = self._grid is not None and config.model.name == "mlp"
+        if self._network:  # the Playground's view of the units (dashboards/network.py)
+            self._feature_names = nets.feature_names(config.data.features)
+            self._unit_grid = jnp.asarray(pictures.grid_points(UNIT_RESOLUTION, *self._extent))
+            self._units = jax.jit(self._unit_values)
         self._predict = jax.jit(
             lambda params, x: losses.predictions(nnx.merge(graphdef, params)(data.to_inputs(x)))
         )
@@ -123,18 +130,28 @@ class Probes:
 
     def _grid_probabilities(self, params):
         probs = losses.probabilities(nnx.merge(self._graphdef, params)(self._grid))
-        return probs[:, -1].reshape(RESOLUTION, RESOLUTION)  # P(class 1)
+        if self._dataset.num_classes == 2:
+            return probs[:, -1].reshape(RESOLUTION, RESOLUTION)  # P(class 1)
+        return probs.reshape(RESOLUTION, RESOLUTION, -1)
+
+    def _unit_values(self, params):
+        """Over a coarse grid of the plane: each input feature, the first
+        network.MAX_UNITS units of each hidden layer, and every kernel."""
+        model = nnx.merge(self._graphdef, params)
+        inputs = model.input_features(self._unit_grid)[:, : network.MAX_UNITS]
+        hidden = [a[:, : network.MAX_UNITS] for _, a in model.hidden(self._unit_grid)]
+        return inputs, hidden, [layer.kernel[...] for layer in model.layers]
 
     def at_start(self, writer) -> None:
-        """The configured activation and its derivative, over [-4, 4]."""
+        """Each configured activation and its derivative, over [-4, 4]."""
         start = time.perf_counter()
-        name = self._model.activation
-        activation = nets.make_activation(name, nets.activation_options(self._model))(1)
         x = np.linspace(-4.0, 4.0, 801, dtype=np.float32)[:, None]
-        # One compiled call, not a dozen eager ops each compiled on first use.
-        y, slope = jax.jit(lambda x: jax.jvp(activation, (x,), (jnp.ones_like(x),)))(x)
-        image = pictures.curves(x[:, 0], [np.asarray(y[:, 0]), np.asarray(slope[:, 0])])
-        writer.image(f"activation/{name}", image, 0)
+        for name in dict.fromkeys(name_list(self._model.activation)):  # each once, in order
+            activation = nets.make_activation(name, nets.activation_options(self._model))(1)
+            # One compiled call, not a dozen eager ops each compiled on first use.
+            y, slope = jax.jit(lambda x, f=activation: jax.jvp(f, (x,), (jnp.ones_like(x),)))(x)
+            image = pictures.curves(x[:, 0], [np.asarray(y[:, 0]), np.asarray(slope[:, 0])])
+            writer.image(f"activation/{name}", image, 0)
         self.seconds += time.perf_counter() - start
 
     def at_log(self, writer, step: int, params: nnx.State) -> None:
@@ -156,10 +173,24 @@ class Probes:
             splits = [("train", ds.x_train, ds.y_train), ("eval", ds.x_eval, ds.y_eval)]
             if ds.x_eval is ds.x_train:  # xor: eval on the training points
                 splits = splits[:1]
+            units = jax.device_get(self._units(params)) if self._network else None
             for split, x, y in splits:
                 image = pictures.decision_boundary(probs, x, y, *self._extent)
                 writer.image(f"decision_boundary/{split}", image, step)
+                if units:
+                    writer.image(f"network/{split}", self._network_picture(units, image), step)
         self.seconds += time.perf_counter() - start
+
+    def _network_picture(self, units, output: np.ndarray) -> np.ndarray:
+        inputs, hidden, kernels = units
+
+        def panels(values):  # (points, units) -> a (R, R) heatmap per unit
+            return list(np.moveaxis(values.reshape(UNIT_RESOLUTION, UNIT_RESOLUTION, -1), -1, 0))
+
+        sizes = [k.shape[0] for k in kernels]  # each column's units, the inputs first
+        hidden = [panels(a) for a in hidden]
+        names = self._feature_names
+        return network.network(panels(inputs), names, hidden, kernels, output, sizes=sizes)
 
     def at_eval(self, writer, step: int, params: nnx.State, confusion: np.ndarray) -> None:
         """For multi-class classifiers: per-class accuracy, the confusion

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from data import idx
+from data import csv_file, idx
 from plumbing.failures import UserError
 from training.registry import lookup
 
@@ -65,12 +65,12 @@ def xor(config: ml_collections.ConfigDict) -> Dataset:
     return Dataset(x, y, x, y, num_classes=2)
 
 
-def _split(config, x, y) -> Dataset:
+def _split(config, x, y, num_classes: int = 2) -> Dataset:
     """Shuffles n = num_train + num_eval points and splits them."""
     order = np.random.default_rng(config.seed + 1).permutation(len(x))
     x, y = x[order].astype(np.float32), y[order].astype(np.int32)
     n = config.num_train
-    return Dataset(x[:n], y[:n], x[n:], y[n:], num_classes=2)
+    return Dataset(x[:n], y[:n], x[n:], y[n:], num_classes=num_classes)
 
 
 def _rng_and_size(config) -> tuple[np.random.Generator, int]:
@@ -101,22 +101,32 @@ def circles(config: ml_collections.ConfigDict) -> Dataset:
 
 
 def spiral(config: ml_collections.ConfigDict) -> Dataset:
-    """Two interleaved spirals of 1.75 turns, one per class."""
+    """Interleaved spirals of 1.75 turns, one per class (`num_classes`, default 2)."""
     rng, n = _rng_and_size(config)
-    y = np.arange(n) % 2
+    k = config.num_classes
+    y = np.arange(n) % k
     t = rng.uniform(0, 1, n)  # position along the arm, centre to rim
-    angle = 1.75 * 2 * np.pi * t + np.pi * y
+    angle = 1.75 * 2 * np.pi * t + 2 * np.pi * y / k  # the arms evenly turned apart
     x = np.stack([t * np.sin(angle), t * np.cos(angle)], axis=1)
-    return _split(config, x + rng.normal(0, config.noise, x.shape), y)
+    return _split(config, x + rng.normal(0, config.noise, x.shape), y, k)
 
 
 def gaussians(config: ml_collections.ConfigDict) -> Dataset:
-    """Two Gaussian blobs around (0.5, 0.5) (class 1) and (-0.5, -0.5)."""
+    """A Gaussian blob per class (`num_classes`, default 2).
+
+    Two classes: around (0.5, 0.5) (class 1) and (-0.5, -0.5) (class 0).
+    More: the centres evenly spaced on the circle through those two.
+    """
     rng, n = _rng_and_size(config)
-    y = np.arange(n) % 2
-    centres = np.where(y[:, None] == 1, 0.5, -0.5)
+    k = config.num_classes
+    y = np.arange(n) % k
+    if k == 2:  # (the circle's formula, exactly)
+        centres = np.where(y[:, None] == 1, 0.5, -0.5)
+    else:
+        angle = np.pi / 4 + 2 * np.pi * (y - 1) / k
+        centres = np.sqrt(0.5) * np.stack([np.cos(angle), np.sin(angle)], axis=1)
     x = centres + rng.normal(0, 0.25 + config.noise, (n, 2))
-    return _split(config, x, y)
+    return _split(config, x, y, k)
 
 
 def linear(config: ml_collections.ConfigDict) -> Dataset:
@@ -207,16 +217,27 @@ DATASETS: dict[str, Callable[[ml_collections.ConfigDict], Dataset]] = {
     "linear": linear,
     "fashion_mnist": fashion_mnist,
     "mnist": mnist,
+    "csv": csv_file.load,
 }
 IMAGE_DATASETS = ("fashion_mnist", "mnist")
 
 
-REGRESSIONS = ("linear",)  # datasets of float targets, not classes
+REGRESSIONS = ("linear",)  # datasets of float targets, not classes (and csv's, by data.task)
+MANY_CLASSES = ("gaussians", "spiral")  # generated sets with `data.num_classes`
+MAX_CLASSES = 10  # colours the pictures have (dashboards/pictures.py)
+
+
+def is_regression(config: ml_collections.ConfigDict) -> bool:
+    """Whether `config.data` describes float targets rather than classes."""
+    return config.name in REGRESSIONS or (config.name == "csv" and config.task == "regression")
 
 
 def check_data_config(config: ml_collections.ConfigDict) -> None:
     """Raises UserError for data settings that cannot work."""
     lookup(DATASETS, config.name, "dataset")
+    if config.name == "csv":
+        csv_file.load(config)  # every mistake in the files now, before a run directory exists
+        return
     if config.name == "xor" or config.name in IMAGE_DATASETS:
         return
     if config.num_train < 1 or config.num_eval < 1:
@@ -226,6 +247,14 @@ def check_data_config(config: ml_collections.ConfigDict) -> None:
         )
     if not config.noise >= 0:
         raise UserError(f"data.noise must be >= 0, got {config.noise}")
+    k = config.num_classes
+    if k != 2 and config.name not in MANY_CLASSES:
+        raise UserError(
+            f"data.num_classes={k}: dataset {config.name!r} has 2 classes; "
+            f"{' and '.join(MANY_CLASSES)} take 2 or more"
+        )
+    if not 2 <= k <= MAX_CLASSES:
+        raise UserError(f"data.num_classes must be in [2, {MAX_CLASSES}], got {k}")
     if config.name == "linear" and len(config.true_w) < 1:
         raise UserError("data.true_w needs at least one weight, e.g. '(2.0,)'")
 

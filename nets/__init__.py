@@ -7,8 +7,9 @@ import jax
 import ml_collections
 from flax import nnx
 
-from nets.activations import ACTIVATIONS, ActivationOptions, make_activation
+from nets.activations import ACTIVATIONS, ActivationOptions, layer_names, make_activation
 from nets.cnn import CNN
+from nets.features import PLAIN, Features, feature_names
 from nets.kernels import Kernels, for_backend
 from nets.maxout import MaxoutDense, MaxoutMLP
 from nets.mlp import MLP
@@ -23,6 +24,9 @@ __all__ = [
     "MODELS",
     "MaxoutDense",
     "build_model",
+    "feature_names",
+    "layer_activations",
+    "layer_names",
     "make_activation",
 ]
 
@@ -33,35 +37,45 @@ def activation_options(model: ml_collections.ConfigDict) -> ActivationOptions:
     return ActivationOptions(**{k: model[k] for k in fields if k in model})
 
 
-def _mlp(model, input_shape, out_features, rngs, kernels):
-    activation = make_activation(model.activation, activation_options(model))
+def layer_activations(model: ml_collections.ConfigDict, num_layers: int) -> list:
+    """A factory `num_features -> module` per layer, from `model.activation`."""
+    options = activation_options(model)
+    return [make_activation(n, options) for n in layer_names(model.activation, num_layers)]
+
+
+def _mlp(model, input_shape, out_features, rngs, kernels, features):
+    activation = layer_activations(model, len(model.hidden_sizes))
     in_features = math.prod(input_shape)  # images are flattened
+    names = feature_names(features)
+    inputs = None if names == PLAIN else Features(names)
     return MLP(
-        in_features,
+        len(names) if inputs else in_features,
         model.hidden_sizes,
         out_features,
         activation,
         dot_general=kernels.dot_general,
+        inputs=inputs,
         rngs=rngs,
     )
 
 
-def _cnn(model, input_shape, out_features, rngs, kernels):
+def _cnn(model, input_shape, out_features, rngs, kernels, features):
+    del features  # images: (checks.py refuses input features for them)
     if len(input_shape) != 3:
         raise UserError(f"model 'cnn' needs images (height, width, channels), got {input_shape}")
-    activation = make_activation(model.activation, activation_options(model))
+    activation = layer_activations(model, CNN.NUM_ACTIVATIONS)
     return CNN(
         input_shape, out_features, activation, conv=kernels.conv, pool=kernels.pool, rngs=rngs
     )
 
 
-def _maxout_mlp(model, input_shape, out_features, rngs, kernels):
-    del kernels  # its layers are wide: plain nnx.Linear
+def _maxout_mlp(model, input_shape, out_features, rngs, kernels, features):
+    del kernels, features  # its layers are wide: plain nnx.Linear; images
     in_features = math.prod(input_shape)
     return MaxoutMLP(in_features, model.hidden_sizes, model.maxout_pieces, out_features, rngs=rngs)
 
 
-# name -> (config.model, input_shape, out_features, rngs, kernels) -> module
+# name -> (config.model, input_shape, out_features, rngs, kernels, features) -> module
 MODELS: dict[str, Callable[..., nnx.Module]] = {
     "mlp": _mlp,
     "cnn": _cnn,
@@ -75,14 +89,17 @@ def build_model(
     out_features: int,
     rngs: nnx.Rngs,
     kernels: Kernels | None = None,
+    features=PLAIN,
 ) -> nnx.Module:
     """Builds `config.model` for one example's `input_shape` and `out_features` outputs.
 
     kernels: the parts the model computes with (nets/kernels.py):
       `kernels.PLAIN` (the Flax ops), `kernels.CPU`, or None: the fastest
       measured for this backend, `kernels.for_backend(jax.default_backend())`.
+    features: `config.data.features`, the names of the functions of 2-D
+      points the model sees (nets/features.py); the MLP's only.
     """
     if kernels is None:
         kernels = for_backend(jax.default_backend())
     build = lookup(MODELS, model.name, "model")
-    return build(model, tuple(input_shape), out_features, rngs, kernels)
+    return build(model, tuple(input_shape), out_features, rngs, kernels, features)

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from training.registry import lookup
+from plumbing.failures import UserError
+from training.registry import lookup, name_list
 
 
 class Step(nnx.Module):
@@ -213,3 +214,33 @@ def make_activation(
     """
     build = lookup(ACTIVATIONS, name, "activation")
     return lambda num_features: build(num_features, options)
+
+
+def per_layer(activation, num_layers: int) -> list[Callable[[int], nnx.Module]]:
+    """A network's `activation` argument as one factory per layer: the same
+    factory for every layer, or the sequence given (which must fit)."""
+    if callable(activation):
+        return [activation] * num_layers
+    assert len(activation) == num_layers, f"{len(activation)} activations for {num_layers} layers"
+    return list(activation)
+
+
+def layer_names(spec, num_layers: int) -> list[str]:
+    """The activation of each of `num_layers` layers, from `config.model.activation`.
+
+    One name is every layer's: `'relu'`. A tuple names each layer's, input
+    side first: `'(relu, tanh)'`. Raises UserError for a tuple of the wrong
+    length or an unknown name.
+    """
+    names = name_list(spec)
+    for name in names:  # a typo fails even with no hidden layer
+        lookup(ACTIVATIONS, name, "activation")
+    single = isinstance(spec, str) and not spec.strip().startswith("(")
+    if single:
+        return names * num_layers
+    if len(names) != num_layers:
+        raise UserError(
+            f"model.activation {spec!r} names {len(names)} activations, but the model has "
+            f"{num_layers} hidden layers: give one name, or one per layer"
+        )
+    return names

@@ -1,9 +1,11 @@
 """The convolutional network of the Flax examples (examples/mnist)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 from flax import nnx
+
+from nets.activations import per_layer
 
 
 def avg_pool(x: jax.Array) -> jax.Array:
@@ -26,7 +28,8 @@ class CNN(nnx.Module):
     Args:
       image_shape: (height, width, channels) of the inputs, e.g. (28, 28, 1).
       out_features: logits, e.g. 10 classes.
-      activation: factory `num_features -> module` (nets.make_activation).
+      activation: factory `num_features -> module` (nets.make_activation),
+        or one per activation layer (3: after conv1, conv2 and dense1).
       conv: `(nnx.Conv module, x) -> y`, how each conv layer is applied;
         by default the layer's own call, `conv1(x)`.
       pool: `x -> y`, the 2x2 average pooling with stride 2.
@@ -40,11 +43,13 @@ class CNN(nnx.Module):
       = 824,458 (plus maxout's lines).
     """
 
+    NUM_ACTIVATIONS = 3  # after conv1, conv2 and dense1
+
     def __init__(
         self,
         image_shape: tuple[int, int, int],
         out_features: int,
-        activation: Callable[[int], nnx.Module],
+        activation: Callable[[int], nnx.Module] | Sequence[Callable[[int], nnx.Module]],
         *,
         conv: Callable[[nnx.Conv, jax.Array], jax.Array] = nnx.Conv.__call__,
         pool: Callable[[jax.Array], jax.Array] = avg_pool,
@@ -58,7 +63,8 @@ class CNN(nnx.Module):
         flat = (height // 4) * (width // 4) * 64
         self.dense1 = nnx.Linear(flat, 256, rngs=rngs)
         self.dense2 = nnx.Linear(256, out_features, rngs=rngs)
-        self.activations = nnx.List([activation(32), activation(64), activation(256)])
+        act = per_layer(activation, self.NUM_ACTIVATIONS)
+        self.activations = nnx.List([act[0](32), act[1](64), act[2](256)])
 
     def features(self, x: jax.Array) -> jax.Array:
         """The 256 units before the last layer: (batch, 256)."""

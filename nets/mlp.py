@@ -5,6 +5,8 @@ from collections.abc import Callable, Sequence
 import jax
 from flax import nnx
 
+from nets.activations import per_layer
+
 
 class MLP(nnx.Module):
     """Dense -> activation -> ... -> Dense, with a linear output layer.
@@ -18,10 +20,14 @@ class MLP(nnx.Module):
       out_features: size of the output (logits for a classifier).
       activation: factory `num_features -> module`, called once per hidden
         layer so that a learnable activation (maxout) gets its own
-        parameters in every layer (see `nets.activations.make_activation`).
+        parameters in every layer (see `nets.activations.make_activation`);
+        or a sequence of factories, one per hidden layer ('(relu, tanh)').
       dot_general: `jax.lax.dot_general` or a function of its signature,
         given to every `nnx.Linear` (`nets.build_model` swaps in the one
         XLA:CPU runs faster, with the same numbers: nets/kernels.py).
+      inputs: a fixed map applied to x first, whose output has
+        `in_features` (the Playground's input features: nets/features.py);
+        None: x as it is.
       rngs: random streams for weight initialisation.
 
     Shapes: x (..., in_features) -> logits (..., out_features); images
@@ -36,32 +42,43 @@ class MLP(nnx.Module):
         in_features: int,
         hidden_sizes: Sequence[int],
         out_features: int,
-        activation: Callable[[int], nnx.Module],
+        activation: Callable[[int], nnx.Module] | Sequence[Callable[[int], nnx.Module]],
         *,
         dot_general: Callable[..., jax.Array] = jax.lax.dot_general,
+        inputs: nnx.Module | None = None,
         rngs: nnx.Rngs,
     ):
         sizes = [in_features, *hidden_sizes, out_features]
         assert all(s >= 1 for s in sizes), f"layer sizes must be >= 1, got {sizes}"
         self.in_features = in_features
+        self.inputs = inputs
         self.layers = nnx.List(
             [
                 nnx.Linear(a, b, dot_general=dot_general, rngs=rngs)
                 for a, b in zip(sizes[:-1], sizes[1:], strict=True)
             ]
         )
-        self.activations = nnx.List([activation(h) for h in hidden_sizes])
+        factories = per_layer(activation, len(hidden_sizes))
+        self.activations = nnx.List([f(h) for f, h in zip(factories, hidden_sizes, strict=True)])
+
+    def input_features(self, x: jax.Array) -> jax.Array:
+        """What the first layer sees: images flattened, points mapped by `inputs`."""
+        if x.ndim > 2:  # images: (batch, h, w, c) -> (batch, h * w * c)
+            x = x.reshape(x.shape[0], -1)
+        if self.inputs is not None:
+            with jax.named_scope("inputs"):
+                x = self.inputs(x)
+        assert x.shape[-1] == self.in_features, (
+            f"MLP expects {self.in_features} input features, got shape {x.shape}"
+        )
+        return x
 
     def hidden(self, x: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
         """(pre-activation, activation) of each hidden layer, input side first.
 
         Shapes: x (..., in_features) -> [((..., h_i), (..., h_i)) for each i].
         """
-        if x.ndim > 2:  # images: (batch, h, w, c) -> (batch, h * w * c)
-            x = x.reshape(x.shape[0], -1)
-        assert x.shape[-1] == self.in_features, (
-            f"MLP expects {self.in_features} input features, got shape {x.shape}"
-        )
+        x = self.input_features(x)
         out = []
         # Named scopes label the layers in TensorBoard's GRAPHS and in profiles.
         for i, (layer, activation) in enumerate(
@@ -77,7 +94,7 @@ class MLP(nnx.Module):
     def features(self, x: jax.Array) -> jax.Array:
         """The last hidden layer's output (the input, with no hidden layer)."""
         hidden = self.hidden(x)
-        return hidden[-1][1] if hidden else x
+        return hidden[-1][1] if hidden else self.input_features(x)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.features(x)

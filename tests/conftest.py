@@ -69,6 +69,18 @@ def read_scalars(run_dir: str, tag: str) -> dict[int, float]:
     return {e.step: float(tensor_util.make_ndarray(e.tensor_proto)) for e in events}
 
 
+def read_image(run_dir: str, tag: str, step: int | None = None) -> np.ndarray:
+    """The picture under `tag` at `step` (the last one if None), decoded from its PNG."""
+    import io
+
+    from PIL import Image
+
+    events = read_events(run_dir).Tensors(tag)
+    event = events[-1] if step is None else next(e for e in events if e.step == step)
+    png = tensor_util.make_ndarray(event.tensor_proto)[2]
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
 @pytest.fixture
 def xor_config():
     """configs/xor.py, shrunk to what a test needs."""

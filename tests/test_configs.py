@@ -18,11 +18,14 @@ ARGUMENTS = {"gates": ["or", "and", "nand", "xor"], "playground": ["spiral", "ci
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_config_is_a_documented_recipe_that_passes_its_checks(name):
+def test_config_is_a_documented_recipe_that_passes_its_checks(name, tmp_path):
     module = importlib.import_module(f"configs.{name}")
     assert f"python train.py --config=configs/{name}.py" in module.__doc__
     assert "Expected" in module.__doc__, "a recipe states what to expect"
     for argument in ARGUMENTS.get(name, [None]):
         config = module.get_config(*([argument] if argument else []))
+        if "data" in config and config.data.name == "csv":  # the user's file
+            config.data.path = str(tmp_path / "data.csv")
+            (tmp_path / "data.csv").write_text("x1,x2,label\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
         check, _ = train.EXPERIMENTS[config.get("experiment", "train")]
         check(config)

@@ -83,6 +83,7 @@ def test_linear_regression_data(true_w):
     [
         ({"num_train": 0}, "data.num_train and data.num_eval must be >= 1"),
         ({"noise": -0.1}, "data.noise must be >= 0"),
+        ({"num_classes": 1}, r"data.num_classes must be in \[2, 10\], got 1"),
     ],
 )
 def test_bad_settings_are_clear_errors(overrides, message):
@@ -91,10 +92,27 @@ def test_bad_settings_are_clear_errors(overrides, message):
 
 
 def test_registry_all_tested():
-    tested = {"xor", "linear", *GENERATED_2D, "fashion_mnist", "mnist"}  # images: test_idx
+    # images: test_idx.py; csv: test_csv_data.py
+    tested = {"xor", "linear", *GENERATED_2D, "fashion_mnist", "mnist", "csv"}
     assert set(data.DATASETS) == tested, "a new dataset needs a test here"
 
 
 def test_unknown_dataset():
     with pytest.raises(UserError, match="unknown dataset 'xro'.*Did you mean 'xor'"):
         data.load_dataset(ml_collections.ConfigDict({"name": "xro"}))
+
+
+@pytest.mark.parametrize("name", ["gaussians", "spiral"])
+def test_more_classes_on_the_plane(name):
+    dataset = data.load_dataset(data_config(name, num_train=300, num_eval=60, num_classes=5))
+    assert dataset.num_classes == 5 and dataset.names() == ("0", "1", "2", "3", "4")
+    np.testing.assert_array_equal(np.bincount(dataset.y_train, minlength=5) > 40, True)
+    # Each class sits in its own place: its points' mean direction differs from the others'.
+    means = np.stack([dataset.x_train[dataset.y_train == c].mean(0) for c in range(5)])
+    angles = np.sort(np.arctan2(means[:, 1], means[:, 0]))
+    assert np.diff(angles).min() > 0.5
+
+
+def test_num_classes_is_refused_where_the_data_has_two():
+    with pytest.raises(UserError, match="dataset 'circles' has 2 classes; gaussians and spiral"):
+        data.load_dataset(data_config("circles", num_classes=3))

@@ -3,11 +3,12 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import read_events, read_scalars
+from conftest import read_events, read_image, read_scalars
 from tensorboard.util import tensor_util
 
 from configs import gates as gates_config
 from configs import xor_from_gates
+from dashboards import network
 from plumbing.failures import UserError
 from training import gates
 
@@ -51,6 +52,28 @@ def test_xor_from_gates_truth_table_with_hidden_outputs(tmp_path, capsys):
     image = read_events(tmp_path).Tensors("decision_regions")[0]
     width, height = tensor_util.make_ndarray(image.tensor_proto)[:2]
     assert (int(width), int(height)) == (200, 200)
+    _hidden_units_are_or_and_nand(read_image(tmp_path, "network/train"))
+
+
+def _hidden_units_are_or_and_nand(image):
+    """The network picture's hidden heatmaps are OR and NAND, its output XOR = AND of them."""
+    place = network.layout(2, [2])
+    span = gates.HI - gates.LO
+
+    def colour(top, left, side, x1, x2):  # blue = 1, white = 0, orange = output 0
+        r = top + int((gates.HI - x2) / span * (side - 1))
+        c = left + int((x1 - gates.LO) / span * (side - 1))
+        red, _, blue = image[r, c].astype(int)
+        return "blue" if blue > red + 40 else "orange" if red > blue + 40 else "white"
+
+    points = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    (or_top, or_left), (nand_top, nand_left) = place.units[1]
+    side = place.panel
+    assert [colour(or_top, or_left, side, *p) for p in points] == ["white"] + ["blue"] * 3
+    assert [colour(nand_top, nand_left, side, *p) for p in points] == ["blue"] * 3 + ["white"]
+    top, left, bottom, _ = place.output
+    between = [(-0.25, -0.25), (0.5, 0.5), (1.25, 1.25)]  # off the points' discs
+    assert [colour(top, left, bottom - top, *p) for p in between] == ["orange", "blue", "orange"]
 
 
 def test_one_delta_rule_epoch_by_hand():

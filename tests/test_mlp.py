@@ -112,3 +112,19 @@ def test_on_cpu_the_default_mlp_multiplies_and_sums_small_layers():
     config = ml_collections.ConfigDict({"name": "mlp", "hidden_sizes": (16,), "activation": "relu"})
     model = nets.build_model(config, (2,), 1, nnx.Rngs(0))
     assert "dot_general" not in primitives(model, jnp.ones((4, 2)))
+
+
+def test_an_activation_per_layer_from_the_command_line_form():
+    model = ml_collections.ConfigDict(
+        {"name": "mlp", "hidden_sizes": (3, 2, 2), "activation": "(relu, tanh, maxout)"}
+    )
+    mlp = nets.build_model(model, (2,), 1, nnx.Rngs(0))
+    assert [type(a).__name__ for a in mlp.activations] == ["ReLU", "Tanh", "Maxout"]
+    z = jnp.linspace(-2.0, 2.0, 6).reshape(2, 3)
+    np.testing.assert_array_equal(mlp.activations[0](z), jax.nn.relu(z))
+    model.activation = "(relu, tanh)"  # two names for three layers
+    with pytest.raises(UserError, match=r"names 2 activations, but the model has 3 hidden"):
+        nets.build_model(model, (2,), 1, nnx.Rngs(0))
+    model.activation = "(relu, tahn, relu)"
+    with pytest.raises(UserError, match=r"unknown activation 'tahn'. Did you mean 'tanh'"):
+        nets.build_model(model, (2,), 1, nnx.Rngs(0))

@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import read_events, read_scalars
-from tensorboard.util import tensor_util
+from conftest import read_events, read_image, read_scalars
 
 import train
 from configs import activations, linear_regression, playground
@@ -11,14 +10,8 @@ from plumbing.failures import UserError
 
 
 def image_shape(run_dir, tag):
-    """(height, width) of the last image under `tag`, decoded from the PNG."""
-    import io
-
-    from PIL import Image
-
-    png = tensor_util.make_ndarray(read_events(run_dir).Tensors(tag)[-1].tensor_proto)[2]
-    image = np.asarray(Image.open(io.BytesIO(png)))
-    return image.shape
+    """(height, width, 3) of the last image under `tag`."""
+    return read_image(run_dir, tag).shape
 
 
 def short(config, steps):

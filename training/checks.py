@@ -59,11 +59,17 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
     )
     require(np.isfinite(model.leaky_slope), "model.leaky_slope must be a finite number")
     # Resolve every name now, so a typo fails before a directory is made.
-    nets.make_activation(model.activation, nets.activation_options(model))
+    if nets.feature_names(config.data.features) != nets.features.PLAIN:
+        require(
+            model.name == "mlp",
+            f"data.features feed an mlp; model {model.name!r} takes its inputs as they are",
+        )
+    layers = nets.CNN.NUM_ACTIVATIONS if model.name == "cnn" else len(model.hidden_sizes)
+    nets.layer_names(model.activation, layers)
     lookup(nets.MODELS, model.name, "model")
     data.check_data_config(config.data)
     losses.get_loss(config.loss)
-    if config.data.name in data.REGRESSIONS and config.loss not in losses.REGRESSION_LOSSES:
+    if data.is_regression(config.data) and config.loss not in losses.REGRESSION_LOSSES:
         raise UserError(
             f"loss {config.loss!r} needs class labels; dataset {config.data.name!r} is a "
             f"regression: use one of {', '.join(losses.REGRESSION_LOSSES)}"

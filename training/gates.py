@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dashboards import pictures, summaries
+from dashboards import network, pictures, summaries
 from nets.perceptron import GATES, Perceptron, XorFromGates
 from plumbing.failures import UserError
 from training import parallel
@@ -104,6 +104,25 @@ def region_picture(model, targets: np.ndarray) -> np.ndarray:
     return pictures.decision_boundary(outputs, INPUTS, targets, LO, HI)
 
 
+def network_picture(model: XorFromGates, targets: np.ndarray) -> np.ndarray:
+    """The Playground's view of XOR from gates: x1 and x2, the hidden OR and
+    NAND units, and the output AND, each over the square (dashboards/network.py)."""
+    size = 48
+    grid = jnp.asarray(pictures.grid_points(size, LO, HI))
+    hidden = np.asarray(model.hidden(grid)).reshape(size, size, 2)
+    # A reversed perceptron (NAND) fires below its line: its weights, negated.
+    kernel = lambda *units: np.stack(  # noqa: E731
+        [np.asarray(u.w[...]) * (-1 if u.reverse else 1) for u in units], axis=1
+    )
+    return network.network(
+        [np.asarray(grid[:, i]).reshape(size, size) for i in range(2)],
+        ("x1", "x2"),
+        [[hidden[..., 0], hidden[..., 1]]],
+        [kernel(model.or_, model.nand), kernel(model.and_)],
+        region_picture(model, targets),
+    )
+
+
 def run(config: ml_collections.ConfigDict, run_dir: str, console=print) -> dict[str, float]:
     """Runs the gate experiment `config` into `run_dir`; returns final metrics.
 
@@ -148,6 +167,8 @@ def _fixed(config, targets, writer, console) -> dict[str, float]:
     console(f"{title}\n{table}\n{int(accuracy * 4)}/4 right")
     writer.text("truth_table", f"**{title}**\n\n{table}")
     writer.image("decision_regions", region_picture(model, targets), 0)
+    if config.gate == "xor":
+        writer.image("network/train", network_picture(model, targets), 0)
     writer.scalars(0, {"train/accuracy": accuracy, "train/wrong": 4 - accuracy * 4})
     return {"accuracy": accuracy, "epochs": 0}
 

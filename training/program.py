@@ -73,10 +73,16 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
             f"training examples of {config.data.name!r}: use at most that, or 0 for all"
         )
     shape, outputs = dataset.x_train.shape[1:], num_outputs(config, dataset)
+    features = nets.feature_names(config.data.features)
+    if features != nets.features.PLAIN and shape != (2,):
+        raise UserError(
+            f"data.features are functions of 2-D points (x1, x2); dataset "
+            f"{config.data.name!r} has inputs of shape {shape}: leave data.features at (x1, x2)"
+        )
     # The speed kernels measured for this backend (nets/kernels.py): chosen here, once.
     kernels = nets.kernels.for_backend(jax.default_backend())
     abstract = nnx.eval_shape(
-        lambda: nets.build_model(config.model, shape, outputs, nnx.Rngs(0), kernels)
+        lambda: nets.build_model(config.model, shape, outputs, nnx.Rngs(0), kernels, features)
     )
     graphdef = nnx.split(abstract)[0]
     optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
@@ -105,7 +111,7 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     def init(seed, numbers):
         key = jax.random.key(seed)
         rngs = nnx.Rngs(params=jax.random.fold_in(key, 0))
-        model = nets.build_model(config.model, shape, outputs, rngs, kernels)
+        model = nets.build_model(config.model, shape, outputs, rngs, kernels, features)
         params = nnx.split(model, nnx.Param)[1]
         opt_state = optimizers.with_hyperparameters(optimizer.init(params), numbers)
         state = steps.TrainState(step=jnp.array(0), params=params, opt_state=opt_state)
