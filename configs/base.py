@@ -52,6 +52,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.step_gamma2 = 0.0  # step: output where x < theta
     config.model.straight_through = False  # step: backprop through a ramp
 
+    # Added to the loss, over the weights (kernels; not biases): l1 * sum |w|
+    # + l2 * sum w^2 / 2, logged as train/regularization beside train/loss.
+    config.regularization = ml_collections.ConfigDict()
+    config.regularization.l1 = 0.0  # drives useless weights to exactly 0
+    config.regularization.l2 = 0.0  # shrinks every weight towards 0 (weight decay)
+
     config.loss = "bce"  # a key of losses.LOSSES
     config.loss_power = 2.0  # the exponent p of the `lp` loss
 

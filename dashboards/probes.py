@@ -28,6 +28,7 @@ from training.registry import name_list
 
 RESOLUTION = 200  # pixels per side of a decision-boundary picture
 UNIT_RESOLUTION = 48  # points per side of a unit's heatmap in the network picture
+ZERO = 1e-3  # a weight this small counts as switched off (params/zero_fraction)
 SCALAR_PARAMS_MAX = 4  # parameter arrays this small are also logged as scalars
 SATURATED = 0.1  # a slope below this fraction of its peak counts as saturated
 MISTAKES_FROM = 1000  # misclassified images are looked for among the first N eval images
@@ -41,6 +42,13 @@ def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
         name = jax.tree_util.keystr(path, simple=True, separator="/")
         flat["params/" + name.removesuffix("/value")] = np.asarray(value)
     return flat
+
+
+def zero_fraction(params: nnx.State) -> float:
+    """The fraction of weights (kernel entries; not biases) with |w| < ZERO:
+    L1 regularization drives the useless ones there."""
+    weights = [np.abs(w) for name, w in param_arrays(params).items() if name.endswith("/kernel")]
+    return float(sum(np.sum(w < ZERO) for w in weights) / max(sum(w.size for w in weights), 1))
 
 
 def small_param_scalars(params: nnx.State) -> dict[str, float]:

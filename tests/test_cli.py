@@ -77,6 +77,12 @@ def config_of(file: str):
         ("configs/gates.py:xr", {}, "unknown gate 'xr'. Did you mean 'xor'"),
         ("configs/playground.py:spiral", {"data.noise": -1.0}, "noise must be >= 0"),
         ("configs/linear_regression.py", {"loss": "bce"}, "needs class labels"),
+        ("configs/xor.py", {"regularization.l1": -0.1}, "regularization.l1 must be a number >= 0"),
+        ("configs/xor.py", {"data.features": ("x1", "x3")}, "unknown input feature 'x3'"),
+        ("configs/xor.py", {"model.activation": "(relu, tanh)"}, "names 2 activations, but"),
+        ("configs/mnist_cnn.py", {"data.features": ("x1^2",)}, "data.features feed an mlp"),
+        ("configs/playground.py:circles", {"data.num_classes": 3}, "has 2 classes; gaussians"),
+        ("configs/csv.py", {}, "data.name=csv needs --config.data.path=FILE"),
     ],
 )
 def test_config_mistakes(file, values, message):

@@ -8,7 +8,7 @@ from conftest import read_image, read_scalars, run_cli
 
 import data
 import train
-from configs import features, playground
+from configs import features, playground, regularization
 from dashboards import network, pictures
 
 
@@ -26,6 +26,18 @@ def test_input_features_let_a_linear_model_draw_a_circle(tmp_path):
     (top, left), _ = place.units[0]  # x1^2: white in the middle, blue at the sides
     middle, side = image[top + place.panel // 2, left + place.panel // 2], image[top + 4, left + 2]
     assert middle.min() > 240 and side[2] > side[0] + 60
+
+
+def test_l1_switches_off_the_useless_input_features(tmp_path):
+    config = regularization.get_config()
+    config.num_steps = config.log_every = config.eval_every = config.picture_every = 500
+    final = train.train_and_evaluate(config, str(tmp_path))
+    off, on = tmp_path / "l1=0.0" / "seed=0", tmp_path / "l1=0.02" / "seed=0"
+    assert read_scalars(off, "params/zero_fraction")[500] == 0
+    assert read_scalars(on, "params/zero_fraction")[500] >= 5 / 7  # all but x1^2 and x2^2
+    assert read_scalars(on, "train/regularization")[500] > 0
+    assert "l1=0.0/seed=0/train/regularization" not in final  # logged only where it is on
+    assert final["l1=0.02/seed=0/eval/accuracy"] > 0.95
 
 
 def test_three_classes_on_the_plane_with_an_activation_per_layer(tmp_path):

@@ -2,7 +2,9 @@
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+import optax
 import pytest
 
 import data
@@ -126,4 +128,39 @@ def test_a_summed_loss_adds_up_over_batches():
     parts = steps.make_evaluate(built.graphdef, losses.sse, 40, 2, 7, summed_loss=True)
     np.testing.assert_allclose(
         whole(params, split)[0]["loss"], parts(params, split)[0]["loss"], rtol=1e-5
+    )
+
+
+def test_regularization_penalises_the_weights_not_the_biases():
+    from flax import nnx
+
+    import nets
+
+    model = ml_collections.ConfigDict({"name": "mlp", "hidden_sizes": (3,), "activation": "relu"})
+    params = nnx.split(nets.build_model(model, (2,), 1, nnx.Rngs(0)), nnx.Param)[1]
+    w0, w1 = (np.asarray(params["layers"][i]["kernel"][...]) for i in (0, 1))
+    expected = 0.1 * (np.abs(w0).sum() + np.abs(w1).sum()) + 0.01 * 0.5 * (
+        (w0**2).sum() + (w1**2).sum()
+    )
+    np.testing.assert_allclose(steps.Penalty(l1=0.1, l2=0.01)(params), expected, rtol=1e-6)
+    # Its gradient is the data loss's plus l2 * w on each kernel; a bias's is unchanged.
+    graphdef = nnx.split(nets.build_model(model, (2,), 1, nnx.Rngs(0)), nnx.Param)[0]
+    batch = (np.array([[0.0, 1.0], [1.0, 0.0]], np.float32), np.array([1, 0], np.int32))
+    state = steps.TrainState(step=jnp.array(0), params=params, opt_state=None)
+    grads = {}
+    for l2 in (0.0, 0.5):
+        identity = optax.GradientTransformation(lambda p: None, lambda g, s, p=None: (g, s))
+        step = steps.TrainStep(
+            graphdef, losses.get_loss("bce"), identity, lambda s, n: 0.0,
+            penalty=steps.Penalty(l2=l2),
+        )  # fmt: skip
+        _, update = step.update(state, batch)
+        grads[l2] = update.grads
+        assert (update.penalty is None) == (l2 == 0)
+    np.testing.assert_allclose(
+        grads[0.5]["layers"][0]["kernel"][...], grads[0.0]["layers"][0]["kernel"][...] + 0.5 * w0,
+        rtol=1e-5, atol=1e-7,
+    )  # fmt: skip
+    np.testing.assert_array_equal(
+        grads[0.5]["layers"][0]["bias"][...], grads[0.0]["layers"][0]["bias"][...]
     )

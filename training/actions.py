@@ -221,6 +221,8 @@ class Inspect:
         params = run.params()
         for m, writer in enumerate(run.board.members):
             writer.histograms(step, probes.param_arrays(params[m]))
+        zeros = [probes.zero_fraction(p) for p in params]
+        run.board.scalars(step, {"params/zero_fraction": np.array(zeros)}, run.diverged_at == 0)
         run.probes.seconds += time.perf_counter() - start
         for m in run.probed:
             run.probes.at_log(run.board.members[m], step, params[m])

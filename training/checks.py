@@ -46,6 +46,12 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
         f"optimizer.learning_rate must be a number > 0, got {opt.learning_rate}",
     )
     require(opt.warmup_steps >= 0, "optimizer.warmup_steps must be >= 0")
+    for key in ("l1", "l2"):
+        value = config.regularization[key]
+        require(
+            np.isfinite(value) and value >= 0,
+            f"regularization.{key} must be a number >= 0, got {value}",
+        )
     require(
         all(isinstance(h, int) and h > 0 for h in model.hidden_sizes),
         f"model.hidden_sizes must be positive integers, got {model.hidden_sizes}",

@@ -123,8 +123,9 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     train_data = parallel.put((dataset.x_train, dataset.y_train), everywhere)
     eval_data = parallel.put((dataset.x_eval, dataset.y_eval), everywhere)
 
+    penalty = steps.Penalty(config.regularization.l1, config.regularization.l2)
     train_step = steps.TrainStep(
-        graphdef, loss_fn, optimizer, learning_rate, split if data_parallel else None
+        graphdef, loss_fn, optimizer, learning_rate, split if data_parallel else None, penalty
     )
     one_state = jax.tree.map(lambda a: a[0], state)
     first_batch = batches.take(train_data, jnp.arange(len(dataset.y_train)), 0)

@@ -45,19 +45,49 @@ def layer_grad_norms(grads: nnx.State) -> dict[str, jax.Array]:
     """
     norms = {}
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        name = jax.tree_util.keystr(path, simple=True, separator="/").removesuffix("/value")
+        name = _name(path)
         if name.endswith("/kernel"):
             norms["grad_norm/" + name.removesuffix("/kernel")] = jnp.linalg.norm(g)
     return norms
 
 
+def kernels(params: nnx.State) -> list[jax.Array]:
+    """The weight matrices and convolution kernels: what regularization
+    penalises (not the biases, nor maxout's lines)."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    return [v for path, v in leaves if _name(path).endswith("/kernel")]
+
+
+def _name(path) -> str:
+    """'layers/0/kernel' for the path of a parameter's leaf."""
+    return jax.tree_util.keystr(path, simple=True, separator="/").removesuffix("/value")
+
+
+class Penalty(NamedTuple):
+    """L1 and L2 regularization: `l1 * sum |w| + l2 * sum w^2 / 2` over the
+    kernels, added to the data loss (the Playground's definitions)."""
+
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def __call__(self, params: nnx.State) -> jax.Array:
+        total = jnp.zeros(())
+        for w in kernels(params):
+            if self.l1:
+                total += self.l1 * jnp.sum(jnp.abs(w))
+            if self.l2:
+                total += self.l2 * 0.5 * jnp.sum(w * w)
+        return total
+
+
 class Update(NamedTuple):
     """What one step computed on the way to its new state."""
 
-    loss: jax.Array
+    loss: jax.Array  # the data loss (regularization apart)
     logits: jax.Array
     grads: nnx.State
     updates: nnx.State
+    penalty: jax.Array | None = None  # the regularization added to it
 
 
 class TrainStep:
@@ -69,8 +99,11 @@ class TrainStep:
     reports: on small nets they cost more than the step itself.
     """
 
-    def __init__(self, graphdef, loss_fn, optimizer, learning_rate, batch_sharding=None):
+    def __init__(
+        self, graphdef, loss_fn, optimizer, learning_rate, batch_sharding=None, penalty=Penalty()
+    ):
         self.graphdef, self.loss_fn = graphdef, loss_fn
+        self.penalty = penalty if penalty.l1 or penalty.l2 else None  # regularization
         self.optimizer = optimizer
         self.learning_rate = learning_rate  # (opt_state, step) -> rate (optimizers.py)
         self.batch_sharding = batch_sharding  # split the batch over devices (parallel.py)
@@ -89,14 +122,20 @@ class TrainStep:
             with jax.named_scope("model"):
                 logits = nnx.merge(self.graphdef, params)(data.to_inputs(x))
             with jax.named_scope("loss"):
-                return self.loss_fn(logits, y), logits
+                loss = self.loss_fn(logits, y)
+                if self.penalty is None:
+                    return loss, (loss, logits, None)
+                penalty = self.penalty(params)
+                return loss + penalty, (loss, logits, penalty)
 
-        (loss, logits), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
+        (_, (loss, logits, penalty)), grads = jax.value_and_grad(compute_loss, has_aux=True)(
+            state.params
+        )
         with jax.named_scope("optimizer"):
             updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-        return new_state, Update(loss, logits, grads, updates)
+        return new_state, Update(loss, logits, grads, updates, penalty)
 
     def metrics(self, state: TrainState, batch, update: Update) -> dict[str, jax.Array]:
         """Every metric describes update number state.step + 1 and the weights
@@ -110,6 +149,7 @@ class TrainStep:
                 "update_norm": optax.tree.norm(update.updates),
                 "param_norm": optax.tree.norm(state.params),
                 **layer_grad_norms(update.grads),
+                **({} if update.penalty is None else {"regularization": update.penalty}),
             }
 
 

@@ -231,8 +231,10 @@ def results_table(final: dict[str, float]) -> str:
     `final`: train_and_evaluate's scalars ('POINT/aggregate/train/loss/mean', ...).
     """
     points = sorted({k.split("/aggregate/")[0] for k in final if "/aggregate/" in k})
-    columns = ["train/loss", "train/accuracy", "eval/loss", "eval/accuracy"]
+    columns = ["train/loss", "train/accuracy", "eval/loss", "eval/accuracy", "train/regularization"]
     columns = [c for c in columns if any(f"{p}/aggregate/{c}/mean" in final for p in points)]
+    if "train/regularization" in columns:  # what L1 switched off
+        columns.append("params/zero_fraction")
     header = ["point", *columns, "solved", "diverged", "steps to solve (median)"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for point in points:
