@@ -100,10 +100,10 @@ class TrainStep:
     """
 
     def __init__(
-        self, graphdef, loss_fn, optimizer, learning_rate, batch_sharding=None, penalty=Penalty()
+        self, graphdef, loss_fn, optimizer, learning_rate, batch_sharding=None, penalty=None
     ):
         self.graphdef, self.loss_fn = graphdef, loss_fn
-        self.penalty = penalty if penalty.l1 or penalty.l2 else None  # regularization
+        self.penalty = penalty if penalty and (penalty.l1 or penalty.l2) else None  # Penalty
         self.optimizer = optimizer
         self.learning_rate = learning_rate  # (opt_state, step) -> rate (optimizers.py)
         self.batch_sharding = batch_sharding  # split the batch over devices (parallel.py)
