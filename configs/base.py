@@ -46,6 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.hidden_sizes = (4,)  # width of each hidden layer
     config.model.activation = "relu"  # a key of nets.ACTIVATIONS
     config.model.leaky_slope = 0.01  # leaky_relu's slope for x < 0; maxout's init
+    config.model.dropout = 0.0  # mlp, cnn: rate hidden outputs are zeroed in training
     config.model.maxout_pieces = 2  # k, the lines per maxout unit
     config.model.step_theta = 0.0  # step: threshold
     config.model.step_gamma1 = 1.0  # step: output where x >= theta

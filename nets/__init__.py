@@ -55,6 +55,7 @@ def _mlp(model, input_shape, out_features, rngs, kernels, features):
         activation,
         dot_general=kernels.dot_general,
         inputs=inputs,
+        dropout=model.get("dropout", 0.0),
         rngs=rngs,
     )
 
@@ -65,8 +66,9 @@ def _cnn(model, input_shape, out_features, rngs, kernels, features):
         raise UserError(f"model 'cnn' needs images (height, width, channels), got {input_shape}")
     activation = layer_activations(model, CNN.NUM_ACTIVATIONS)
     return CNN(
-        input_shape, out_features, activation, conv=kernels.conv, pool=kernels.pool, rngs=rngs
-    )
+        input_shape, out_features, activation, conv=kernels.conv, pool=kernels.pool,
+        dropout=model.get("dropout", 0.0), rngs=rngs,
+    )  # fmt: skip
 
 
 def _maxout_mlp(model, input_shape, out_features, rngs, kernels, features):

@@ -33,6 +33,8 @@ class CNN(nnx.Module):
       conv: `(nnx.Conv module, x) -> y`, how each conv layer is applied;
         by default the layer's own call, `conv1(x)`.
       pool: `x -> y`, the 2x2 average pooling with stride 2.
+      dropout: the rate at which dense1's 256 outputs are zeroed in
+        training, where a call is given a `dropout_key` (not at evaluation).
       rngs: random streams for initialisation.
 
     `conv` and `pool` let `nets.build_model` swap in the rewrites that
@@ -53,11 +55,13 @@ class CNN(nnx.Module):
         *,
         conv: Callable[[nnx.Conv, jax.Array], jax.Array] = nnx.Conv.__call__,
         pool: Callable[[jax.Array], jax.Array] = avg_pool,
+        dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
         height, width, channels = image_shape
         self.image_shape = tuple(image_shape)
         self.conv, self.pool = conv, pool
+        self.dropout = nnx.Dropout(dropout) if dropout else None
         self.conv1 = nnx.Conv(channels, 32, kernel_size=(3, 3), rngs=rngs)
         self.conv2 = nnx.Conv(32, 64, kernel_size=(3, 3), rngs=rngs)
         flat = (height // 4) * (width // 4) * 64
@@ -66,8 +70,9 @@ class CNN(nnx.Module):
         act = per_layer(activation, self.NUM_ACTIVATIONS)
         self.activations = nnx.List([act[0](32), act[1](64), act[2](256)])
 
-    def features(self, x: jax.Array) -> jax.Array:
-        """The 256 units before the last layer: (batch, 256)."""
+    def features(self, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
+        """The 256 units before the last layer: (batch, 256); with a
+        `dropout_key` (training), after dropout."""
         assert x.shape[1:] == self.image_shape, (
             f"CNN expects images of shape (batch, {self.image_shape}), got {x.shape}"
         )
@@ -77,9 +82,12 @@ class CNN(nnx.Module):
         with jax.named_scope("conv2"):
             x = self.pool(self.activations[1](self.conv(self.conv2, x)))
         with jax.named_scope("dense1"):
-            return self.activations[2](self.dense1(x.reshape(x.shape[0], -1)))
+            x = self.activations[2](self.dense1(x.reshape(x.shape[0], -1)))
+        if self.dropout is not None and dropout_key is not None:
+            x = self.dropout(x, rngs=dropout_key)
+        return x
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.features(x)
+    def __call__(self, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
+        x = self.features(x, dropout_key)
         with jax.named_scope("dense2"):
             return self.dense2(x)

@@ -28,6 +28,9 @@ class MLP(nnx.Module):
       inputs: a fixed map applied to x first, whose output has
         `in_features` (the Playground's input features: nets/features.py);
         None: x as it is.
+      dropout: the rate at which each hidden unit's output is zeroed in
+        training (the rest scaled by 1 / (1 - rate)); only where a call is
+        given a `dropout_key`, so evaluation and pictures see every unit.
       rngs: random streams for weight initialisation.
 
     Shapes: x (..., in_features) -> logits (..., out_features); images
@@ -46,12 +49,14 @@ class MLP(nnx.Module):
         *,
         dot_general: Callable[..., jax.Array] = jax.lax.dot_general,
         inputs: nnx.Module | None = None,
+        dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
         sizes = [in_features, *hidden_sizes, out_features]
         assert all(s >= 1 for s in sizes), f"layer sizes must be >= 1, got {sizes}"
         self.in_features = in_features
         self.inputs = inputs
+        self.dropout = nnx.Dropout(dropout) if dropout else None
         self.layers = nnx.List(
             [
                 nnx.Linear(a, b, dot_general=dot_general, rngs=rngs)
@@ -73,10 +78,13 @@ class MLP(nnx.Module):
         )
         return x
 
-    def hidden(self, x: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
+    def hidden(
+        self, x: jax.Array, dropout_key: jax.Array | None = None
+    ) -> list[tuple[jax.Array, jax.Array]]:
         """(pre-activation, activation) of each hidden layer, input side first.
 
         Shapes: x (..., in_features) -> [((..., h_i), (..., h_i)) for each i].
+        With a `dropout_key` (training), each activation after dropout.
         """
         x = self.input_features(x)
         out = []
@@ -88,15 +96,17 @@ class MLP(nnx.Module):
                 z = layer(x)
             with jax.named_scope(f"activations_{i}"):
                 x = activation(z)
+            if self.dropout is not None and dropout_key is not None:
+                x = self.dropout(x, rngs=jax.random.fold_in(dropout_key, i))
             out.append((z, x))
         return out
 
-    def features(self, x: jax.Array) -> jax.Array:
+    def features(self, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
         """The last hidden layer's output (the input, with no hidden layer)."""
-        hidden = self.hidden(x)
+        hidden = self.hidden(x, dropout_key)
         return hidden[-1][1] if hidden else self.input_features(x)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.features(x)
+    def __call__(self, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
+        x = self.features(x, dropout_key)
         with jax.named_scope(f"layers_{len(self.layers) - 1}"):
             return self.layers[-1](x)

@@ -41,8 +41,10 @@ def test_config_differences_ignore_step_counts():
     assert checkpoints.config_differences(saved, other) == ["model.activation: 'relu' -> 'tanh'"]
 
 
-def test_resumed_run_equals_uninterrupted_run(xor_config, tmp_path):
+@pytest.mark.parametrize("dropout", [0.0, 0.5])  # dropout's masks: from the seed and the step
+def test_resumed_run_equals_uninterrupted_run(xor_config, tmp_path, dropout):
     xor_config.checkpoint_every = 200
+    xor_config.model.dropout = dropout
     whole = train.train_and_evaluate(xor_config, str(tmp_path / "whole"))
     # The same run in two parts: 400 steps, then on to 600 from the checkpoint.
     xor_config.num_steps = 400
@@ -57,6 +59,7 @@ def test_resumed_run_equals_uninterrupted_run(xor_config, tmp_path):
         "eval/accuracy",
         "eval/classification_error",
         "decision_boundary/train",
+        "network/train",
     ):
         parts[tag].remove(next(v for v in parts[tag] if v[0] == 400))  # the 1st part's end
     assert parts == whole_run

@@ -83,6 +83,7 @@ def config_of(file: str):
         ("configs/mnist_cnn.py", {"data.features": ("x1^2",)}, "data.features feed an mlp"),
         ("configs/playground.py:circles", {"data.num_classes": 3}, "has 2 classes; gaussians"),
         ("configs/csv.py", {}, "data.name=csv needs --config.data.path=FILE"),
+        ("configs/xor.py", {"model.dropout": 1.0}, r"model.dropout must be a rate in \[0, 1\)"),
     ],
 )
 def test_config_mistakes(file, values, message):

@@ -128,3 +128,21 @@ def test_an_activation_per_layer_from_the_command_line_form():
     model.activation = "(relu, tahn, relu)"
     with pytest.raises(UserError, match=r"unknown activation 'tahn'. Did you mean 'tanh'"):
         nets.build_model(model, (2,), 1, nnx.Rngs(0))
+
+
+def test_dropout_only_in_training_and_from_its_key():
+    model = ml_collections.ConfigDict(
+        {"name": "mlp", "hidden_sizes": (64,), "activation": "tanh", "dropout": 0.5}
+    )
+    mlp = nets.build_model(model, (2,), 1, nnx.Rngs(0))
+    x = jnp.ones((4, 2))
+    key = jax.random.key(1)
+    ((_, plain),) = mlp.hidden(x)
+    ((_, dropped),) = mlp.hidden(x, dropout_key=key)
+    zeroed = np.asarray(dropped) == 0
+    assert 0.3 < zeroed.mean() < 0.7  # about half the units, in training
+    np.testing.assert_allclose(np.asarray(dropped)[~zeroed], 2 * np.asarray(plain)[~zeroed])
+    np.testing.assert_array_equal(mlp.hidden(x, dropout_key=key)[0][1], dropped)  # same key
+    assert not np.array_equal(mlp.hidden(x, dropout_key=jax.random.key(2))[0][1], dropped)
+    model.dropout = 0.0  # evaluation (no key) sees the network without dropout
+    np.testing.assert_array_equal(mlp(x), nets.build_model(model, (2,), 1, nnx.Rngs(0))(x))

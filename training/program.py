@@ -108,13 +108,16 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     }  # fmt: skip
     numbers = parallel.put(numbers, on_members)
 
+    dropout = config.model.dropout > 0
+
     def init(seed, numbers):
         key = jax.random.key(seed)
         rngs = nnx.Rngs(params=jax.random.fold_in(key, 0))
         model = nets.build_model(config.model, shape, outputs, rngs, kernels, features)
         params = nnx.split(model, nnx.Param)[1]
         opt_state = optimizers.with_hyperparameters(optimizer.init(params), numbers)
-        state = steps.TrainState(step=jnp.array(0), params=params, opt_state=opt_state)
+        dropout_key = jax.random.key_data(jax.random.fold_in(key, 2)) if dropout else None
+        state = steps.TrainState(jnp.array(0), params, opt_state, dropout_key)
         return state, jax.random.key_data(jax.random.fold_in(key, 1))
 
     state, keys = jax.jit(jax.vmap(init), out_shardings=on_members)(seeds, numbers)

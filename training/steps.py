@@ -35,6 +35,9 @@ class TrainState(struct.PyTreeNode):
     step: jax.Array  # updates done so far
     params: nnx.State  # the model's nnx.Param variables
     opt_state: optax.OptState
+    # With dropout: the key data its masks come from, fold_in(key, step) at
+    # each step, so a resumed run draws the same masks. None: no dropout.
+    dropout_key: jax.Array | None = None
 
 
 def layer_grad_norms(grads: nnx.State) -> dict[str, jax.Array]:
@@ -118,9 +121,14 @@ class TrainStep:
         x, y = batch
 
         # The named scopes group the GRAPHS dashboard (and profiler traces).
+        dropout = {}  # the keyword only where there is dropout: any model takes x alone
+        if state.dropout_key is not None:
+            key = jax.random.wrap_key_data(state.dropout_key)
+            dropout = {"dropout_key": jax.random.fold_in(key, state.step)}
+
         def compute_loss(params):
             with jax.named_scope("model"):
-                logits = nnx.merge(self.graphdef, params)(data.to_inputs(x))
+                logits = nnx.merge(self.graphdef, params)(data.to_inputs(x), **dropout)
             with jax.named_scope("loss"):
                 loss = self.loss_fn(logits, y)
                 if self.penalty is None:
