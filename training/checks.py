@@ -57,9 +57,7 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
         f"model.hidden_sizes must be positive integers, got {model.hidden_sizes}",
     )
     require(model.maxout_pieces >= 1, "model.maxout_pieces must be >= 1")
-    require(
-        0 <= model.dropout < 1, f"model.dropout must be a rate in [0, 1), got {model.dropout}"
-    )
+    require(0 <= model.dropout < 1, f"model.dropout must be a rate in [0, 1), got {model.dropout}")
     require(
         not model.dropout or model.name in ("mlp", "cnn"),
         f"model.dropout is for the mlp and the cnn, not {model.name!r}",
