@@ -44,10 +44,10 @@ def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
     return flat
 
 
-def zero_fraction(params: nnx.State) -> float:
-    """The fraction of weights (kernel entries; not biases) with |w| < ZERO:
-    L1 regularization drives the useless ones there."""
-    weights = [np.abs(w) for name, w in param_arrays(params).items() if name.endswith("/kernel")]
+def zero_fraction(arrays: dict[str, np.ndarray]) -> float:
+    """The fraction of weights (kernel entries; not biases) with |w| < ZERO,
+    of `param_arrays(params)`: L1 regularization drives the useless ones there."""
+    weights = [np.abs(w) for name, w in arrays.items() if name.endswith("/kernel")]
     return float(sum(np.sum(w < ZERO) for w in weights) / max(sum(w.size for w in weights), 1))
 
 

@@ -219,9 +219,11 @@ class Inspect:
     def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
         start = time.perf_counter()
         params = run.params()
+        zeros = []
         for m, writer in enumerate(run.board.members):
-            writer.histograms(step, probes.param_arrays(params[m]))
-        zeros = [probes.zero_fraction(p) for p in params]
+            arrays = probes.param_arrays(params[m])  # flattened once, for both
+            writer.histograms(step, arrays)
+            zeros.append(probes.zero_fraction(arrays))
         run.board.scalars(step, {"params/zero_fraction": np.array(zeros)}, run.diverged_at == 0)
         run.probes.seconds += time.perf_counter() - start
         for m in run.probed:
