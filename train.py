@@ -33,6 +33,7 @@ if __name__ == "__main__":
 
 import jax
 import ml_collections
+import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -84,12 +85,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
 
 def _train_and_evaluate(config, run_dir: str, stop: signals.StopRequests) -> dict[str, float]:
     groups = sweeps.groups(config)
-    final, trained, diverged = {}, False, []
+    final, trained, diverged, sharpness = {}, False, [], {}
     for group in groups:
         result = train_group(config, group, run_dir, stop)
         final.update(result.final)
         trained |= result.trained
         diverged += [result.diverged_by] if result.diverged_by else []
+        sharpness.update(result.sharpness)
     if len(diverged) == len(groups) and trained:  # (a single run raised already)
         members = sum(len(g.members) for g in groups)
         raise Diverged(
@@ -105,6 +107,9 @@ def _train_and_evaluate(config, run_dir: str, stop: signals.StopRequests) -> dic
         try:
             aggregate.text("config", summaries.config_markdown(sweeps.plain(config)))
             aggregate.text("results", table, config.num_steps)
+            if sharpness:
+                picture = actions.sharpness_picture(sharpness)
+                aggregate.image("sharpness/vs_limit", picture, config.num_steps)
         finally:
             aggregate.close()
         console(f"{table}\nRuns written to {run_dir}")
@@ -115,6 +120,7 @@ class Trained(NamedTuple):
     final: dict[str, float]  # its last scalars, as train_and_evaluate returns them
     trained: bool  # whether any step was trained here (or it had finished before)
     diverged_by: int  # the step by which every member had diverged (0: not all did)
+    sharpness: dict  # its points' sharpness curves (actions.sharpness_curves), if measured
 
 
 def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
@@ -129,7 +135,7 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
         if start_step:
             run.restore()
         if run.step >= group.config.num_steps or run.ended:
-            return Trained(board.final, False, run.ended)
+            return Trained(board.final, False, run.ended, actions.sharpness_curves(run))
         compiled = time.perf_counter() - start
         stop.check_before_start()
         if parallel.is_writer():  # process 0 of a multi-host run writes the files
@@ -147,7 +153,7 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
             board.close()
         finally:
             checkpointer.close()
-    return Trained(board.final, True, run.ended)
+    return Trained(board.final, True, run.ended, actions.sharpness_curves(run))
 
 
 def train(run: actions.Run, stop: signals.StopRequests) -> None:
@@ -177,6 +183,11 @@ def train(run: actions.Run, stop: signals.StopRequests) -> None:
                 action(run, run.step, metrics)
     actions.finish(run)
     seconds, probed = time.perf_counter() - started, run.probes.seconds
+    if run.sharpness_seconds:  # the median: the first call also warms up
+        cost = np.median(run.sharpness_seconds)
+        probed = f"{probed:.2f} s; sharpness {cost:.3f} s per log step"
+    else:
+        probed = f"{probed:.2f} s"
     result = ""
     if not run.members[0].name:  # a single run
         final = run.board.final
@@ -185,7 +196,7 @@ def train(run: actions.Run, stop: signals.StopRequests) -> None:
         result = f"; train {actions.headline(train)}; eval {actions.headline(evaluation)}"
     where = run.board.dirs[0] if not run.members[0].name else run.board.run_dir
     console(
-        f"done: {run.step} steps in {seconds:.2f} s (pictures and probes {probed:.2f} s)"
+        f"done: {run.step} steps in {seconds:.2f} s (pictures and probes {probed})"
         f"{result}. Run written to {where}"
     )
 

@@ -24,6 +24,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.layer_stats = False  # log each hidden layer's dead/saturated units
     config.embedding_examples = 1000  # eval examples in EMBEDDINGS at the end; 0 = none
 
+    # Measurements of how the net learns, off by default (they cost time).
+    config.probes = ml_collections.ConfigDict()
+    config.probes.sharpness = False  # train/sharpness: the loss Hessian's top eigenvalue
+    config.probes.sharpness_iterations = 20  # Lanczos steps (Hessian-vector products)
+    config.probes.sharpness_examples = 1000  # measured on the first N train examples; 0 = all
+
     config.data = ml_collections.ConfigDict()
     config.data.name = "xor"  # a key of data.DATASETS
     config.data.seed = 0  # draws generated data (apart from config.seed)
@@ -36,6 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.true_b = 0.5  # `linear`: the b that makes y
     config.data.data_dir = ""  # image sets: folder of the IDX files ("" = default)
     config.data.num_validation = 0  # image sets: train images held out as eval split
+    config.data.train_subset = 0  # image sets: train on the first N train images; 0 = all
     config.data.path = ""  # csv: your data file (data/csv_file.py has the format)
     config.data.eval_path = ""  # csv: a file of eval rows ("" = hold out num_eval rows)
     config.data.task = "classification"  # csv: the label is a class, or a regression target

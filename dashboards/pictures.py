@@ -11,9 +11,12 @@ must be cheap.
   in black, the data points on top (outlined in grey).
 - `curves`: functions of one variable on a grid with axes, e.g. an
   activation and its derivative.
+- `chart`: labelled line charts with bands, e.g. sharpness against its
+  limit over training, or a sweep's final loss against the swept value.
 """
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -270,3 +273,138 @@ def captioned_grid(images: np.ndarray, captions: Sequence[str], columns: int = 8
             anchor="ma",
         )
     return np.asarray(sheet)
+
+
+class Series(NamedTuple):
+    """One line of a `chart`, with an optional shaded band around it."""
+
+    y: np.ndarray  # (m,), NaN where there is no value
+    label: str
+    low: np.ndarray | None = None  # the band, (m,) each
+    high: np.ndarray | None = None
+    dashed: bool = False
+    color: int | None = None  # an index into the chart's colours; None: its place
+
+
+def ticks(lo: float, hi: float, log: bool = False, count: int = 5) -> list[float]:
+    """Round values to label an axis from `lo` to `hi` (powers of ten on a log one)."""
+    if log:
+        first, last = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+        return [10.0**e for e in range(first, last + 1) if lo <= 10.0**e * (1 + 1e-9) and
+                10.0**e <= hi * (1 + 1e-9)]  # fmt: skip
+    span = max(hi - lo, 1e-12)
+    raw = span / count
+    step = 10 ** np.floor(np.log10(raw))
+    step *= next(m for m in (1, 2, 2.5, 5, 10) if m * step >= raw)
+    start = np.ceil(lo / step - 1e-9) * step
+    return [round(float(t), 12) + 0.0 for t in np.arange(start, hi + step * 1e-6, step)]
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}".replace("-0", "0") if value == 0 else f"{value:.4g}"
+
+
+def _dashed(draw, points: list, color, on: float = 7, off: float = 5) -> None:
+    """A polyline drawn `on` pixels on, `off` pixels off, along its length."""
+    phase = 0.0  # where along the pattern the segment starts
+    for (xa, ya), (xb, yb) in zip(points, points[1:], strict=False):
+        length = float(np.hypot(xb - xa, yb - ya))
+        t = 0.0
+        while t < length:
+            into = phase % (on + off)
+            piece = (on - into) if into < on else (on + off - into)
+            end = min(t + piece, length)
+            if into < on:
+                a, b = t / length, end / length
+                start = (xa + a * (xb - xa), ya + a * (yb - ya))
+                draw.line([start, (xa + b * (xb - xa), ya + b * (yb - ya))], fill=color, width=2)
+            phase += end - t
+            t = end
+
+
+def chart(
+    x: np.ndarray,
+    series: Sequence[Series],
+    title: str = "",
+    x_label: str = "",
+    log_x: bool = False,
+    mark: tuple[float, float] | None = None,
+    size: tuple[int, int] = (300, 480),
+) -> np.ndarray:
+    """A line chart with labelled axes: each series a colour, its band shaded,
+    a legend, and `mark` (x, y) circled (the best value of a sweep).
+
+    Returns (height, width, 3) uint8.
+    """
+    from PIL import Image, ImageDraw
+
+    h, w = size
+    left, right, top, bottom = 56, 12, 24 if title else 10, 34
+    x = np.asarray(x, np.float64)
+    ys = [np.asarray(v, np.float64) for s in series for v in (s.y, s.low, s.high) if v is not None]
+    finite = np.concatenate([v[np.isfinite(v)] for v in ys]) if ys else np.zeros(0)
+    y0, y1 = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    pad = 0.05 * max(y1 - y0, 1e-6 * max(abs(y1), 1))
+    y0, y1 = y0 - pad, y1 + pad
+    fx = np.log10 if log_x else (lambda v: v)
+    x0, x1 = float(fx(x.min())), float(fx(x.max()))
+    x1 = x1 if x1 > x0 else x0 + 1
+
+    def px(v):
+        return left + (np.asarray(fx(v), np.float64) - x0) / (x1 - x0) * (w - left - right)
+
+    def py(v):
+        return top + (y1 - np.asarray(v, np.float64)) / (y1 - y0) * (h - top - bottom)
+
+    image = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(image)
+    font = _font(11)
+    grid, ink = tuple(int(c) for c in GRID), (90, 90, 90)
+    for t in ticks(10**x0 if log_x else x0, 10**x1 if log_x else x1, log_x):
+        draw.line([(px(t), top), (px(t), h - bottom)], fill=grid)
+        draw.text((px(t), h - bottom + 3), _number(t), fill=ink, font=font, anchor="ma")
+    for t in ticks(y0, y1):
+        draw.line([(left, py(t)), (w - right, py(t))], fill=grid)
+        draw.text((left - 4, py(t)), _number(t), fill=ink, font=font, anchor="rm")
+    draw.rectangle([left, top, w - right, h - bottom], outline=ink)
+    draw.text((w / 2, h - 4), x_label, fill="black", font=font, anchor="md")
+    draw.text((w / 2, 4), title, fill="black", font=font, anchor="ma")
+    legend = []
+    for i, s in enumerate(series):
+        index = i if s.color is None else s.color
+        color = tuple(int(c) for c in CLASS_COLORS[(index + 1) % len(CLASS_COLORS)])
+        if s.low is not None and s.high is not None:
+            ok = np.isfinite(s.low) & np.isfinite(s.high)
+            band = Image.new("RGB", (w, h), "white")
+            upper = zip(px(x[ok]), py(np.asarray(s.high)[ok]), strict=True)
+            lower = zip(px(x[ok][::-1]), py(np.asarray(s.low)[ok][::-1]), strict=True)
+            outline = [*upper, *lower]
+            if len(outline) >= 3:
+                ImageDraw.Draw(band).polygon(outline, fill=color)
+                mask = Image.new("L", (w, h), 0)  # the band, a quarter opaque
+                ImageDraw.Draw(mask).polygon(outline, fill=60)
+                image.paste(band, (0, 0), mask)
+                draw = ImageDraw.Draw(image)
+        ok = np.isfinite(s.y)
+        points = list(zip(px(x[ok]), py(np.asarray(s.y)[ok]), strict=True))
+        if s.dashed:
+            _dashed(draw, points, color)
+        elif len(points) > 1:
+            draw.line(points, fill=color, width=2)
+        elif points:
+            draw.ellipse([points[0][0] - 2, points[0][1] - 2, points[0][0] + 2, points[0][1] + 2],
+                         fill=color)  # fmt: skip
+        if s.label:
+            legend.append((s.label, color))
+    for row, (label, color) in enumerate(legend):  # top left, on white
+        y = top + 8 + 14 * row
+        box = draw.textbbox((left + 30, y), label, font=font, anchor="lm")
+        draw.rectangle([left + 4, box[1] - 2, box[2] + 4, box[3] + 2], fill="white")
+        draw.line([(left + 8, y), (left + 26, y)], fill=color, width=2)
+        draw.text((left + 30, y), label, fill="black", font=font, anchor="lm")
+    if mark is not None:
+        mx, my = float(px(mark[0])), float(py(mark[1]))
+        draw.ellipse([mx - 6, my - 6, mx + 6, my + 6], outline=(214, 39, 40), width=2)
+        draw.text((mx, my - 8), f"best {_number(mark[0])}", fill=(214, 39, 40), font=font,
+                  anchor="md")  # fmt: skip
+    return np.asarray(image)

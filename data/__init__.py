@@ -157,7 +157,8 @@ def _idx_images(config, default_dir: str, how_to_get: str, class_names) -> Datas
     Images stay uint8, shape (n, 28, 28, 1): a quarter of the memory of
     float32 on the device; `to_inputs` scales them inside the jitted step.
     The eval split is the test set, or with `data.num_validation` = v, the
-    last v training images (held out of training).
+    last v training images (held out of training). `data.train_subset` = n
+    trains on the first n training images only (full-batch studies).
     """
     data_dir = config.data_dir or default_dir
     if not data_dir or not os.path.isdir(data_dir):
@@ -173,6 +174,11 @@ def _idx_images(config, default_dir: str, how_to_get: str, class_names) -> Datas
     if v:
         x_train, x_eval = x_train[:-v], x_train[-v:]
         y_train, y_eval = y_train[:-v], y_train[-v:]
+    n = config.train_subset
+    if not 0 <= n <= len(x_train):
+        raise UserError(f"data.train_subset must be in [0, {len(x_train)}] (0 = all), got {n}")
+    if n:  # the first n (the files' order is already shuffled)
+        x_train, y_train = x_train[:n], y_train[:n]
     return Dataset(
         x_train[..., None],
         y_train.astype(np.int32),

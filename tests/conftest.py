@@ -17,8 +17,13 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # finite Adam update into NaN (tests/test_activations.py, maxout learning |x|).
 
 
-# Subprocess runs share one XLA compilation cache, away from the user's.
-COMPILATION_CACHE = f"--compilation_cache={os.path.join(tempfile.gettempdir(), 'hnl-test-xla')}"
+# The tests and their subprocess runs share one XLA compilation cache, away
+# from the user's: many tests compile the same small programs.
+CACHE_DIR = os.path.join(tempfile.gettempdir(), "hnl-test-xla")
+COMPILATION_CACHE = f"--compilation_cache={CACHE_DIR}"
+jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

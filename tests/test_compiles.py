@@ -17,7 +17,9 @@ def count_compiles():
             counts.append(duration)
 
     jax.monitoring.register_event_duration_secs_listener(listener)
+    jax.config.update("jax_enable_compilation_cache", False)  # a cache hit is not a compile
     yield counts
+    jax.config.update("jax_enable_compilation_cache", True)
     jax.monitoring.unregister_event_duration_listener(listener)
 
 

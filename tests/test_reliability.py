@@ -21,11 +21,16 @@ ARGS = [
     "--config.checkpoint_every=1000",
 ]
 RUN = "xor/checkpoint_every=1000,log_every=500,model.hidden_sizes=256x256,num_steps=6000"
-# A sweep: 2 learning rates x 2 seeds, one program.
-SWEEP = ["--config.num_seeds=2", "--config.sweep.optimizer.learning_rate=(0.01,0.05)"]
+# A sweep: 2 learning rates x 2 seeds, one program; its sharpness picture
+# at the end draws every log step's, those before the kill from the checkpoint.
+SWEEP = [
+    "--config.num_seeds=2",
+    "--config.sweep.optimizer.learning_rate=(0.01,0.05)",
+    "--config.probes.sharpness=true",
+]
 SWEEP_RUN = (
     "xor/checkpoint_every=1000,log_every=500,model.hidden_sizes=256x256,num_seeds=2,"
-    "num_steps=6000,sweep.optimizer.learning_rate=0.01x0.05"
+    "num_steps=6000,probes.sharpness=True,sweep.optimizer.learning_rate=0.01x0.05"
 )
 
 

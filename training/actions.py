@@ -6,26 +6,28 @@ up to the next step where one is due, then calls the due ones in order:
 
     LogTrain    log_every    train scalars (per member, aggregates), console
     Inspect     log_every    parameter histograms, layer probes
+    Sharpness   log_every    the loss Hessian's top eigenvalue (probes.sharpness)
     Pictures    picture_every decision boundaries of 2-D classifiers
     Evaluate    eval_every   the eval split: scalars, confusion matrix
     Checkpoint  checkpoint_every  the whole state, to resume bit for bit
 
-`Inspect`, `Pictures` and `Evaluate` also fire at step 0 of a new run. They
+`Inspect`, `Sharpness`, `Pictures` and `Evaluate` also fire at step 0 of a new run. They
 share one `Run`: the program, its current state and where it writes.
 """
 
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 
 import jax
 import numpy as np
 
-from dashboards import graphs, probes, summaries
+from dashboards import graphs, pictures, probes, summaries
 from dashboards.board import Board
 from plumbing.failures import Diverged
-from training import checkpoints, parallel, steps, sweeps
+from training import checkpoints, curvature, parallel, steps, sweeps
 from training.program import Program
 
 # Pictures, layer probes and embeddings are drawn for at most this many
@@ -66,6 +68,10 @@ class Run:
         self.seconds = 0.0  # in the compiled loop since the last log line
         self._params = None  # (state, its members' host parameters)
         self.steps_timed = 0
+        # [step, each member's sharpness, each one's limit or None] per log
+        # step (probes.sharpness), checkpointed: the end picture draws them all.
+        self.sharpness: list = []
+        self.sharpness_seconds: list[float] = []
 
     def params(self) -> list:
         """Each member's parameters, on the host (copied once per state: the
@@ -88,6 +94,7 @@ class Run:
         self.diverged_at = np.array(saved["diverged_at"], np.int32)
         self.solved_at = np.array(saved["solved_at"], np.int64)
         self.ended = saved.get("ended", 0)
+        self.sharpness = saved.get("sharpness", [])
         self.device_diverged_at = parallel.put(self.diverged_at, self.program.diverged_at.sharding)
 
     def save(self) -> str:
@@ -99,6 +106,7 @@ class Run:
                 "diverged_at": self.diverged_at.tolist(),
                 "solved_at": self.solved_at.tolist(),
                 "ended": self.ended,
+                "sharpness": self.sharpness,
             }
             self.checkpointer.save(self.step, self.state, self.run_config.to_dict(), progress)
             self.last_saved = self.step
@@ -230,6 +238,27 @@ class Inspect:
             run.probes.at_log(run.board.members[m], step, params[m])
 
 
+class Sharpness:
+    """Every member's sharpness (probes.sharpness), beside the limit that
+    gradient descent holds it to, 2/eta for sgd (training/curvature.py)."""
+
+    every = "log_every"
+    at_start = True
+
+    def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
+        if run.program.sharpness is None:
+            return
+        start = time.perf_counter()
+        top, rate, momentum = jax.device_get(run.program.sharpness(run.state))
+        limit = curvature.stability_limit(run.config.optimizer.name, rate, momentum)
+        values = {"train/sharpness": top}
+        if limit is not None:
+            values["train/sharpness_limit"] = limit
+        run.board.scalars(step, values, run.diverged_at == 0)
+        run.sharpness.append([step, top.tolist(), None if limit is None else limit.tolist()])
+        run.sharpness_seconds.append(time.perf_counter() - start)
+
+
 class Pictures:
     """Decision boundaries of the probed members (2-D classifiers)."""
 
@@ -269,7 +298,7 @@ class Checkpoint:
         run.save()
 
 
-ACTIONS = (LogTrain(), Inspect(), Pictures(), Evaluate(), Checkpoint())
+ACTIONS = (LogTrain(), Inspect(), Sharpness(), Pictures(), Evaluate(), Checkpoint())
 
 
 def finish(run: Run) -> None:
@@ -281,11 +310,53 @@ def finish(run: Run) -> None:
         if report:
             run.board.members[m].text("learned_vs_true", report, run.step)
             run.console(report)
+    if run.sharpness and list(run.board.points) in ([], [""]):  # a sweep's: train.py
+        picture = sharpness_picture(sharpness_curves(run))
+        writer = run.board.aggregates[""] if run.board.points else run.board.members[0]
+        writer.image("sharpness/vs_limit", picture, run.step)
     for point, writer in run.board.aggregates.items():
         summary = point_summary(run, point)
         writer.text("results", sweeps.summary_table(summary), run.step)
         if len(run.board.points) == 1:
             run.console(sweeps.summary_table(summary))
+
+
+def sharpness_curves(run: Run) -> dict[str, tuple]:
+    """{point: (steps, mean, min, max, limit)} of the members' sharpness, over
+    each point's members that were still training ('' for a single run);
+    {} if it was not measured."""
+    if not run.sharpness:
+        return {}
+    steps_ = np.array([s for s, _, _ in run.sharpness])
+    values = np.array([v for _, v, _ in run.sharpness], np.float64)  # (log steps, members)
+    limits = np.array([np.nan * np.ones(len(v)) if lim is None else lim
+                       for _, v, lim in run.sharpness], np.float64)  # fmt: skip
+    alive = steps_[:, None] < np.where(run.diverged_at > 0, run.diverged_at, np.inf)[None]
+    values = np.where(alive, values, np.nan)
+    points = run.board.points or {"": [0]}
+    curves = {}
+    with warnings.catch_warnings():  # a step where none was left (or no limit): NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for point, indices in points.items():
+            v = values[:, indices]
+            curves[point] = (steps_, np.nanmean(v, 1), np.nanmin(v, 1), np.nanmax(v, 1),
+                             np.nanmean(limits[:, indices], 1))  # fmt: skip
+    return curves
+
+
+def sharpness_picture(curves: dict[str, tuple]) -> np.ndarray:
+    """Sharpness over training, a line per point (its band: min to max over
+    seeds), each point's limit 2/eta dashed in its colour."""
+    series, x = [], next(iter(curves.values()))[0]
+    for i, (point, (_, mean, low, high, limit)) in enumerate(curves.items()):
+        many = not np.allclose(low, high, equal_nan=True)
+        name = point or "sharpness"
+        series.append(pictures.Series(mean, name, low if many else None, high if many else None,
+                                      color=i))  # fmt: skip
+        if np.isfinite(limit).any():
+            series.append(pictures.Series(limit, "limit 2/eta" if not point else "", dashed=True,
+                                          color=i))  # fmt: skip
+    return pictures.chart(x, series, "sharpness (solid) and its limit (dashed)", "step")
 
 
 def point_summary(run: Run, point: str) -> dict[str, float]:

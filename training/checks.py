@@ -57,6 +57,15 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
         f"model.hidden_sizes must be positive integers, got {model.hidden_sizes}",
     )
     require(model.maxout_pieces >= 1, "model.maxout_pieces must be >= 1")
+    probes = config.probes
+    require(
+        probes.sharpness_iterations >= 1,
+        f"probes.sharpness_iterations must be >= 1, got {probes.sharpness_iterations}",
+    )
+    require(
+        probes.sharpness_examples >= 0,
+        f"probes.sharpness_examples must be >= 0 (0 = all), got {probes.sharpness_examples}",
+    )
     require(0 <= model.dropout < 1, f"model.dropout must be a rate in [0, 1), got {model.dropout}")
     require(
         not model.dropout or model.name in ("mlp", "cnn"),

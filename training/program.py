@@ -26,7 +26,7 @@ from flax import nnx
 import data
 import nets
 from plumbing.failures import UserError
-from training import losses, optimizers, parallel, steps
+from training import curvature, losses, optimizers, parallel, steps
 from training.sweeps import Group
 
 
@@ -46,6 +46,8 @@ class Program(NamedTuple):
     compiled: Any  # the XLA program of the train loop (or of one step, stepwise)
     stepwise: bool  # one compiled step per call (convolutions on CPU), or fused
     reset: Callable  # (state, earlier, members) -> state with those members' weights from earlier
+    # state -> (sharpness, learning rate, momentum) per member (probes.sharpness), or None
+    sharpness: Callable | None = None
 
     def member_state(self, state: steps.TrainState, m: int = 0) -> steps.TrainState:
         return jax.tree.map(lambda a: a[m], state)
@@ -165,7 +167,30 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
         group, dataset, graphdef, state, diverged_at, train,
         lambda params: evaluate(params, eval_data),
         train_step, first_batch, batches, compiled, stepwise, jax.jit(_reset),
+        _sharpness(config, train_step, state, dataset, everywhere),
     )  # fmt: skip
+
+
+def _sharpness(config, train_step: steps.TrainStep, state, dataset, everywhere):
+    """`state -> (sharpness, learning rate, momentum)` of every member, on the
+    first `probes.sharpness_examples` training examples; None if not asked for."""
+    if not config.probes.sharpness:
+        return None
+    n = config.probes.sharpness_examples or len(dataset.y_train)
+    examples = parallel.put((dataset.x_train[:n], dataset.y_train[:n]), everywhere)
+    measure = curvature.make_sharpness(
+        train_step.graphdef, train_step.loss_fn, train_step.penalty,
+        config.probes.sharpness_iterations,
+    )  # fmt: skip
+
+    def probe(state, examples):  # one member
+        rate = train_step.learning_rate(state.opt_state, state.step)
+        momentum = state.opt_state.hyperparams["momentum"]
+        return measure(state.params, examples), rate, momentum
+
+    probe = jax.jit(jax.vmap(probe, in_axes=(0, None))).lower(state, examples)
+    probe = probe.compile(steps.compiler_options())
+    return lambda state: probe(state, examples)
 
 
 def _reset(state: steps.TrainState, earlier: steps.TrainState, members: jax.Array):
