@@ -85,13 +85,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
 
 def _train_and_evaluate(config, run_dir: str, stop: signals.StopRequests) -> dict[str, float]:
     groups = sweeps.groups(config)
-    final, trained, diverged, sharpness = {}, False, [], {}
+    final, trained, diverged, sharpness, gone = {}, False, [], {}, set()
     for group in groups:
         result = train_group(config, group, run_dir, stop)
         final.update(result.final)
         trained |= result.trained
         diverged += [result.diverged_by] if result.diverged_by else []
         sharpness.update(result.sharpness)
+        gone |= result.diverged
     if len(diverged) == len(groups) and trained:  # (a single run raised already)
         members = sum(len(g.members) for g in groups)
         raise Diverged(
@@ -102,16 +103,7 @@ def _train_and_evaluate(config, run_dir: str, stop: signals.StopRequests) -> dic
     if not trained:
         console(f"{run_dir} finished at step {config.num_steps}; --new_run starts another run")
     elif sweeps.sweep_spec(config):
-        table = sweeps.results_table(final)
-        aggregate = parallel.writer(os.path.join(run_dir, "aggregate"))
-        try:
-            aggregate.text("config", summaries.config_markdown(sweeps.plain(config)))
-            aggregate.text("results", table, config.num_steps)
-            if sharpness:
-                picture = actions.sharpness_picture(sharpness)
-                aggregate.image("sharpness/vs_limit", picture, config.num_steps)
-        finally:
-            aggregate.close()
+        table = actions.finish_sweep(config, run_dir, groups, final, sharpness, gone)
         console(f"{table}\nRuns written to {run_dir}")
     return final
 
@@ -121,6 +113,7 @@ class Trained(NamedTuple):
     trained: bool  # whether any step was trained here (or it had finished before)
     diverged_by: int  # the step by which every member had diverged (0: not all did)
     sharpness: dict  # its points' sharpness curves (actions.sharpness_curves), if measured
+    diverged: set[str]  # the names of its members that diverged
 
 
 def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
@@ -135,7 +128,7 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
         if start_step:
             run.restore()
         if run.step >= group.config.num_steps or run.ended:
-            return Trained(board.final, False, run.ended, actions.sharpness_curves(run))
+            return Trained(board.final, False, run.ended, *actions.outcome(run))
         compiled = time.perf_counter() - start
         stop.check_before_start()
         if parallel.is_writer():  # process 0 of a multi-host run writes the files
@@ -153,7 +146,7 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
             board.close()
         finally:
             checkpointer.close()
-    return Trained(board.final, True, run.ended, actions.sharpness_curves(run))
+    return Trained(board.final, True, run.ended, *actions.outcome(run))
 
 
 def train(run: actions.Run, stop: signals.StopRequests) -> None:

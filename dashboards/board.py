@@ -3,8 +3,9 @@
 A single run writes into its run directory. A run of many members writes
 one TensorBoard run per member (`seed=K`, or `POINT/seed=K`) and, per
 point, an `aggregate` run with the mean, std, min and max over its seeds of
-every scalar. `Board.scalars` takes each value with a leading members axis
-and writes all of them; `final` keeps the latest value of every scalar
+every scalar, and mean -+ std as `lower` and `upper`: CUSTOM SCALARS draws
+them as a band (`summaries.seed_bands`). `Board.scalars` takes each value
+with a leading members axis and writes all of them; `final` keeps the latest value of every scalar
 written through it (the metrics and aggregates; not the probes'), keyed
 `RUN/TAG` as TensorBoard names it (`train/loss` for a single run,
 `seed=1/train/loss`, `lr=0.1/aggregate/train/loss/mean`).
@@ -21,11 +22,13 @@ from training.sweeps import Group
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:
-    """{'mean': ..., 'std': ..., 'min': ..., 'max': ...} of one scalar over members."""
+    """{'mean', 'std', 'min', 'max', 'lower', 'upper'} of one scalar over
+    members; lower and upper are mean -+ std, the band CUSTOM SCALARS draws."""
     values = np.asarray(values, np.float64)
+    mean, std = float(np.mean(values)), float(np.std(values))
     return {
-        "mean": float(np.mean(values)), "std": float(np.std(values)),
-        "min": float(np.min(values)), "max": float(np.max(values)),
+        "mean": mean, "std": std, "min": float(np.min(values)), "max": float(np.max(values)),
+        "lower": mean - std, "upper": mean + std,
     }  # fmt: skip
 
 

@@ -329,10 +329,12 @@ def chart(
     x_label: str = "",
     log_x: bool = False,
     mark: tuple[float, float] | None = None,
+    log_y: bool = False,
     size: tuple[int, int] = (300, 480),
 ) -> np.ndarray:
     """A line chart with labelled axes: each series a colour, its band shaded,
-    a legend, and `mark` (x, y) circled (the best value of a sweep).
+    a legend, and `mark` (x, y) circled (the best value of a sweep). `log_x`,
+    `log_y`: logarithmic axes (for positive values).
 
     Returns (height, width, 3) uint8.
     """
@@ -342,11 +344,12 @@ def chart(
     left, right, top, bottom = 56, 12, 24 if title else 10, 34
     x = np.asarray(x, np.float64)
     ys = [np.asarray(v, np.float64) for s in series for v in (s.y, s.low, s.high) if v is not None]
-    finite = np.concatenate([v[np.isfinite(v)] for v in ys]) if ys else np.zeros(0)
-    y0, y1 = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    fx = np.log10 if log_x else (lambda v: v)
+    fy = np.log10 if log_y else (lambda v: v)
+    finite = np.concatenate([v[np.isfinite(v) & (v > 0 if log_y else True)] for v in ys])
+    y0, y1 = (float(fy(finite.min())), float(fy(finite.max()))) if finite.size else (0.0, 1.0)
     pad = 0.05 * max(y1 - y0, 1e-6 * max(abs(y1), 1))
     y0, y1 = y0 - pad, y1 + pad
-    fx = np.log10 if log_x else (lambda v: v)
     x0, x1 = float(fx(x.min())), float(fx(x.max()))
     x1 = x1 if x1 > x0 else x0 + 1
 
@@ -354,7 +357,9 @@ def chart(
         return left + (np.asarray(fx(v), np.float64) - x0) / (x1 - x0) * (w - left - right)
 
     def py(v):
-        return top + (y1 - np.asarray(v, np.float64)) / (y1 - y0) * (h - top - bottom)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = fy(np.asarray(v, np.float64))
+        return top + (y1 - value) / (y1 - y0) * (h - top - bottom)
 
     image = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(image)
@@ -363,7 +368,7 @@ def chart(
     for t in ticks(10**x0 if log_x else x0, 10**x1 if log_x else x1, log_x):
         draw.line([(px(t), top), (px(t), h - bottom)], fill=grid)
         draw.text((px(t), h - bottom + 3), _number(t), fill=ink, font=font, anchor="ma")
-    for t in ticks(y0, y1):
+    for t in ticks(10**y0 if log_y else y0, 10**y1 if log_y else y1, log_y):
         draw.line([(left, py(t)), (w - right, py(t))], fill=grid)
         draw.text((left - 4, py(t)), _number(t), fill=ink, font=font, anchor="rm")
     draw.rectangle([left, top, w - right, h - bottom], outline=ink)
@@ -405,6 +410,7 @@ def chart(
     if mark is not None:
         mx, my = float(px(mark[0])), float(py(mark[1]))
         draw.ellipse([mx - 6, my - 6, mx + 6, my + 6], outline=(214, 39, 40), width=2)
-        draw.text((mx, my - 8), f"best {_number(mark[0])}", fill=(214, 39, 40), font=font,
-                  anchor="md")  # fmt: skip
+        below = my - 8 < top + 14  # no room above
+        where, anchor = ((mx, my + 8), "ma") if below else ((mx, my - 8), "md")
+        draw.text(where, f"best {_number(mark[0])}", fill=(214, 39, 40), font=font, anchor=anchor)
     return np.asarray(image)

@@ -174,6 +174,13 @@ class Writer:
 
         self._write_summaries(step, [text_pb(tag, markdown)])
 
+    def layout(self, layout) -> None:
+        """The CUSTOM SCALARS dashboard's charts: a `layout_pb2.Layout`.
+
+        TensorBoard merges the layouts of every run, dropping repeated charts.
+        """
+        self._write_summaries(0, [layout_pb(layout)])
+
     def graph(self, graph_def) -> None:
         """The GRAPHS dashboard: a `tensorboard.compat.proto` GraphDef."""
         self._write(0, graph_def=graph_def.SerializeToString())  # as tf.summary.graph
@@ -235,6 +242,47 @@ class Writer:
         path = self._process.event_file(self._id)
         if path and not os.path.exists(path):
             raise UserError(event_writer.disappeared(path))
+
+
+def layout_pb(layout):
+    """The Summary `tensorboard.plugins.custom_scalar.summary.pb` makes, built
+    here without TensorFlow (which that function imports)."""
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.plugins.custom_scalar import metadata
+    from tensorboard.util import tensor_util
+
+    tensor = tensor_util.make_tensor_proto(layout.SerializeToString(), dtype=np.object_)
+    summary = summary_pb2.Summary()
+    summary.value.add(
+        tag=metadata.CONFIG_SUMMARY_TAG, metadata=metadata.create_summary_metadata(), tensor=tensor
+    )
+    return summary
+
+
+def seed_bands(tags: list[str]):
+    """A CUSTOM SCALARS layout: per tag, the seeds' mean with a mean -+ std
+    band (a margin chart), and beside it their min and max.
+
+    Every point's aggregate run has these tags, so each chart shows every
+    point: the run selector picks which.
+    """
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    charts = []
+    for tag in tags:
+        band = layout_pb2.MarginChartContent.Series(
+            value=f"{tag}/mean", lower=f"{tag}/lower", upper=f"{tag}/upper"
+        )
+        charts.append(
+            layout_pb2.Chart(
+                title=f"{tag}: mean -+ std over seeds",
+                margin=layout_pb2.MarginChartContent(series=[band]),
+            )
+        )
+        spread = layout_pb2.MultilineChartContent(tag=[rf"^{tag}/(min|max)$"])
+        charts.append(layout_pb2.Chart(title=f"{tag}: min and max", multiline=spread))
+    category = layout_pb2.Category(title="seed bands (aggregate runs)", chart=charts)
+    return layout_pb2.Layout(category=[category])
 
 
 def image_pb(tag: str, image: np.ndarray):

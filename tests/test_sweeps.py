@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import read_events, read_scalars, write_mnist
+from conftest import read_events, read_image, read_scalars, write_mnist
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 import train
@@ -113,7 +113,7 @@ def test_structural_sweep_runs_a_program_per_value_and_tabulates(sweep_config, t
     printed = capsys.readouterr().out
     assert printed.count("compiled in") == 2  # one program per activation
     for name in names:
-        assert f"| {name} | " in printed
+        assert f"| {name} " in printed  # (the best one marked)
         assert (
             read_scalars(tmp_path / name / "aggregate", "train/loss/mean")[100]
             == (final[f"{name}/aggregate/train/loss/mean"])
@@ -156,3 +156,32 @@ def test_cnn_sweep_members_equal_single_runs(tmp_path):
     for tag in ("train/loss", "eval/loss", "eval/accuracy"):
         np.testing.assert_allclose(final[f"seed=1/{tag}"], alone[tag], rtol=1e-4)
     assert "aggregate/solved" not in final  # minibatch accuracy says nothing of the whole set
+
+
+def test_a_sweep_draws_each_final_metric_against_the_swept_rate(sweep_config, tmp_path):
+    """sweep/<metric>_vs_learning_rate: medians over seeds, the best circled."""
+    from dashboards import sweep_charts
+    from training import sweeps
+
+    sweep_config.num_seeds = 2
+    rates = (0.001, 0.01, 0.05, 0.5)
+    sweep_config.sweep.optimizer.learning_rate = rates
+    final = train.train_and_evaluate(sweep_config, str(tmp_path))
+    tags = set(read_events(tmp_path / "aggregate").Tags()["tensors"])
+    for metric in ("train_loss", "eval_loss", "train_accuracy", "eval_accuracy"):
+        assert f"sweep/{metric}_vs_learning_rate" in tags
+    medians = [np.median([final[f"learning_rate={r}/seed={s}/eval/loss"] for s in (0, 1)])
+               for r in rates]  # fmt: skip
+    best = rates[int(np.argmin(medians))]
+    results = read_events(tmp_path / "aggregate").Tensors("results")[0]
+    assert f"| learning_rate={best} (best) |" in results.tensor_proto.string_val[0].decode()
+    # The circle around the best: where a log axis from 0.001 to 0.5 puts it.
+    groups, spec = sweeps.groups(sweep_config), sweeps.sweep_spec(sweep_config)
+    lines = sweep_charts.curves("optimizer.learning_rate", "eval/loss", groups, final, set(), spec)
+    np.testing.assert_allclose(lines[""][1], medians)
+    picture = read_image(tmp_path / "aggregate", "sweep/eval_loss_vs_learning_rate")
+    red = np.all(picture == [214, 39, 40], axis=-1)
+    columns = np.flatnonzero(red.any(axis=0))
+    left, width = 56, picture.shape[1] - 56 - 12
+    expected = left + np.log10(best / 0.001) / np.log10(0.5 / 0.001) * width
+    assert abs(np.median(columns) - expected) < 10, (np.median(columns), expected)

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -86,6 +87,8 @@ def test_tensorboard_server_shows_every_dashboard(xor_config, tmp_path):
     for activation in ("relu", "tanh"):
         xor_config.model.activation = activation
         train.train_and_evaluate(xor_config, str(logdir / activation))
+    xor_config.num_seeds = 2  # and a sweep of seeds, for its bands
+    train.train_and_evaluate(xor_config, str(logdir / "seeds"))
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", f"--logdir={logdir}"]
@@ -107,13 +110,13 @@ def test_tensorboard_server_shows_every_dashboard(xor_config, tmp_path):
         while True:
             try:
                 runs = get("/data/runs")
-                if len(runs) == 2:
+                if len(runs) == 5:
                     break
             except OSError:
                 pass
             assert time.time() < deadline, "TensorBoard did not answer in 120 s"
             time.sleep(0.5)
-        assert sorted(runs) == ["relu", "tanh"]
+        assert sorted(runs) == ["relu", "seeds/aggregate", "seeds/seed=0", "seeds/seed=1", "tanh"]
         scalars = get("/data/plugin/scalars/tags")
         assert {"train/loss", "train/accuracy", "eval/loss"} <= set(scalars["relu"])
         histograms = get("/data/plugin/histograms/tags")
@@ -124,7 +127,7 @@ def test_tensorboard_server_shows_every_dashboard(xor_config, tmp_path):
         assert {"config", "run"} <= set(text["relu"])
         images = get("/data/plugin/images/tags")
         assert {"decision_boundary/train", "activation/relu"} <= set(images["relu"])
-        assert sorted(get("/data/plugin/projector/runs")) == ["relu", "tanh"]
+        assert sorted(get("/data/plugin/projector/runs"))[::3] == ["relu", "tanh"]
         (embedding,) = get("/data/plugin/projector/info?run=tanh")["embeddings"]
         assert embedding["tensorName"] == "features" and embedding["tensorShape"] == [4, 16]
         experiment = get("/data/plugin/hparams/experiment", b'{"experimentName": ""}')
@@ -132,6 +135,19 @@ def test_tensorboard_server_shows_every_dashboard(xor_config, tmp_path):
         assert {"model.activation", "optimizer.learning_rate"} <= hparams
         metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
         assert {"eval/accuracy", "train/loss"} <= metrics
+        # CUSTOM SCALARS: the seeds' mean with a mean -+ std band, per metric
+        (category,) = get("/data/plugin/custom_scalars/layout")["category"]
+        band = category["chart"][0]
+        assert band["title"] == "train/loss: mean -+ std over seeds"
+        series = band["margin"]["series"][0]
+        assert series == {"value": "train/loss/mean", "lower": "train/loss/lower",
+                          "upper": "train/loss/upper"}  # fmt: skip
+        regex = urllib.parse.quote("^train/loss/(lower|mean|std)$")
+        found = get(f"/data/plugin/custom_scalars/scalars?run=seeds/aggregate&tag={regex}")
+        events = found["tag_to_events"]
+        (_, step, low), (_, _, m), (_, _, s) = (events[f"train/loss/{k}"][-1]
+                                                 for k in ("lower", "mean", "std"))  # fmt: skip
+        assert step == 100 and low == pytest.approx(m - s)
     finally:
         server.kill()
         server.wait(timeout=30)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from dashboards import graphs, pictures, probes, summaries
+from dashboards import graphs, pictures, probes, summaries, sweep_charts
 from dashboards.board import Board
 from plumbing.failures import Diverged
 from training import checkpoints, curvature, parallel, steps, sweeps
@@ -177,11 +177,19 @@ class Run:
             point_config.pop("seed")
             writer.hparams(point_config)
             writer.text("config", summaries.config_markdown(point_config))
+            writer.layout(summaries.seed_bands(band_tags(program)))
         one = {"state": program.member_state(program.state), "batch": program.first_batch}
         graph = graphs.graph_def(program.train_step, one)
         for m in self.probed:
             self.board.members[m].graph(graph)
             self.probes.at_start(self.board.members[m])
+
+
+def band_tags(program: Program) -> list[str]:
+    """The scalars the seed bands chart (summaries.seed_bands)."""
+    task = "mse" if program.dataset.is_regression else "accuracy"
+    tags = [f"{split}/{m}" for m in ("loss", task) for split in ("train", "eval")]
+    return tags + (["train/sharpness"] if program.sharpness else [])
 
 
 class LogTrain:
@@ -319,6 +327,35 @@ def finish(run: Run) -> None:
         writer.text("results", sweeps.summary_table(summary), run.step)
         if len(run.board.points) == 1:
             run.console(sweeps.summary_table(summary))
+
+
+def outcome(run: Run) -> tuple[dict, set[str]]:
+    """What a sweep's end needs of a program: its sharpness curves, and
+    which of its members diverged."""
+    diverged = {m.name for m, at in zip(run.members, run.diverged_at, strict=True) if at}
+    return sharpness_curves(run), diverged
+
+
+def finish_sweep(config, run_dir: str, groups, final: dict, sharpness: dict, diverged) -> str:
+    """What a sweep writes after its last program, into its top-level
+    `aggregate` run: the config, the results table (the best point marked),
+    the sharpness picture and each metric against each swept number
+    (dashboards/sweep_charts.py). Returns the table."""
+    best = sweep_charts.best_point(groups, final, diverged)
+    order = dict.fromkeys(m.point for group in groups for m in group.members)  # as swept
+    table = sweeps.results_table(final, best, order)
+    aggregate = parallel.writer(os.path.join(run_dir, "aggregate"))
+    try:
+        aggregate.text("config", summaries.config_markdown(sweeps.plain(config)))
+        aggregate.text("results", table, config.num_steps)
+        if sharpness:
+            picture = sharpness_picture(sharpness)
+            aggregate.image("sharpness/vs_limit", picture, config.num_steps)
+        spec = sweeps.sweep_spec(config)
+        sweep_charts.write(aggregate, config.num_steps, groups, final, diverged, spec)
+    finally:
+        aggregate.close()
+    return table
 
 
 def sharpness_curves(run: Run) -> dict[str, tuple]:

@@ -225,12 +225,16 @@ def summary_table(summary: dict[str, float]) -> str:
     return "\n".join(rows)
 
 
-def results_table(final: dict[str, float]) -> str:
+def results_table(final: dict[str, float], best: str | None = None, order=None) -> str:
     """Markdown: one row per point, means over its seeds, solved and steps to solve.
 
-    `final`: train_and_evaluate's scalars ('POINT/aggregate/train/loss/mean', ...).
+    `final`: train_and_evaluate's scalars ('POINT/aggregate/train/loss/mean', ...);
+    `best`: a point to mark (the lowest median eval loss: sweep_charts.best_point);
+    `order`: the points in the order of their rows (default: sorted by name).
     """
     points = sorted({k.split("/aggregate/")[0] for k in final if "/aggregate/" in k})
+    if order is not None:
+        points = sorted(points, key=list(order).index)
     columns = ["train/loss", "train/accuracy", "eval/loss", "eval/accuracy", "train/regularization"]
     columns = [c for c in columns if any(f"{p}/aggregate/{c}/mean" in final for p in points)]
     if "train/regularization" in columns:  # what L1 switched off
@@ -241,7 +245,8 @@ def results_table(final: dict[str, float]) -> str:
         summary = {k.split("/aggregate/", 1)[1]: v for k, v in final.items()
                    if k.startswith(f"{point}/aggregate/")}  # fmt: skip
         means = [summary.get(f"{c}/mean") for c in columns]  # none if every member diverged
-        cells = [point] + ["" if m is None else f"{m:.4f}" for m in means]
+        name = f"{point} (best)" if point == best else point
+        cells = [name] + ["" if m is None else f"{m:.4f}" for m in means]
         cells.append(f"{summary['solved']:.3f}" if "solved" in summary else "")
         cells.append(f"{summary['diverged']:.0f}" if "diverged" in summary else "")
         median = summary.get("steps_to_solve/median")

@@ -1,0 +1,125 @@
+"""A sweep's answer as pictures: each final metric against each swept number.
+
+    python train.py --config=configs/lr_range.py
+
+For every swept numeric field (a learning rate, a momentum, an L2 weight,
+a width...), the sweep's top-level `aggregate` run gets IMAGES
+`sweep/<metric>_vs_<field>`: the final train and eval loss (and accuracy
+for a classifier) of every point against the field's value, the median
+over seeds with a band from their min to their max, on a log axis where
+the values span more than 10x (either axis),
+the best point circled. Members that
+diverged are left out (a point where all did has no value). With other
+fields swept too, each of their combinations is a line of its own.
+"""
+
+import numpy as np
+
+from dashboards import pictures
+from training import sweeps
+
+
+def numeric_fields(spec: dict[str, tuple]) -> list[str]:
+    """The swept fields whose values are numbers, two or more of them."""
+    return [
+        key
+        for key, values in spec.items()
+        if len(set(values)) > 1
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    ]
+
+
+def metrics(final: dict[str, float]) -> list[str]:
+    """The final metrics a sweep charts: losses, and accuracies if classified."""
+    wanted = ("train/loss", "eval/loss", "train/accuracy", "eval/accuracy")
+    return [m for m in wanted if any(k.endswith(f"/aggregate/{m}/mean") for k in final)]
+
+
+def _get(config, key: str):
+    section, _, name = key.rpartition(".")
+    for part in section.split(".") if section else []:
+        config = config[part]
+    return config[name]
+
+
+def curves(field: str, metric: str, groups, final: dict, diverged: set[str], spec: dict):
+    """{line: (x values, median, min, max)} over seeds; a line per combination
+    of the other swept fields' values ('' if there are none)."""
+    others = {k: v for k, v in spec.items() if k != field}
+    found: dict[str, dict[float, list[float]]] = {}
+    for group in groups:
+        for member in group.members:
+            value = final.get(f"{member.name}/{metric}")
+            line = sweeps.point_name({k: _get(member.config, k) for k in others}, others)
+            xs = found.setdefault(line, {})
+            seeds = xs.setdefault(float(_get(member.config, field)), [])
+            if value is not None and member.name not in diverged and np.isfinite(value):
+                seeds.append(value)
+    out = {}
+    for line, xs in found.items():
+        x = np.array(sorted(xs))
+        stats = [(np.median(v), min(v), max(v)) if v else (np.nan,) * 3 for v in
+                 (xs[k] for k in x)]  # fmt: skip
+        median, low, high = (np.array(s, np.float64) for s in zip(*stats, strict=True))
+        out[line] = (x, median, low, high)
+    return out
+
+
+def best(metric: str, lines: dict) -> tuple[str, float, float] | None:
+    """(line, x, median) of the best point: the lowest loss, the highest accuracy."""
+    sign = -1.0 if metric.endswith("accuracy") else 1.0
+    candidates = [(sign * m, line, x) for line, (xs, median, _, _) in lines.items()
+                  for x, m in zip(xs, median, strict=True) if np.isfinite(m)]  # fmt: skip
+    if not candidates:
+        return None
+    score, line, x = min(candidates)
+    return line, float(x), sign * score
+
+
+def chart(field: str, metric: str, lines: dict) -> np.ndarray:
+    """The picture of one metric against one field (see the module docstring)."""
+    xs = np.unique(np.concatenate([x for x, *_ in lines.values()]))
+    log = bool(xs.min() > 0 and xs.max() / xs.min() > 10)
+    series = []
+    for line, (x, median, low, high) in lines.items():
+        index = np.searchsorted(xs, x)  # onto the shared axis (NaN where absent)
+        full = [np.full(len(xs), np.nan) for _ in range(3)]
+        for target, values in zip(full, (median, low, high), strict=True):
+            target[index] = values
+        series.append(pictures.Series(full[0], line or f"median of {metric}", full[1], full[2]))
+    top = best(metric, lines)
+    mark = (top[1], top[2]) if top else None
+    name = field.split(".")[-1]
+    title = f"final {metric} against {name}: median over seeds, min to max"
+    values = np.concatenate([np.concatenate(v[1:]) for v in lines.values()])
+    values = values[np.isfinite(values)]
+    log_y = bool(values.size and values.min() > 0 and values.max() / values.min() > 10)
+    return pictures.chart(xs, series, title, name, log_x=log, mark=mark, log_y=log_y)
+
+
+def tag(metric: str, field: str) -> str:
+    """'sweep/eval_loss_vs_learning_rate'."""
+    return f"sweep/{metric.replace('/', '_')}_vs_{field.split('.')[-1]}"
+
+
+def write(writer, step: int, groups, final: dict, diverged: set[str], spec: dict) -> None:
+    """Every (metric, numeric field) picture into the sweep's aggregate `writer`."""
+    for field in numeric_fields(spec):
+        for metric in metrics(final):
+            lines = curves(field, metric, groups, final, diverged, spec)
+            writer.image(tag(metric, field), chart(field, metric, lines), step)
+
+
+def best_point(groups, final: dict, diverged: set[str]) -> str | None:
+    """The point with the lowest median final eval loss over its seeds (or
+    train loss, without an eval split), for the results table to mark."""
+    metric = "eval/loss" if "eval/loss" in metrics(final) else "train/loss"
+    losses: dict[str, list[float]] = {}
+    for group in groups:
+        for member in group.members:
+            value = final.get(f"{member.name}/{metric}")
+            if value is not None and member.name not in diverged and np.isfinite(value):
+                losses.setdefault(member.point, []).append(value)
+    if not losses:
+        return None
+    return min(losses, key=lambda p: np.median(losses[p]))
