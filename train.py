@@ -122,7 +122,7 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
     checkpointer = actions.checkpointer(run_dir, group)
     start_step = checkpoints.resume_step(checkpointer, config, run_dir)
     built = program.build(group, data.load_dataset(group.config.data))
-    board = Board(run_dir, group)
+    board = Board(run_dir, group, member_runs=sweeps.writes_member_runs(config))
     run = actions.Run(config, built, board, checkpointer, console)
     try:
         if start_step:

@@ -32,13 +32,24 @@ def summarize(values: np.ndarray) -> dict[str, float]:
     }  # fmt: skip
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% (z = 1.96) Wilson score interval of a success rate: where the
+    rate over infinitely many seeds lies, from `n` of them. Unlike p -+ 2 SE
+    it stays inside [0, 1] and is right for 0 or n successes too."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+
+
 class Board:
     """Writers for `group`'s members (and their points' aggregates) in `run_dir`."""
 
-    def __init__(self, run_dir: str, group: Group):
+    def __init__(self, run_dir: str, group: Group, member_runs: bool = True):
         self.run_dir, self.group = run_dir, group
         self.names = [m.name for m in group.members]
-        self.dirs = [os.path.join(run_dir, name) if name else run_dir for name in self.names]
+        # Without member runs (a sweep above max_member_runs), only the aggregates.
+        self.dirs = [os.path.join(run_dir, n) if n else run_dir for n in self.names] * member_runs
         self.points: dict[str, list[int]] = {}  # point -> its members' indices
         if self.names[0]:  # a sweep (a single run has no aggregate)
             for m, member in enumerate(group.members):
@@ -80,7 +91,7 @@ class Board:
         statistics are over those.
         """
         values = {tag: np.asarray(v, np.float64) for tag, v in values.items()}
-        which = np.ones(len(self.members), bool) if which is None else np.asarray(which)
+        which = np.ones(len(self.names), bool) if which is None else np.asarray(which)
         for m, writer in enumerate(self.members):
             if which[m]:
                 scalars = {tag: float(v[m]) for tag, v in values.items()}

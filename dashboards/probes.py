@@ -44,11 +44,15 @@ def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
     return flat
 
 
-def zero_fraction(arrays: dict[str, np.ndarray]) -> float:
-    """The fraction of weights (kernel entries; not biases) with |w| < ZERO,
-    of `param_arrays(params)`: L1 regularization drives the useless ones there."""
-    weights = [np.abs(w) for name, w in arrays.items() if name.endswith("/kernel")]
-    return float(sum(np.sum(w < ZERO) for w in weights) / max(sum(w.size for w in weights), 1))
+def zero_fraction(stacked: dict[str, np.ndarray]) -> np.ndarray:
+    """Each member's fraction of weights (kernel entries; not biases) with
+    |w| < ZERO, from `param_arrays` of the members' stacked parameters (a
+    leading members axis): L1 regularization drives the useless ones there."""
+    weights = [np.abs(w) for name, w in stacked.items() if name.endswith("/kernel")]
+    if not weights:
+        return np.zeros(len(next(iter(stacked.values()))))
+    zeros = sum(np.sum((w < ZERO).reshape(len(w), -1), axis=1) for w in weights)
+    return zeros / sum(w[0].size for w in weights)
 
 
 def small_param_scalars(params: nnx.State) -> dict[str, float]:

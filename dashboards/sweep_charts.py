@@ -50,9 +50,10 @@ def curves(field: str, metric: str, groups, final: dict, diverged: set[str], spe
     for group in groups:
         for member in group.members:
             value = final.get(f"{member.name}/{metric}")
-            line = sweeps.point_name({k: _get(member.config, k) for k in others}, others)
+            config = member.point_config
+            line = sweeps.point_name({k: _get(config, k) for k in others}, others)
             xs = found.setdefault(line, {})
-            seeds = xs.setdefault(float(_get(member.config, field)), [])
+            seeds = xs.setdefault(float(_get(config, field)), [])
             if value is not None and member.name not in diverged and np.isfinite(value):
                 seeds.append(value)
     out = {}

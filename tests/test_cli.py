@@ -188,24 +188,22 @@ def test_gates_through_the_command_line(tmp_path):
 
 @pytest.mark.slow
 def test_xor_end_to_end(tmp_path):
-    """The README's first command, again, with --new_run, and an override."""
-    args = (XOR, "--config.num_steps=400")
+    """The README's first command with an override, again, and with --new_run."""
+    args = (XOR, "--config.num_steps=400", "--config.model.activation=tanh")
     first = run(*args, workdir=tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stderr == "", "console noise (TensorFlow/JAX logs)"
     assert "step 400  loss" in first.stdout
     assert re.search(r"done: 400 steps .*; train loss \S+  accuracy 1.000;", first.stdout)
-    assert f"Run written to {tmp_path}/xor/num_steps=400" in first.stdout
-    again = run(*args, workdir=tmp_path)
-    assert again.returncode == 0 and again.stderr == ""
-    assert f"{tmp_path}/xor/num_steps=400 finished at step 400" in again.stdout
-    second = run(*args, "--new_run", workdir=tmp_path)
-    assert f"Run written to {tmp_path}/xor/num_steps=400,run=2" in second.stdout
-    tanh = run(*args, "--config.model.activation=tanh", workdir=tmp_path)
-    assert tanh.returncode == 0, tanh.stderr
     run_dir = tmp_path / "xor" / "model.activation=tanh,num_steps=400"
+    assert f"Run written to {run_dir}" in first.stdout
     assert read_scalars(run_dir, "train/accuracy")[400] == 1.0
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+    again = run(*args, workdir=tmp_path)
+    assert again.returncode == 0 and again.stderr == ""
+    assert f"{run_dir} finished at step 400" in again.stdout
+    second = run(*args, "--new_run", workdir=tmp_path)
+    assert f"Run written to {run_dir},run=2" in second.stdout
 
 
 @pytest.mark.slow

@@ -185,3 +185,33 @@ def test_a_sweep_draws_each_final_metric_against_the_swept_rate(sweep_config, tm
     left, width = 56, picture.shape[1] - 56 - 12
     expected = left + np.log10(best / 0.001) / np.log10(0.5 / 0.001) * width
     assert abs(np.median(columns) - expected) < 10, (np.median(columns), expected)
+
+
+def test_a_sweep_above_max_member_runs_writes_only_its_aggregates(sweep_config, tmp_path):
+    """6 members > max_member_runs 4: no run per member; the aggregates, the
+    table and the returned summary are those of the sweep that wrote them all."""
+    sweep_config.num_seeds = 3
+    sweep_config.sweep.optimizer.learning_rate = (0.01, 0.1)
+    every_run = train.train_and_evaluate(sweep_config, str(tmp_path / "all"))
+    sweep_config.max_member_runs = 4
+    final = train.train_and_evaluate(sweep_config, str(tmp_path / "few"))
+    assert not list((tmp_path / "few").glob("**/seed=*"))
+    assert final == {k: v for k, v in every_run.items() if "/aggregate/" in k}
+    for point in ("learning_rate=0.01", "learning_rate=0.1"):
+        assert read_scalars(tmp_path / "few" / point / "aggregate", "train/loss/mean") == (
+            read_scalars(tmp_path / "all" / point / "aggregate", "train/loss/mean")
+        )
+        low, solved, high = (
+            final[f"{point}/aggregate/solved{s}"] for s in ("/low95", "", "/high95")
+        )
+        assert low <= solved <= high
+    results = read_events(tmp_path / "few" / "aggregate").Tensors("results")[0]
+    assert f"| {solved:.3f} ({low:.3f}-{high:.3f}) |" in results.tensor_proto.string_val[0].decode()
+
+
+@pytest.mark.parametrize("k, n, low, high", [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634),
+                                             (9500, 10000, 0.9456, 0.9541)])  # fmt: skip
+def test_the_solved_rate_has_its_wilson_interval(k, n, low, high):
+    from dashboards.board import wilson_interval
+
+    assert wilson_interval(k, n) == pytest.approx((low, high), abs=1e-4)

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from dashboards import graphs, pictures, probes, summaries, sweep_charts
-from dashboards.board import Board
+from dashboards.board import Board, wilson_interval
 from plumbing.failures import Diverged
 from training import checkpoints, curvature, parallel, steps, sweeps
 from training.program import Program
@@ -34,6 +34,8 @@ from training.program import Program
 # members of a run (the first seed of each point first): each costs host
 # time, and a 256-seed sweep's pictures would all look alike.
 PROBED_MEMBERS = 8
+# Members named in the console when they diverge, per chunk (then a count).
+REPORTED_DIVERGED = 10
 
 
 def is_time(step: int, every: int, total: int) -> bool:
@@ -61,7 +63,7 @@ class Run:
         self.solvable = self.config.batch_size == 0 and not program.dataset.is_regression
         self.probes = probes.Probes(self.config, program.graphdef, program.dataset)
         order = sorted(range(len(self.members)), key=lambda m: (m % self.config.num_seeds, m))
-        self.probed = sorted(order[:PROBED_MEMBERS])
+        self.probed = sorted(order[:PROBED_MEMBERS]) if board.dirs else []  # (member runs)
         # Every process computes the probes (each runs every program); only
         # process 0's files are kept.
         self.files = board.dirs if parallel.is_writer() else [tempfile.mkdtemp()] * len(board.dirs)
@@ -130,11 +132,17 @@ class Run:
         finite = np.all([np.isfinite(np.asarray(v)) for v in metrics.values()], axis=0)
         newly = np.flatnonzero(~finite & (self.diverged_at == 0))
         self.diverged_at[newly] = self.step
-        for m in newly:
+        for m in newly[:REPORTED_DIVERGED]:
             self.console(
                 f"{self.members[m].name} diverged between steps {since} and {self.step}: its "
                 f"loss or a weight became NaN/Inf; it keeps its weights of step {since}, the "
                 "others go on"
+            )
+        if len(newly) > REPORTED_DIVERGED:
+            self.console(
+                f"... and {len(newly) - REPORTED_DIVERGED:,} more members diverged between steps "
+                f"{since} and {self.step} ({int(np.sum(self.diverged_at > 0)):,} of "
+                f"{len(self.members):,} so far; each point's aggregate/diverged counts them)"
             )
         if not np.any(self.diverged_at):
             return False
@@ -178,6 +186,8 @@ class Run:
             writer.hparams(point_config)
             writer.text("config", summaries.config_markdown(point_config))
             writer.layout(summaries.seed_bands(band_tags(program)))
+        if not self.probed:
+            return
         one = {"state": program.member_state(program.state), "batch": program.first_batch}
         graph = graphs.graph_def(program.train_step, one)
         for m in self.probed:
@@ -208,6 +218,8 @@ class LogTrain:
             counts = {"diverged": float(np.sum(~training[indices]))}
             if run.solvable:
                 counts["solved"] = float(np.mean(solved[indices]))
+                low, high = wilson_interval(int(np.sum(solved[indices])), len(indices))
+                counts["solved/low95"], counts["solved/high95"] = low, high
             run.board.aggregate_scalars(step, point, counts)
         run.board.flush()
         rate = run.steps_timed / max(run.seconds, 1e-9)
@@ -234,14 +246,13 @@ class Inspect:
 
     def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
         start = time.perf_counter()
-        params = run.params()
-        zeros = []
+        stacked = probes.param_arrays(jax.device_get(run.state.params))  # (members, ...) each
+        zeros = probes.zero_fraction(stacked)
+        run.board.scalars(step, {"params/zero_fraction": zeros}, run.diverged_at == 0)
         for m, writer in enumerate(run.board.members):
-            arrays = probes.param_arrays(params[m])  # flattened once, for both
-            writer.histograms(step, arrays)
-            zeros.append(probes.zero_fraction(arrays))
-        run.board.scalars(step, {"params/zero_fraction": np.array(zeros)}, run.diverged_at == 0)
+            writer.histograms(step, {name: a[m] for name, a in stacked.items()})
         run.probes.seconds += time.perf_counter() - start
+        params = run.params() if run.probed else []
         for m in run.probed:
             run.probes.at_log(run.board.members[m], step, params[m])
 
@@ -274,7 +285,7 @@ class Pictures:
     at_start = True
 
     def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
-        params = run.params()
+        params = run.params() if run.probed else []
         for m in run.probed:
             run.probes.at_picture(run.board.members[m], step, params[m])
 
@@ -288,7 +299,7 @@ class Evaluate:
     def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
         values, confusion = jax.device_get(run.program.evaluate(run.state.params))
         run.board.scalars(step, {f"eval/{k}": v for k, v in values.items()})
-        params = run.params() if run.program.dataset.num_classes > 2 else None
+        params = run.params() if run.probed and run.program.dataset.num_classes > 2 else None
         for m in run.probed:
             run.probes.at_eval(run.board.members[m], step, params and params[m], confusion[m])
         config = run.config
@@ -312,7 +323,7 @@ ACTIONS = (LogTrain(), Inspect(), Sharpness(), Pictures(), Evaluate(), Checkpoin
 def finish(run: Run) -> None:
     """What a run writes after its last step: the probes' end pictures and
     reports, and each point's results table."""
-    params = run.params()
+    params = run.params() if run.probed else []
     for m in run.probed:
         report = run.probes.at_end(run.board.members[m], run.step, params[m], run.files[m])
         if report:

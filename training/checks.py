@@ -101,7 +101,9 @@ def _check_open_files(config: ml_collections.ConfigDict) -> None:
     """Every member keeps files open (its event file and lock in the event
     writer, its directory here): refuse a sweep the open-file limit cannot
     hold, instead of failing half-way (raising the soft limit first)."""
-    members = config.num_seeds * max(len(sweeps.point_configs(config)), 1)
+    if not sweeps.writes_member_runs(config):  # only the aggregates' files
+        return
+    members = sweeps.num_members(config)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         with contextlib.suppress(ValueError, OSError):

@@ -102,9 +102,9 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
         )  # fmt: skip
     on_members = everywhere if data_parallel else split
 
-    seeds = parallel.put(np.array([m.config.seed for m in members]), on_members)
+    seeds = parallel.put(np.array([m.seed for m in members]), on_members)
     numbers = {
-        key.split(".")[-1]: np.array([m.config.get(key.split(".")[0])[key.split(".")[1]]
+        key.split(".")[-1]: np.array([m.point_config.get(key.split(".")[0])[key.split(".")[1]]
                                       for m in members])
         for key in group.vmapped
     }  # fmt: skip

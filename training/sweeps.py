@@ -132,10 +132,25 @@ def _product(spec: dict[str, tuple]) -> list[dict]:
     return [dict(zip(spec, values, strict=True)) for values in itertools.product(*spec.values())]
 
 
+def num_members(config: ml_collections.ConfigDict) -> int:
+    """Points x seeds: how many networks the run trains."""
+    return config.num_seeds * len(point_configs(config))
+
+
+def writes_member_runs(config: ml_collections.ConfigDict) -> bool:
+    """Whether every member gets its own TensorBoard run: up to
+    `max_member_runs` members (no TensorBoard lists tens of thousands of
+    runs). Above it only the aggregates are written; they, the results table
+    and train_and_evaluate's summary still cover every member."""
+    return num_members(config) <= config.max_member_runs
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
     """What a sweep cannot do, before any work."""
     if config.num_seeds < 1:
         raise UserError(f"num_seeds must be >= 1, got {config.num_seeds}")
+    if config.max_member_runs < 1:
+        raise UserError(f"max_member_runs must be >= 1, got {config.max_member_runs}")
     spec = sweep_spec(config)
     for key in spec:
         if key in VMAPPED:
@@ -167,7 +182,16 @@ class Member(NamedTuple):
 
     name: str  # its run directory below the run's: '' alone, 'seed=1', 'lr=0.1/seed=1'
     point: str  # the point it belongs to ('' without a sweep)
-    config: ml_collections.ConfigDict  # its own seed and values; num_seeds 1, no sweep
+    seed: int
+    point_config: ml_collections.ConfigDict  # its point's values, no sweep (shared)
+
+    @property
+    def config(self) -> ml_collections.ConfigDict:
+        """Its own config: its point's, with its seed (num_seeds 1). A copy
+        made on each call: a sweep of 100,000 members shares one per point."""
+        config = ml_collections.ConfigDict(self.point_config.to_dict())
+        config.seed, config.num_seeds = self.seed, 1
+        return config
 
 
 class Group(NamedTuple):
@@ -197,11 +221,10 @@ def groups(config: ml_collections.ConfigDict) -> list[Group]:
         for values in _product(vmapped):
             point = {**fixed, **values}
             name = point_name(point, spec)
+            point_config = with_values(config, point)
             for seed in range(config.seed, config.seed + config.num_seeds):
-                member = with_values(config, point)
-                member.seed, member.num_seeds = seed, 1
                 path = "" if single else os.path.join(name, f"seed={seed}")
-                members.append(Member(path, name, member))
+                members.append(Member(path, name, seed, point_config))
         group_name = point_name(fixed, spec)
         out.append(Group(group_name, with_values(config, fixed), members, list(vmapped)))
     return out
@@ -216,13 +239,21 @@ def summary_table(summary: dict[str, float]) -> str:
         stats = [f"{summary[f'{m}/{s}']:.4f}" for s in ("mean", "std", "min", "max")]
         rows.append(f"| {m} | {' | '.join(stats)} |")
     if "solved" in summary:
-        rows.append(f"| solved (100% train accuracy) | {summary['solved']:.3f} | | | |")
+        interval = _interval(summary)
+        rows.append(f"| solved (100% train accuracy) | {summary['solved']:.3f}{interval} | | | |")
     if "diverged" in summary:
         rows.append(f"| diverged (members) | {summary['diverged']:.0f} | | | |")
     if "steps_to_solve/median" in summary:
         median = summary["steps_to_solve/median"]
         rows.append(f"| steps to solve (first log step at 100%) | median {median:.0f} | | | |")
     return "\n".join(rows)
+
+
+def _interval(summary: dict) -> str:
+    """' (0.560-0.580)': the 95% interval of `solved` (board.wilson_interval)."""
+    if "solved/low95" not in summary:
+        return ""
+    return f" ({summary['solved/low95']:.3f}-{summary['solved/high95']:.3f})"
 
 
 def results_table(final: dict[str, float], best: str | None = None, order=None) -> str:
@@ -247,7 +278,7 @@ def results_table(final: dict[str, float], best: str | None = None, order=None) 
         means = [summary.get(f"{c}/mean") for c in columns]  # none if every member diverged
         name = f"{point} (best)" if point == best else point
         cells = [name] + ["" if m is None else f"{m:.4f}" for m in means]
-        cells.append(f"{summary['solved']:.3f}" if "solved" in summary else "")
+        cells.append(f"{summary['solved']:.3f}{_interval(summary)}" if "solved" in summary else "")
         cells.append(f"{summary['diverged']:.0f}" if "diverged" in summary else "")
         median = summary.get("steps_to_solve/median")
         cells.append(f"{median:.0f}" if median is not None else "")
