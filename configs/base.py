@@ -29,7 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.probes = ml_collections.ConfigDict()
     config.probes.sharpness = False  # train/sharpness: the loss Hessian's top eigenvalue
     config.probes.sharpness_iterations = 20  # Lanczos steps (Hessian-vector products)
-    config.probes.sharpness_examples = 1000  # measured on the first N train examples; 0 = all
+    config.probes.examples = 1000  # the probes' loss: on the first N train (eval) examples; 0 = all
+    config.probes.landscape = False  # at the end: landscape/line and landscape/plane (IMAGES)
+    config.probes.landscape_resolution = 41  # points along the line; the plane's grid side
+    config.probes.landscape_span = 1.0  # the plane: -span..span along each direction
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "xor"  # a key of data.DATASETS

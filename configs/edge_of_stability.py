@@ -59,5 +59,5 @@ def get_config():
     config.optimizer.learning_rate = 1.0
     config.sweep.optimizer.learning_rate = (1.0, 2.0, 4.0)
     config.probes.sharpness = True
-    config.probes.sharpness_examples = 0  # all of the 1,000 training images
+    config.probes.examples = 0  # all of the 1,000 training images
     return config

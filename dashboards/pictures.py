@@ -414,3 +414,62 @@ def chart(
         where, anchor = ((mx, my + 8), "ma") if below else ((mx, my - 8), "md")
         draw.text(where, f"best {_number(mark[0])}", fill=(214, 39, 40), font=font, anchor=anchor)
     return np.asarray(image)
+
+
+# Low to high: dark blue, teal, green, yellow (viridis's anchors).
+_SURFACE = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]],
+                    np.float32)  # fmt: skip
+
+
+def surface(
+    values: np.ndarray,
+    span: float,
+    path: np.ndarray | None = None,
+    title: str = "",
+    levels: int = 12,
+    size: int = 320,
+) -> np.ndarray:
+    """A function over the square [-span, span]^2 as a heatmap with contour
+    lines, and `path` (n, 2) drawn on it: its start green, its end red.
+
+    `values[i, j]` is at (a_i, b_j), a across and b up; colours follow
+    log10 of the values where all are positive (a loss), dark = low.
+    Returns (height, width, 3) uint8.
+    """
+    from PIL import Image, ImageDraw
+
+    v = np.asarray(values, np.float64)
+    v = np.log10(np.maximum(v, 1e-12)) if np.all(v > 0) else v
+    lo, hi = float(np.min(v)), float(np.max(v))
+    t = (v - lo) / max(hi - lo, 1e-12)  # 0 to 1
+    t = np.asarray(
+        Image.fromarray(t.T[::-1].astype(np.float32)).resize((size, size), Image.BILINEAR)
+    )  # fmt: skip  (rows: b from the top down)
+    bands = np.minimum((t * levels).astype(int), levels - 1)
+    position = t * (len(_SURFACE) - 1)
+    low = np.minimum(position.astype(int), len(_SURFACE) - 2)
+    frac = (position - low)[..., None]
+    image = _SURFACE[low] * (1 - frac) + _SURFACE[low + 1] * frac
+    edge = np.zeros(bands.shape, bool)
+    edge[:, 1:] |= bands[:, 1:] != bands[:, :-1]
+    edge[1:, :] |= bands[1:, :] != bands[:-1, :]
+    image[edge] = image[edge] * 0.45 + 255 * 0.55  # contour lines: paler
+    top = 20 if title else 0
+    canvas = Image.new("RGB", (size, size + top), "white")
+    canvas.paste(Image.fromarray(image.astype(np.uint8)), (0, top))
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((size / 2, 3), title, fill="black", font=_font(11), anchor="ma")
+
+    def px(ab):
+        a, b = np.clip(np.asarray(ab, np.float64), -span, span).T
+        return (a + span) / (2 * span) * (size - 1), top + (span - b) / (2 * span) * (size - 1)
+
+    if path is not None and len(path):
+        x, y = px(path)
+        points = list(zip(x.tolist(), y.tolist(), strict=True))
+        if len(points) > 1:
+            draw.line(points, fill="white", width=2)
+        for (cx, cy), color in ((points[0], (44, 160, 44)), (points[-1], (214, 39, 40))):
+            draw.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=color, outline="white")
+    return np.asarray(canvas)

@@ -41,13 +41,14 @@ def test_config_differences_ignore_step_counts():
     assert checkpoints.config_differences(saved, other) == ["model.activation: 'relu' -> 'tanh'"]
 
 
-# Dropout's masks come from the seed and the step; the sharpness picture at
-# the end draws every log step's value, the first part's from the checkpoint.
+# Dropout's masks come from the seed and the step; the sharpness picture and
+# the landscape's path at the end draw every log step's values, the first
+# part's from the checkpoint.
 @pytest.mark.parametrize("dropout, sharpness", [(0.0, False), (0.5, True)])
 def test_resumed_run_equals_uninterrupted_run(xor_config, tmp_path, dropout, sharpness):
     xor_config.checkpoint_every = 200
     xor_config.model.dropout = dropout
-    xor_config.probes.sharpness = sharpness
+    xor_config.probes.sharpness = xor_config.probes.landscape = sharpness
     whole = train.train_and_evaluate(xor_config, str(tmp_path / "whole"))
     # The same run in two parts: 400 steps, then on to 600 from the checkpoint.
     xor_config.num_steps = 400
@@ -63,7 +64,7 @@ def test_resumed_run_equals_uninterrupted_run(xor_config, tmp_path, dropout, sha
         "eval/classification_error",
         "decision_boundary/train",
         "network/train",
-        *(["sharpness/vs_limit"] if sharpness else []),
+        *(["sharpness/vs_limit", "landscape/line", "landscape/plane"] if sharpness else []),
     ):
         parts[tag].remove(next(v for v in parts[tag] if v[0] == 400))  # the 1st part's end
     assert parts == whole_run

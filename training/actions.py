@@ -7,11 +7,12 @@ up to the next step where one is due, then calls the due ones in order:
     LogTrain    log_every    train scalars (per member, aggregates), console
     Inspect     log_every    parameter histograms, layer probes
     Sharpness   log_every    the loss Hessian's top eigenvalue (probes.sharpness)
+    Path        log_every    where the weights are, for the landscape's path (probes.landscape)
     Pictures    picture_every decision boundaries of 2-D classifiers
     Evaluate    eval_every   the eval split: scalars, confusion matrix
     Checkpoint  checkpoint_every  the whole state, to resume bit for bit
 
-`Inspect`, `Sharpness`, `Pictures` and `Evaluate` also fire at step 0 of a new run. They
+`Inspect`, `Sharpness`, `Path`, `Pictures` and `Evaluate` also fire at step 0 of a new run. They
 share one `Run`: the program, its current state and where it writes.
 """
 
@@ -27,7 +28,7 @@ import numpy as np
 from dashboards import graphs, pictures, probes, summaries, sweep_charts
 from dashboards.board import Board, wilson_interval
 from plumbing.failures import Diverged
-from training import checkpoints, curvature, parallel, steps, sweeps
+from training import checkpoints, curvature, landscape, parallel, steps, sweeps
 from training.program import Program
 
 # Pictures, layer probes and embeddings are drawn for at most this many
@@ -74,6 +75,10 @@ class Run:
         # step (probes.sharpness), checkpointed: the end picture draws them all.
         self.sharpness: list = []
         self.sharpness_seconds: list[float] = []
+        # [step, each probed member's landscape.unit_dots] per log step
+        # (probes.landscape), checkpointed: the end's path on the plane.
+        self.path: list = []
+        self._directions = None
 
     def params(self) -> list:
         """Each member's parameters, on the host (copied once per state: the
@@ -83,6 +88,12 @@ class Run:
             each = [jax.tree.map(lambda a: a[m], params) for m in range(len(self.members))]  # noqa: B023
             self._params = (self.state, each)
         return self._params[1]
+
+    def directions(self) -> list:
+        """The landscape's two raw random directions (landscape.raw_directions)."""
+        if self._directions is None:
+            self._directions = landscape.raw_directions(self.params()[self.probed[0]])
+        return self._directions
 
     def restore(self) -> None:
         """The state, metrics and progress of the latest checkpoint."""
@@ -97,6 +108,7 @@ class Run:
         self.solved_at = np.array(saved["solved_at"], np.int64)
         self.ended = saved.get("ended", 0)
         self.sharpness = saved.get("sharpness", [])
+        self.path = saved.get("path", [])
         self.device_diverged_at = parallel.put(self.diverged_at, self.program.diverged_at.sharding)
 
     def save(self) -> str:
@@ -109,6 +121,7 @@ class Run:
                 "solved_at": self.solved_at.tolist(),
                 "ended": self.ended,
                 "sharpness": self.sharpness,
+                "path": self.path,
             }
             self.checkpointer.save(self.step, self.state, self.run_config.to_dict(), progress)
             self.last_saved = self.step
@@ -278,6 +291,23 @@ class Sharpness:
         run.sharpness_seconds.append(time.perf_counter() - start)
 
 
+class Path:
+    """Where each probed member's weights are, in the few numbers the loss
+    landscape's path needs (probes.landscape; training/landscape.py)."""
+
+    every = "log_every"
+    at_start = True
+
+    def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
+        if not (run.config.probes.landscape and run.probed):
+            return
+        start = time.perf_counter()
+        params = run.params()
+        where = [landscape.unit_dots(params[m], run.directions()).tolist() for m in run.probed]
+        run.path.append([step, where])
+        run.probes.seconds += time.perf_counter() - start
+
+
 class Pictures:
     """Decision boundaries of the probed members (2-D classifiers)."""
 
@@ -317,7 +347,7 @@ class Checkpoint:
         run.save()
 
 
-ACTIONS = (LogTrain(), Inspect(), Sharpness(), Pictures(), Evaluate(), Checkpoint())
+ACTIONS = (LogTrain(), Inspect(), Sharpness(), Path(), Pictures(), Evaluate(), Checkpoint())
 
 
 def finish(run: Run) -> None:
@@ -329,6 +359,8 @@ def finish(run: Run) -> None:
         if report:
             run.board.members[m].text("learned_vs_true", report, run.step)
             run.console(report)
+    if run.config.probes.landscape and run.probed:
+        draw_landscapes(run, params)
     if run.sharpness and list(run.board.points) in ([], [""]):  # a sweep's: train.py
         picture = sharpness_picture(sharpness_curves(run))
         writer = run.board.aggregates[""] if run.board.points else run.board.members[0]
@@ -338,6 +370,41 @@ def finish(run: Run) -> None:
         writer.text("results", sweeps.summary_table(summary), run.step)
         if len(run.board.points) == 1:
             run.console(sweeps.summary_table(summary))
+
+
+def draw_landscapes(run: Run, params: list) -> None:
+    """landscape/line and landscape/plane of each probed member (training/landscape.py)."""
+    start = time.perf_counter()
+    program, probes_config = run.program, run.config.probes
+    resolution, span = probes_config.landscape_resolution, probes_config.landscape_span
+    losses = landscape.make_losses(
+        program.graphdef, program.train_step.loss_fn, resolution, span,
+        one_at_a_time=run.config.model.name == "cnn",
+    )  # fmt: skip
+    n, ds = probes_config.examples or None, program.dataset
+    train, evaluation = (ds.x_train[:n], ds.y_train[:n]), (ds.x_eval[:n], ds.y_eval[:n])
+    directions = run.directions()
+    for i, m in enumerate(run.probed):
+        final = params[m]
+        initial = jax.device_get(program.member_state(program.state, m).params)
+        d1, d2 = landscape.normalised(final, directions, landscape.scales(final, directions))
+        line, plane = jax.device_get(losses(initial, final, d1, d2, train, evaluation))
+        path = landscape.project([where[i] for _, where in run.path], final, directions)
+        writer = run.board.members[m]
+        alphas = np.linspace(-0.5, 1.5, resolution)
+        series = [pictures.Series(line[0], "train loss"), pictures.Series(line[1], "eval loss")]
+        wide = np.all(line > 0) and line.max() / line.min() > 10
+        title = "loss from the initial (0) to the final (1) weights"
+        writer.image("landscape/line", pictures.chart(alphas, series, title, "a", log_y=wide),
+                     run.step)  # fmt: skip
+        title = "train loss around the final weights; the path"
+        writer.image("landscape/plane", pictures.surface(plane, span, path, title), run.step)
+    seconds = time.perf_counter() - start
+    run.probes.seconds += seconds
+    run.console(
+        f"landscape: the line and a {resolution}x{resolution} plane for "
+        f"{len(run.probed)} member{'s' * (len(run.probed) > 1)} in {seconds:.2f} s"
+    )
 
 
 def outcome(run: Run) -> tuple[dict, set[str]]:

@@ -63,8 +63,16 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
         f"probes.sharpness_iterations must be >= 1, got {probes.sharpness_iterations}",
     )
     require(
-        probes.sharpness_examples >= 0,
-        f"probes.sharpness_examples must be >= 0 (0 = all), got {probes.sharpness_examples}",
+        probes.landscape_resolution >= 3,
+        f"probes.landscape_resolution must be >= 3, got {probes.landscape_resolution}",
+    )
+    require(
+        np.isfinite(probes.landscape_span) and probes.landscape_span > 0,
+        f"probes.landscape_span must be a number > 0, got {probes.landscape_span}",
+    )
+    require(
+        probes.examples >= 0,
+        f"probes.examples must be >= 0 (0 = all), got {probes.examples}",
     )
     require(0 <= model.dropout < 1, f"model.dropout must be a rate in [0, 1), got {model.dropout}")
     require(

@@ -173,10 +173,10 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
 
 def _sharpness(config, train_step: steps.TrainStep, state, dataset, everywhere):
     """`state -> (sharpness, learning rate, momentum)` of every member, on the
-    first `probes.sharpness_examples` training examples; None if not asked for."""
+    first `probes.examples` training examples; None if not asked for."""
     if not config.probes.sharpness:
         return None
-    n = config.probes.sharpness_examples or len(dataset.y_train)
+    n = config.probes.examples or len(dataset.y_train)
     examples = parallel.put((dataset.x_train[:n], dataset.y_train[:n]), everywhere)
     measure = curvature.make_sharpness(
         train_step.graphdef, train_step.loss_fn, train_step.penalty,
