@@ -322,6 +322,12 @@ def image_pb(tag: str, image: np.ndarray):
     return summary
 
 
+def escape_markdown(text: str) -> str:
+    """`text` shown as written in TEXT, which reads Markdown: `0.5*x1 + 0.5*x2`
+    would lose its asterisks to italics."""
+    return text.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_")
+
+
 def config_markdown(config: Mapping) -> str:
     """The resolved config as a markdown code block for the TEXT dashboard."""
     return "```\n" + json.dumps(config, indent=2, default=str) + "\n```"

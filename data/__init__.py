@@ -161,7 +161,11 @@ def _idx_images(config, default_dir: str, how_to_get: str, class_names) -> Datas
     trains on the first n training images only (full-batch studies).
     """
     data_dir = config.data_dir or default_dir
-    if not data_dir or not os.path.isdir(data_dir):
+    if not data_dir:
+        raise UserError(
+            f"dataset {config.name!r} needs --config.data.data_dir=FOLDER. {how_to_get}"
+        )
+    if not os.path.isdir(data_dir):
         raise UserError(f"dataset {config.name!r}: no folder {data_dir!r}. {how_to_get}")
     x_train, y_train = idx.load_split(data_dir, "train", how_to_get)
     x_eval, y_eval = idx.load_split(data_dir, "t10k", how_to_get)

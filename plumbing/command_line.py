@@ -19,6 +19,8 @@ import ml_collections
 from plumbing import failures
 from plumbing.failures import UserError
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+
 
 def run_name(config_file: str, overrides: dict[str, Any]) -> str:
     """'configs/xor.py', {'model.activation': 'tanh'} -> 'xor/model.activation=tanh'.
@@ -26,7 +28,8 @@ def run_name(config_file: str, overrides: dict[str, Any]) -> str:
     The config file's stem (plus its ':argument', if any) then the sorted
     overrides, so runs of one experiment sit side by side in TensorBoard and
     their names say how they differ. Only ASCII letters, digits and ._+=-
-    reach the path; a tuple (4, 4) is written 4x4, a swept '(relu, tanh)' reluxtanh.
+    reach the path; a shape (4, 4) is written 4x4, any other tuple, such as
+    a swept '(relu, tanh)', relu+tanh (`join`).
     """
     stem, _, argument = config_file.partition(":")
     name = os.path.splitext(os.path.basename(stem))[0] + (f"-{argument}" if argument else "")
@@ -35,11 +38,17 @@ def run_name(config_file: str, overrides: dict[str, Any]) -> str:
         if isinstance(value, str) and value.startswith("(") and value.endswith(")"):
             value = [v.strip(" '\"") for v in value[1:-1].split(",") if v.strip()]  # a sweep
         if isinstance(value, (tuple, list)):
-            return "x".join(clean(v) for v in value) or "none"
+            return join([clean(v) for v in value], value)
         return re.sub(r"[^A-Za-z0-9._+-]", "_", str(value))
 
     parts = [f"{clean(k)}={clean(v)}" for k, v in sorted(overrides.items())]
     return os.path.join(clean(name), ",".join(parts) or "default")
+
+
+def join(texts: list[str], values) -> str:
+    """A tuple in a name: '4x4' for a shape (integers), 'relu+tanh' otherwise."""
+    shape = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    return ("x" if shape else "+").join(texts) or "none"
 
 
 def make_run_dir(workdir: str, name: str, new_run: bool = False) -> tuple[str, bool]:
@@ -85,7 +94,17 @@ def config_error(argv: list[str], error: Exception) -> str:
     file = config_file(argv)
     path, _, argument = (file or "").partition(":")
     if not os.path.isfile(path):
-        return f"config file not found: {path!r} (try --config=configs/xor.py)"
+        root = ROOT
+        if os.path.isfile(os.path.join(root, path)):  # run from another folder
+            return (
+                f"config file not found: {path!r} in {os.getcwd()}; the configs are in "
+                f"{os.path.join(root, 'configs')}: run from {root}, or pass "
+                f"--config={os.path.join(root, path)}"
+            )
+        return (
+            f"config file not found: {path!r}; the recipes are in "
+            f"{os.path.join(root, 'configs')}, e.g. --config={os.path.join(root, 'configs/xor.py')}"
+        )
     cause = error.__cause__ or error  # the loader wraps the real error
     try:
         get_config = runpy.run_path(path)["get_config"]
@@ -129,7 +148,11 @@ def parse_flags(argv: list[str], config_flag) -> list[str]:
             raise UserError("--config is required, e.g. --config=configs/xor.py")
         config_flag.value.get("seed")  # a config file that failed to load raises here
         if len(rest) > 1:
-            raise UserError(f"unexpected arguments: {' '.join(rest[1:])}")
+            file, extra = config_file(argv) or "", rest[1:]
+            hint = ""
+            if len(extra) == 1 and ":" not in file and not extra[0].startswith("-"):
+                hint = f" (a config's argument follows a colon: --config={file}:{extra[0]})"
+            raise UserError(f"unexpected arguments: {' '.join(extra)}{hint}")
         return rest
     except (UserError, flags.Error) as e:
         message = str(e)

@@ -25,7 +25,7 @@ XOR = "--config=configs/xor.py"
         ([XOR, "--config.model.activation=relux"], "unknown activation 'relux'.*maxout"),
         (["--config=configs/nope.py"], "config file not found: 'configs/nope.py'"),
         ([], "--config is required"),
-        ([XOR, "extra"], "unexpected arguments: extra"),
+        (["--config=configs/playground.py", "spiral"], "arguments: spiral .*playground.py:spiral"),
         ([XOR, "--coordinator_address=localhost:1"], "multi-host run needs --num_processes >= 1"),
     ],
 )
@@ -37,6 +37,15 @@ def test_user_errors(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert re.search(message, lines[0]), lines[0]
     assert not (tmp_path / "runs").exists(), "a failed start left a run directory"
+
+
+def test_a_config_path_from_another_folder_says_where_the_configs_are(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    message = command_line.config_error(["train.py", "--config=configs/xor.py"], ValueError())
+    assert message.startswith(f"config file not found: 'configs/xor.py' in {tmp_path}; the ")
+    assert f"run from {command_line.ROOT}, or pass --config={command_line.ROOT}/configs/xor.py" in (
+        message
+    )
 
 
 def config_of(file: str):
@@ -73,7 +82,7 @@ def config_of(file: str):
         ("configs/xor.py", {"loss_power": 0.5}, "loss_power must be a number >= 1"),
         ("configs/xor.py", {"optimizer.schedule": "exp"}, "unknown schedule 'exp'"),
         ("configs/xor.py", {"model.name": "transformer"}, "unknown model 'transformer'"),
-        ("configs/xor.py", {"num_seeds": 10**6}, "members need about .* open files"),
+        ("configs/xor.py", {"num_seeds": 10**6, "max_member_runs": 10**6}, "about .* open files"),
         ("configs/gates.py:xr", {}, "unknown gate 'xr'. Did you mean 'xor'"),
         ("configs/playground.py:spiral", {"data.noise": -1.0}, "noise must be >= 0"),
         ("configs/linear_regression.py", {"loss": "bce"}, "needs class labels"),
@@ -97,6 +106,13 @@ def test_config_mistakes(file, values, message):
     check = train.EXPERIMENTS[config.get("experiment", "train")][0]
     with pytest.raises(UserError, match=message):
         check(config)
+
+
+def test_mnist_without_its_folder_says_which_flag_gives_it():
+    import data
+
+    with pytest.raises(UserError, match="^dataset 'mnist' needs --config.data.data_dir=FOLDER. "):
+        data.load_dataset(config_of("configs/mnist_cnn.py").data)
 
 
 def test_a_model_that_does_not_fit_the_data(tmp_path):

@@ -32,6 +32,8 @@ def test_fixed_gates_are_exact(gate, tmp_path, capsys):
     assert "4/4 right" in capsys.readouterr().out
     table = text(tmp_path, "truth_table")
     assert "WRONG" not in table and table.count("right") == 4
+    # TEXT reads Markdown: the rule's asterisks are escaped, or they become italics
+    assert r"y = 1 if 0.5\*x1 + 0.5\*x2" in table
 
 
 def test_xor_from_gates_truth_table_with_hidden_outputs(tmp_path, capsys):

@@ -16,7 +16,7 @@ def test_input_features_let_a_linear_model_draw_a_circle(tmp_path):
     config = features.get_config()
     config.num_steps = config.log_every = config.eval_every = config.picture_every = 300
     train.train_and_evaluate(config, str(tmp_path))
-    plain, squares = tmp_path / "features=x1xx2", tmp_path / "features=x1^2xx2^2"
+    plain, squares = tmp_path / "features=x1+x2", tmp_path / "features=x1^2+x2^2"
     assert read_scalars(plain / "seed=0", "eval/accuracy")[300] < 0.7  # a line cannot
     assert read_scalars(squares / "seed=0", "eval/accuracy")[300] > 0.95  # an ellipse can
     # The network picture: the two input features wired straight to the output.

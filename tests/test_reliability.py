@@ -30,7 +30,7 @@ SWEEP = [
 ]
 SWEEP_RUN = (
     "xor/checkpoint_every=1000,log_every=500,model.hidden_sizes=256x256,num_seeds=2,"
-    "num_steps=6000,probes.sharpness=True,sweep.optimizer.learning_rate=0.01x0.05"
+    "num_steps=6000,probes.sharpness=True,sweep.optimizer.learning_rate=0.01+0.05"
 )
 
 

@@ -109,20 +109,20 @@ def _check_open_files(config: ml_collections.ConfigDict) -> None:
     """Every member keeps files open (its event file and lock in the event
     writer, its directory here): refuse a sweep the open-file limit cannot
     hold, instead of failing half-way (raising the soft limit first)."""
-    if not sweeps.writes_member_runs(config):  # only the aggregates' files
-        return
     members = sweeps.num_members(config)
+    written = members if sweeps.writes_member_runs(config) else 0  # member runs' files
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
     # Per member: one file here, two in the event writer; per point an aggregate.
-    need = 3 * members + 2 * len(sweeps.point_configs(config)) + 200
+    need = 3 * written + 2 * len(sweeps.point_configs(config)) + 200
     if need > soft:
         most = (soft - 200) // 3 // max(len(sweeps.point_configs(config)), 1)
         raise UserError(
             f"{members:,} members need about {need:,} open files (an event file and "
             f"its lock each), more than this system's limit of {soft:,} (ulimit -n): "
-            f"use at most {max(most, 1):,} seeds per point, or raise the limit"
+            f"use at most {max(most, 1):,} seeds per point, raise the limit, or a "
+            "max_member_runs below the member count (only the aggregates are written)"
         )

@@ -165,7 +165,7 @@ def _fixed(config, targets, writer, console) -> dict[str, float]:
     table = truth_table(outputs, targets, hidden)
     accuracy = float(np.mean(outputs == targets))
     console(f"{title}\n{table}\n{int(accuracy * 4)}/4 right")
-    writer.text("truth_table", f"**{title}**\n\n{table}")
+    writer.text("truth_table", f"**{summaries.escape_markdown(title)}**\n\n{table}")
     writer.image("decision_regions", region_picture(model, targets), 0)
     if config.gate == "xor":
         writer.image("network/train", network_picture(model, targets), 0)
@@ -231,5 +231,5 @@ def _delta(config, targets, writer, console) -> dict[str, float]:
         )
     seconds = time.perf_counter() - start
     console(f"{table}\n{verdict} ({seconds:.2f} s)")
-    writer.text("truth_table", f"**{verdict}**\n\n{table}", epoch)
+    writer.text("truth_table", f"**{summaries.escape_markdown(verdict)}**\n\n{table}", epoch)
     return {"accuracy": accuracy, "epochs": epoch}

@@ -86,9 +86,10 @@ def check_divides(count: int, what: str, fix: str, mesh: Mesh) -> None:
     """A UserError unless `count` rows split evenly over the mesh's devices."""
     devices = mesh.size
     if count % devices:
+        verb = "do" if what.startswith("the members") else "does"
         raise UserError(
-            f"{what} ({count}) does not split evenly over {devices} devices: {fix} "
-            f"(a multiple of {devices}), or use fewer devices "
+            f"{what} ({count}) {verb} not split evenly over {devices} devices: {fix} "
+            f"a multiple of {devices}, or use fewer devices "
             "(CUDA_VISIBLE_DEVICES, or XLA_FLAGS=--xla_force_host_platform_device_count)"
         )
 

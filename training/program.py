@@ -94,7 +94,7 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     batches = steps.Batches(len(dataset.x_train), config.batch_size)
     data_parallel = len(members) == 1 and mesh.size > 1
     if data_parallel:
-        parallel.check_divides(batches.size, "the batch", "set --config.batch_size", mesh)
+        parallel.check_divides(batches.size, "the batch", "set --config.batch_size to", mesh)
     elif mesh.size > 1:
         parallel.check_divides(
             len(members), "the members (points x seeds)",

@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 import ml_collections
 
+from plumbing import command_line
 from plumbing.failures import UserError
 from training import optimizers
 
@@ -169,9 +170,9 @@ def point_name(point: dict, spec: dict) -> str:
     if len(set(short.values())) < len(short):
         short = {k: k for k in spec}
 
-    def text(value):
+    def text(value):  # a tuple as the run directory names it: 4x4, relu+tanh
         if isinstance(value, (tuple, list)):
-            return "x".join(text(v) for v in value) or "none"
+            return command_line.join([text(v) for v in value], value)
         return str(value)
 
     return ",".join(f"{short[k]}={text(v)}" for k, v in point.items())
