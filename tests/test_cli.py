@@ -108,13 +108,6 @@ def test_config_mistakes(file, values, message):
         check(config)
 
 
-def test_mnist_without_its_folder_says_which_flag_gives_it():
-    import data
-
-    with pytest.raises(UserError, match="^dataset 'mnist' needs --config.data.data_dir=FOLDER. "):
-        data.load_dataset(config_of("configs/mnist_cnn.py").data)
-
-
 def test_a_model_that_does_not_fit_the_data(tmp_path):
     config = config_of("configs/xor.py")
     config.model.name = "cnn"

@@ -83,7 +83,7 @@ def test_missing_files_say_what_is_expected_and_how_to_get_them(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(UserError, match=r"missing t10k-labels-idx1-ubyte\[.gz\].*four files"):
         data.load_dataset(mnist_config(tmp_path))
-    with pytest.raises(UserError, match="no folder ''.*--config.data.data_dir"):
+    with pytest.raises(UserError, match="^dataset 'mnist' needs --config.data.data_dir=FOLDER. "):
         data.load_dataset(mnist_config(""))
 
 
