@@ -69,7 +69,7 @@ class Run:
         # process 0's files are kept.
         self.files = board.dirs if parallel.is_writer() else [tempfile.mkdtemp()] * len(board.dirs)
         self.seconds = 0.0  # in the compiled loop since the last log line
-        self._params = None  # (state, its members' host parameters)
+        self._params = None  # (state, its members' host parameters: stacked, each)
         self.steps_timed = 0
         # [step, each member's sharpness, each one's limit or None] per log
         # step (probes.sharpness), checkpointed: the end picture draws them all.
@@ -80,14 +80,20 @@ class Run:
         self.path: list = []
         self._directions = None
 
-    def params(self) -> list:
-        """Each member's parameters, on the host (copied once per state: the
-        actions due at one step share them)."""
+    def stacked_params(self):
+        """The members' parameters on the host, stacked (copied once per
+        state: the actions due at one step share them)."""
         if self._params is None or self._params[0] is not self.state:
-            params = jax.device_get(self.state.params)
-            each = [jax.tree.map(lambda a: a[m], params) for m in range(len(self.members))]  # noqa: B023
-            self._params = (self.state, each)
+            self._params = (self.state, jax.device_get(self.state.params), None)
         return self._params[1]
+
+    def params(self) -> list:
+        """Each member's parameters, on the host (split once per state)."""
+        stacked = self.stacked_params()
+        if self._params[2] is None:
+            each = [jax.tree.map(lambda a: a[m], stacked) for m in range(len(self.members))]  # noqa: B023
+            self._params = (self.state, stacked, each)
+        return self._params[2]
 
     def directions(self) -> list:
         """The landscape's two raw random directions (landscape.raw_directions)."""
@@ -259,7 +265,7 @@ class Inspect:
 
     def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
         start = time.perf_counter()
-        stacked = probes.param_arrays(jax.device_get(run.state.params))  # (members, ...) each
+        stacked = probes.param_arrays(run.stacked_params())  # (members, ...) each
         zeros = probes.zero_fraction(stacked)
         run.board.scalars(step, {"params/zero_fraction": zeros}, run.diverged_at == 0)
         for m, writer in enumerate(run.board.members):
