@@ -238,20 +238,29 @@ _COMPILATION_CACHE = flags.DEFINE_string(
 def main(argv: list[str]) -> None:
     del argv  # parse_flags has refused extra arguments
     command_line.setup_jax_and_logs(_COMPILATION_CACHE.value)
-    config = _CONFIG.value
+    with failures.one_line_errors():
+        parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        run_command(_CONFIG.value)
+    console(f"see it with: tensorboard --logdir {_WORKDIR.value}")
+    if not jax.distributed.is_initialized():  # (a multi-host run shuts down in step)
+        failures.exit_now(0)  # all is written, flushed and closed
+
+
+def run_command(config: ml_collections.ConfigDict) -> str:
+    """Checks `config` (--config's value), then runs it in the directory the flags name.
+
+    Returns that directory. (tests/test_docs.py calls it after parsing a
+    documented command's flags, with the config shortened.)
+    """
     name = command_line.run_name(
         config_flags.get_config_filename(flags.FLAGS["config"]),
         config_flags.get_override_values(flags.FLAGS["config"]),
     )
-    with failures.one_line_errors():
-        parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-        check, run = lookup(EXPERIMENTS, config.get("experiment", "train"), "experiment")
-        check(config)  # before the run directory exists
-        with command_line.run_directory(_WORKDIR.value, name, _NEW_RUN.value) as run_dir:
-            run(config, run_dir)
-    console(f"see it with: tensorboard --logdir {_WORKDIR.value}")
-    if not jax.distributed.is_initialized():  # (a multi-host run shuts down in step)
-        failures.exit_now(0)  # all is written, flushed and closed
+    check, run = lookup(EXPERIMENTS, config.get("experiment", "train"), "experiment")
+    check(config)  # before the run directory exists
+    with command_line.run_directory(_WORKDIR.value, name, _NEW_RUN.value) as run_dir:
+        run(config, run_dir)
+    return run_dir
 
 
 if __name__ == "__main__":

@@ -411,8 +411,11 @@ def chart(
         mx, my = float(px(mark[0])), float(py(mark[1]))
         draw.ellipse([mx - 6, my - 6, mx + 6, my + 6], outline=(214, 39, 40), width=2)
         below = my - 8 < top + 14  # no room above
-        where, anchor = ((mx, my + 8), "ma") if below else ((mx, my - 8), "md")
-        draw.text(where, f"best {_number(mark[0])}", fill=(214, 39, 40), font=font, anchor=anchor)
+        label = f"best {_number(mark[0])}"
+        half = draw.textlength(label, font=font) / 2  # kept inside the picture:
+        lx = min(max(mx, half + 2), w - half - 2)
+        where, anchor = ((lx, my + 8), "ma") if below else ((lx, my - 8), "md")
+        draw.text(where, label, fill=(214, 39, 40), font=font, anchor=anchor)
     return np.asarray(image)
 
 

@@ -8,8 +8,8 @@ import tempfile
 import jax
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing import plugin_event_accumulator
-from tensorboard.util import tensor_util
+
+from dashboards import reading
 
 # Strict numerics: a silent broadcast between ranks is a bug here.
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -59,31 +59,8 @@ def write_mnist(folder, n_train=12, n_test=6, labels_train=None):
     idx.write(str(folder / "t10k-labels-idx1-ubyte"), np.arange(n_test) % 10)
 
 
-def read_events(run_dir: str) -> plugin_event_accumulator.EventAccumulator:
-    """Loads every summary of a run (tensors size_guidance 0 = keep all)."""
-    accumulator = plugin_event_accumulator.EventAccumulator(
-        str(run_dir), size_guidance={"tensors": 0}
-    )
-    accumulator.Reload()
-    return accumulator
-
-
-def read_scalars(run_dir: str, tag: str) -> dict[int, float]:
-    """{step: value} of one scalar tag, read back from the event file."""
-    events = read_events(run_dir).Tensors(tag)
-    return {e.step: float(tensor_util.make_ndarray(e.tensor_proto)) for e in events}
-
-
-def read_image(run_dir: str, tag: str, step: int | None = None) -> np.ndarray:
-    """The picture under `tag` at `step` (the last one if None), decoded from its PNG."""
-    import io
-
-    from PIL import Image
-
-    events = read_events(run_dir).Tensors(tag)
-    event = events[-1] if step is None else next(e for e in events if e.step == step)
-    png = tensor_util.make_ndarray(event.tensor_proto)[2]
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+# A run's summaries read back from its event files (dashboards/reading.py).
+read_events, read_scalars, read_image = reading.events, reading.scalars, reading.pixels
 
 
 @pytest.fixture
