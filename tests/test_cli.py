@@ -187,14 +187,6 @@ def test_a_run_that_fails_after_start_leaves_no_directory(tmp_path):
     assert not list(tmp_path.glob("xor/*"))
 
 
-def test_gates_through_the_command_line(tmp_path):
-    result = run("--config=configs/gates.py:nand", workdir=tmp_path)
-    assert result.returncode == 0 and result.stderr == "", result.stderr
-    assert "NAND: y = 1 if 0.5*x1 + 0.5*x2 <= 0.7" in result.stdout
-    assert "| 1 | 1 | 0 | 0 | right |" in result.stdout and "4/4 right" in result.stdout
-    assert f"Run written to {tmp_path}/gates-nand/default" in result.stdout
-
-
 @pytest.mark.slow
 def test_xor_end_to_end(tmp_path):
     """The README's first command with an override, again, and with --new_run."""

@@ -23,9 +23,9 @@ import data, train
 from training import parallel, program, sweeps
 from configs import mnist_cnn, playground, xor
 
-task, run_dir, mnist_dir = sys.argv[1:4]
+tasks, run_dir, mnist_dir = sys.argv[1:4]
 out = {"devices": jax.device_count()}
-if task == "data_parallel":
+if "data_parallel" in tasks:
     config = playground.get_config("circles")
     config.batch_size, config.num_steps, config.log_every, config.eval_every = 8, 60, 30, 30
     out["circles"] = train.train_and_evaluate(config, run_dir + "/circles")
@@ -45,7 +45,7 @@ if task == "data_parallel":
         train.train_and_evaluate(config, run_dir + "/uneven")
     except train.UserError as e:
         out["uneven"] = str(e)
-else:
+if "sweep" in tasks:
     config = xor.get_config()
     config.num_steps, config.num_seeds = 200, 4
     config.sweep.optimizer.learning_rate = (0.01, 0.1)
@@ -59,14 +59,19 @@ print(json.dumps(out, default=str))
 """
 
 
-def on_four_devices(task, tmp_path):
+@pytest.fixture(scope="module")
+def four(tmp_path_factory):
+    """Both tasks on 4 devices, in one subprocess; (its JSON, the folder of its tiny MNIST)."""
+    folder = tmp_path_factory.mktemp("four")
+    write_mnist(folder, n_train=64, n_test=20)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     result = subprocess.run(
-        [sys.executable, "-c", ON_FOUR_DEVICES, task, str(tmp_path / "four"), str(tmp_path)],
+        [sys.executable, "-c", ON_FOUR_DEVICES, "data_parallel,sweep", str(folder / "four"),
+         str(folder)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1]), folder
 
 
 def close(four, one, tags):
@@ -75,9 +80,8 @@ def close(four, one, tags):
 
 
 @pytest.mark.slow
-def test_data_parallel_matches_one_device_and_splits_the_batch(tmp_path):
-    write_mnist(tmp_path, n_train=64, n_test=20)
-    four = on_four_devices("data_parallel", tmp_path)
+def test_data_parallel_matches_one_device_and_splits_the_batch(tmp_path, four):
+    four, mnist_dir = four
     assert four["devices"] == 4
     assert four["batch_shards"] == [[2, 2]] * 4  # 8 rows: 2 on each device
     assert four["replicated_shards"] == [[8, 2]] * 4
@@ -88,7 +92,7 @@ def test_data_parallel_matches_one_device_and_splits_the_batch(tmp_path):
     one = train.train_and_evaluate(config, str(tmp_path / "one" / "circles"))
     close(four["circles"], one, ["train/loss", "eval/loss", "eval/accuracy", "train/grad_norm"])
     config = mnist_cnn.get_config()
-    config.data.data_dir = str(tmp_path)
+    config.data.data_dir = str(mnist_dir)
     config.batch_size, config.num_steps, config.log_every, config.eval_every = 16, 4, 4, 4
     config.embedding_examples = 0
     one = train.train_and_evaluate(config, str(tmp_path / "one" / "cnn"))
@@ -96,8 +100,8 @@ def test_data_parallel_matches_one_device_and_splits_the_batch(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_members_spread_over_devices(tmp_path):
-    four = on_four_devices("sweep", tmp_path)
+def test_sweep_members_spread_over_devices(tmp_path, four):
+    four, _ = four
     assert four["member_spec"] == "P('data',)"
     assert four["member_shards"] == [[0, 2], [1, 2], [2, 2], [3, 2]]  # 8 members, 2 each
     config = xor.get_config()

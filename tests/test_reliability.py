@@ -19,8 +19,12 @@ ARGS = [
     "--config.num_steps=6000",
     "--config.log_every=500",
     "--config.checkpoint_every=1000",
+    "--config.picture_every=3000",  # (drawing 256-unit nets every 500 steps took half the time)
 ]
-RUN = "xor/checkpoint_every=1000,log_every=500,model.hidden_sizes=256x256,num_steps=6000"
+RUN = (
+    "xor/checkpoint_every=1000,log_every=500,model.hidden_sizes=256x256,num_steps=6000,"
+    "picture_every=3000"
+)
 # A sweep: 2 learning rates x 2 seeds, one program; its sharpness picture
 # at the end draws every log step's, those before the kill from the checkpoint.
 SWEEP = [
@@ -30,7 +34,7 @@ SWEEP = [
 ]
 SWEEP_RUN = (
     "xor/checkpoint_every=1000,log_every=500,model.hidden_sizes=256x256,num_seeds=2,"
-    "num_steps=6000,probes.sharpness=True,sweep.optimizer.learning_rate=0.01+0.05"
+    "num_steps=6000,picture_every=3000,probes.sharpness=True,sweep.optimizer.learning_rate=0.01+0.05"
 )
 
 
