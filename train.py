@@ -152,7 +152,7 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
 def train(run: actions.Run, stop: signals.StopRequests) -> None:
     """The loop: compiled chunks up to the next due action, then the actions."""
     config, started = run.config, time.perf_counter()
-    due = [(action, config[action.every]) for action in actions.ACTIONS]
+    due = [(action, actions.cadence(action, run)) for action in actions.ACTIONS]
     if not run.step:  # a new run: what step 0 looks like
         run.start()
         for action, _ in due:
@@ -178,7 +178,7 @@ def train(run: actions.Run, stop: signals.StopRequests) -> None:
     seconds, probed = time.perf_counter() - started, run.probes.seconds
     if run.sharpness_seconds:  # the median: the first call also warms up
         cost = np.median(run.sharpness_seconds)
-        probed = f"{probed:.2f} s; sharpness {cost:.3f} s per log step"
+        probed = f"{probed:.2f} s; sharpness {cost:.3f} s per measurement"
     else:
         probed = f"{probed:.2f} s"
     result = ""

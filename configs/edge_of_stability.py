@@ -59,5 +59,6 @@ def get_config():
     config.optimizer.learning_rate = 1.0
     config.sweep.optimizer.learning_rate = (1.0, 2.0, 4.0)
     config.probes.sharpness = True
+    config.probes.sharpness_every = 50  # every log step, for the picture: a third of the run
     config.probes.examples = 0  # all of the 1,000 training images
     return config

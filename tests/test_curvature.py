@@ -62,12 +62,20 @@ def test_a_sweep_logs_sharpness_and_its_limit_for_every_member(xor_config, tmp_p
         params = built.member_state(built.state, m).params
         logged = read_scalars(tmp_path / f"seed={m}", "train/sharpness")
         assert logged[0] == pytest.approx(exact_top_eigenvalue(loss, params), rel=1e-4)
-        assert sorted(logged) == list(range(0, 601, 200))
+        # auto cadence: a measurement is 2 x 20 gradients on the 4 points, 40 steps' work,
+        # so every 400 steps (a multiple of log_every, 200) keeps it to 10%; and the last step
+        assert sorted(logged) == [0, 400, 600]
         assert set(read_scalars(tmp_path / f"seed={m}", "train/sharpness_limit").values()) == {4.0}
     assert final["aggregate/train/sharpness/max"] >= final["aggregate/train/sharpness/min"]
     picture = read_image(tmp_path / "aggregate", "sharpness/vs_limit")
     assert (np.abs(picture.astype(int) - [255, 255, 255]).sum(-1) > 0).mean() > 0.05  # drawn
-    assert "sharpness 0.0" in capsys.readouterr().out  # its cost, s per log step
+    assert "sharpness 0.0" in capsys.readouterr().out  # its cost, s per measurement
+
+
+def test_sharpness_every_sets_the_cadence(xor_config, tmp_path):
+    xor_config.probes.sharpness, xor_config.probes.sharpness_every = True, 150
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    assert sorted(read_scalars(tmp_path, "train/sharpness")) == [0, 150, 300, 450, 600]
 
 
 def test_bad_sharpness_iterations_are_one_line(xor_config, tmp_path):

@@ -6,7 +6,7 @@ up to the next step where one is due, then calls the due ones in order:
 
     LogTrain    log_every    train scalars (per member, aggregates), console
     Inspect     log_every    parameter histograms, layer probes
-    Sharpness   log_every    the loss Hessian's top eigenvalue (probes.sharpness)
+    Sharpness   probes.sharpness_every  the loss Hessian's top eigenvalue (0: auto, ~10%)
     Path        log_every    where the weights are, for the landscape's path (probes.landscape)
     Pictures    picture_every decision boundaries of 2-D classifiers
     Evaluate    eval_every   the eval split: scalars, confusion matrix
@@ -16,6 +16,7 @@ up to the next step where one is due, then calls the due ones in order:
 share one `Run`: the program, its current state and where it writes.
 """
 
+import math
 import os
 import tempfile
 import time
@@ -37,6 +38,12 @@ from training.program import Program
 PROBED_MEMBERS = 8
 # Members named in the console when they diverge, per chunk (then a count).
 REPORTED_DIVERGED = 10
+
+
+def cadence(action, run: "Run") -> int:
+    """Steps between an action's runs: its `every` field (an action may choose: Sharpness)."""
+    choose = getattr(action, "cadence", None)
+    return choose(run) if choose else run.config[action.every]
 
 
 def is_time(step: int, every: int, total: int) -> bool:
@@ -280,8 +287,22 @@ class Sharpness:
     """Every member's sharpness (probes.sharpness), beside the limit that
     gradient descent holds it to, 2/eta for sgd (training/curvature.py)."""
 
-    every = "log_every"
+    every = "probes.sharpness_every"
     at_start = True
+
+    @staticmethod
+    def cadence(run: Run) -> int:
+        """`probes.sharpness_every`; if 0, the multiple of log_every that keeps the
+        measurements to about 10% of the training's work. A measurement is
+        `sharpness_iterations` Hessian-vector products, each about two gradients,
+        on `probes.examples` examples; a training step is one gradient on a batch."""
+        config = run.config
+        if config.probes.sharpness_every or not config.probes.sharpness:
+            return config.probes.sharpness_every or config.log_every
+        n = len(run.program.dataset.y_train)
+        examples, batch = min(config.probes.examples or n, n), min(config.batch_size or n, n)
+        steps = 2 * config.probes.sharpness_iterations * examples / batch  # one measurement's
+        return config.log_every * max(1, math.ceil(10 * steps / config.log_every))
 
     def __call__(self, run: Run, step: int, metrics: dict | None) -> None:
         if run.program.sharpness is None:

@@ -27,6 +27,7 @@ RESUMABLE_CHANGES = (
     "eval_every",
     "picture_every",
     "checkpoint_every",
+    "probes.sharpness_every",
     "keep_checkpoints",
     "layer_stats",
     "embedding_examples",

@@ -63,6 +63,10 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
         f"probes.sharpness_iterations must be >= 1, got {probes.sharpness_iterations}",
     )
     require(
+        probes.sharpness_every >= 0,
+        f"probes.sharpness_every must be >= 0 (0 = auto), got {probes.sharpness_every}",
+    )
+    require(
         probes.landscape_resolution >= 3,
         f"probes.landscape_resolution must be >= 3, got {probes.landscape_resolution}",
     )
