@@ -297,8 +297,10 @@ class Sharpness:
         `sharpness_iterations` Hessian-vector products, each about two gradients,
         on `probes.examples` examples; a training step is one gradient on a batch."""
         config = run.config
-        if config.probes.sharpness_every or not config.probes.sharpness:
-            return config.probes.sharpness_every or config.log_every
+        if not config.probes.sharpness:  # nothing to measure: no steps of its own
+            return config.log_every
+        if config.probes.sharpness_every:
+            return config.probes.sharpness_every
         n = len(run.program.dataset.y_train)
         examples, batch = min(config.probes.examples or n, n), min(config.batch_size or n, n)
         steps = 2 * config.probes.sharpness_iterations * examples / batch  # one measurement's
