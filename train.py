@@ -136,7 +136,11 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
                 f.write(config.to_json(indent=2) + "\n")
         board.open(run.step)
         params = sum(v.size for v in jax.tree.leaves(built.state.params)) // len(group.members)
-        what = f"{len(group.members)} members, " if len(group.members) > 1 else ""
+        members, part = len(group.members), built.part
+        what = f"{members} members, " if members > 1 else ""
+        if part < members:  # training/memory.py
+            why = "members_per_program" if config.members_per_program else "what memory holds"
+            what = f"{members:,} members in {-(-members // part)} parts of {part:,} ({why}), "
         resumed = f", resumed at step {run.step}" if run.step else ""
         where = os.path.join(run_dir, group.name) if group.name else run_dir
         console(f"{where}: {what}{params:,} parameters, compiled in {compiled:.2f} s{resumed}")

@@ -27,10 +27,11 @@ def test_every_epoch_is_a_new_permutation_of_the_examples():
     np.testing.assert_array_equal(batches.order(key, jnp.int32(2)), orders[0])  # same epoch
 
 
-def build(batch_size=0, model="mlp", stepwise=None, num_seeds=1):
+def build(batch_size=0, model="mlp", stepwise=None, num_seeds=1, parts_of=0):
     """train.py's program for a small 2-D task (or 8x8 images for the CNN)."""
     config = playground.get_config("circles")
     config.batch_size, config.num_seeds = batch_size, num_seeds
+    config.members_per_program = parts_of
     config.model.name = model
     rng = np.random.default_rng(0)
     shape = (40, 8, 8, 1) if model == "cnn" else (40, 2)
@@ -69,6 +70,23 @@ def test_a_member_of_many_trains_as_it_would_alone(batch_size):
         np.testing.assert_allclose(x[0], y[0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(metrics["loss"][0], metrics["loss"][1])  # other seeds
     np.testing.assert_allclose(metrics["loss"][0], alone_metrics["loss"][0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("model, batch_size", [("mlp", 8), ("cnn", 0)])
+def test_members_trained_in_parts_end_bitwise_as_all_at_once(model, batch_size):
+    """5 members in parts of 2 (0-1, 2-3, 3-4) end bitwise as all 5 at once
+    (fused; the CNN stepwise on CPU)."""
+    results = []
+    for parts_of in (0, 2):
+        built = build(batch_size, model, num_seeds=5, parts_of=parts_of)
+        s, d, _ = built.train(built.state, built.diverged_at, 7)  # crosses an epoch (5 steps)
+        s, d, metrics = built.train(s, d, 6)
+        results.append((built.part, jax.device_get((s, metrics, built.evaluate(s.params)))))
+    assert results[0][0] == 5 and results[1][0] == 2
+    whole, parts = (jax.tree.leaves(r[1]) for r in results)
+    assert len(whole) == len(parts)
+    for a, b in zip(whole, parts, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @CPU_ONLY

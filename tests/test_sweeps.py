@@ -215,3 +215,30 @@ def test_the_solved_rate_has_its_wilson_interval(k, n, low, high):
     from dashboards.board import wilson_interval
 
     assert wilson_interval(k, n) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_members_that_do_not_fit_memory_train_in_parts_to_the_same_numbers(
+    sweep_config, tmp_path, monkeypatch, capsys
+):
+    """With the device's free memory made to hold 2 of 6 members at a time (as
+    XLA measured them), the sweep trains in 3 parts of 2, to the same bits."""
+    from training import memory
+
+    sweep_config.num_seeds = 3
+    sweep_config.sweep.optimizer.learning_rate = (0.01, 0.1)
+    measured, part_size = [], memory.part_size
+    spy = lambda *a, **k: measured.append(a) or part_size(*a, **k)  # noqa: E731
+    monkeypatch.setattr(memory, "part_size", spy)
+    whole = train.train_and_evaluate(sweep_config, str(tmp_path / "whole"))
+    members, need = measured[-1][:2]
+    assert members == 6 and need.program > need.state > 0
+    room = (need.with_parts_of(6, 2) + need.program / 2) / memory.USABLE  # 2.5 members' programs
+    monkeypatch.setattr(memory, "free_bytes", lambda devices: room)
+    capsys.readouterr()
+    parts = train.train_and_evaluate(sweep_config, str(tmp_path / "parts"))
+    assert "6 members in 3 parts of 2 (what memory holds)" in capsys.readouterr().out
+    assert parts == whole
+    monkeypatch.setattr(memory, "free_bytes", lambda devices: need.with_parts_of(6, 0))
+    message = r"^out of memory: 6 members need .* GiB even 1 at a time"
+    with pytest.raises(train.UserError, match=message):
+        train.train_and_evaluate(sweep_config, str(tmp_path / "none"))

@@ -32,6 +32,7 @@ RESUMABLE_CHANGES = (
     "layer_stats",
     "embedding_examples",
     "eval_batch_size",
+    "members_per_program",
 )
 
 

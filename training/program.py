@@ -13,8 +13,16 @@ network (`steps.TrainStep`) and `jax.vmap`ped over the members.
 Devices (training/parallel.py): one member on several devices trains data
 parallel (each step's batch split over them); several members are split
 over the devices, each whole on one.
+
+Memory (training/memory.py): members that do not fit the device's memory
+together train in PARTS, one after another within each chunk, each by the
+same program compiled for a part's size; `program.part` says how many. The
+parts are sized from XLA's analysis of the compiled program, or capped by
+`config.members_per_program`. A run is the same whichever way its members
+are split.
 """
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,7 +34,7 @@ from flax import nnx
 import data
 import nets
 from plumbing.failures import UserError
-from training import curvature, losses, optimizers, parallel, steps
+from training import curvature, losses, memory, optimizers, parallel, steps
 from training.sweeps import Group
 
 
@@ -48,6 +56,9 @@ class Program(NamedTuple):
     reset: Callable  # (state, earlier, members) -> state with those members' weights from earlier
     # state -> (sharpness, learning rate, momentum) per member (probes.sharpness), or None
     sharpness: Callable | None = None
+    # How many members one compiled call trains: all of them, unless they do not
+    # fit the device's memory together; then they train in parts (training/memory.py).
+    part: int = 1
 
     def member_state(self, state: steps.TrainState, m: int = 0) -> steps.TrainState:
         return jax.tree.map(lambda a: a[m], state)
@@ -102,6 +113,7 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
         )  # fmt: skip
     on_members = everywhere if data_parallel else split
 
+    free = memory.free_bytes(mesh.local_devices)  # before this program's arrays exist
     seeds = parallel.put(np.array([m.seed for m in members]), on_members)
     numbers = {
         key.split(".")[-1]: np.array([m.point_config.get(key.split(".")[0])[key.split(".")[1]]
@@ -122,6 +134,8 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
         state = steps.TrainState(jnp.array(0), params, opt_state, dropout_key)
         return state, jax.random.key_data(jax.random.fold_in(key, 1))
 
+    shapes = jax.eval_shape(jax.vmap(init), seeds, numbers)[0]
+    memory.check_state(len(members), memory.nbytes(shapes) / len(members), free, mesh.size)
     state, keys = jax.jit(jax.vmap(init), out_shardings=on_members)(seeds, numbers)
     jax.block_until_ready(state)  # out of memory? Now, not at the first summary
     diverged_at = parallel.put(np.zeros(len(members), np.int32), on_members)
@@ -145,39 +159,150 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     # bit for bit. Convolutions on CPU are unrolled over the members (see
     # steps.MembersStep).
     single = not members[0].name  # a single run, not a sweep of one
-    unroll = stepwise or len(members) == 1
-    members_step = steps.MembersStep(train_step, batches, unroll, stop_at_nan=single)
-    if stepwise:
-        train, compiled = _stepwise(members_step, state, diverged_at, train_data, keys, everywhere)
-    else:
-        loop = jax.jit(steps.make_train_loop(members_step))
-        compiled = loop.lower(state, diverged_at, train_data, keys, 0)
-        compiled = compiled.compile(steps.compiler_options())
+    members_step = steps.MembersStep(train_step, batches, stepwise or len(members) == 1, single)
+    examples = _examples(config, dataset, everywhere)
 
-        def train(state, diverged_at, num_steps):
-            return compiled(state, diverged_at, train_data, keys, num_steps)
+    def compile_for(size: int) -> _Compiled:  # the programs for `size` members
+        like = lambda tree: _shapes_for(size, tree, on_members)  # noqa: E731
+        abstract = like((state, diverged_at, keys))
+        if stepwise:
+            train, compiled = _stepwise(members_step, *abstract, train_data, everywhere)
+        else:
+            loop = jax.jit(steps.make_train_loop(members_step))
+            compiled = loop.lower(*abstract[:2], train_data, abstract[2], 0)
+            compiled = compiled.compile(steps.compiler_options())
 
-    evaluate = steps.make_evaluate(
-        graphdef, loss_fn, len(dataset.y_eval), dataset.num_classes, config.eval_batch_size,
-        summed_loss=config.loss == "sse", batch_sharding=split if data_parallel else None,
-    )  # fmt: skip
-    evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None))).lower(state.params, eval_data)
-    evaluate = evaluate.compile(steps.compiler_options())
+            def train(state, diverged_at, keys, num_steps):
+                return compiled(state, diverged_at, train_data, keys, num_steps)
+
+        evaluate = steps.make_evaluate(
+            graphdef, loss_fn, len(dataset.y_eval), dataset.num_classes, config.eval_batch_size,
+            summed_loss=config.loss == "sse", batch_sharding=split if data_parallel else None,
+        )  # fmt: skip
+        evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None)))
+        evaluate = evaluate.lower(like(state.params), eval_data).compile(steps.compiler_options())
+        sharpness = _sharpness(config, train_step, like(state), examples)
+        programs = [(compiled, train_data), (evaluate, eval_data), (sharpness, examples)]
+        return _Compiled(
+            train, lambda params: evaluate(params, eval_data),
+            sharpness and (lambda state: sharpness(state, examples)), compiled, programs,
+        )  # fmt: skip
+
+    # A sweep too big for the device's memory trains in parts (training/memory.py),
+    # one after another, with the programs compiled for a part's size. A CNN
+    # on CPU (stepwise, its members unrolled: compiling takes longer the more
+    # there are) is measured on 2 members; a fused loop on all of them.
+    # An unrolled part of one member compiles to other bits (Adam's second
+    # moment of one bias came out 1 ulp apart): unrolled parts hold two or more.
+    n, cap, smallest = len(members), config.members_per_program, 2 if stepwise else 1
+    planned = memory.part_size(n, None, math.inf, cap, mesh.size, smallest)  # the cap's
+    measured = min(planned, 2) if stepwise else planned
+    compiled = compile_for(measured)
+    need = _need(compiled, measured, state, n, mesh.size) if n > 1 else None
+    part = memory.part_size(n, need, free, cap, mesh.size, smallest)
+    if part != measured:
+        compiled = compile_for(part)
+    train = compiled.train
+    evaluate, sharpness = compiled.evaluate, compiled.sharpness
+    if part < n:
+        parts = _Parts(n, part, on_members)
+        train, evaluate = parts.over(train, with_steps=True), parts.over(evaluate)
+        sharpness = sharpness and parts.over(sharpness)
     return Program(
-        group, dataset, graphdef, state, diverged_at, train,
-        lambda params: evaluate(params, eval_data),
-        train_step, first_batch, batches, compiled, stepwise, jax.jit(_reset),
-        _sharpness(config, train_step, state, dataset, everywhere),
+        group, dataset, graphdef, state, diverged_at,
+        lambda state, diverged_at, num_steps: train(state, diverged_at, keys, num_steps),
+        evaluate, train_step, first_batch, batches, compiled.compiled, stepwise,
+        jax.jit(_reset), sharpness, part,
     )  # fmt: skip
 
 
-def _sharpness(config, train_step: steps.TrainStep, state, dataset, everywhere):
-    """`state -> (sharpness, learning rate, momentum)` of every member, on the
-    first `probes.examples` training examples; None if not asked for."""
+def _shapes_for(members: int, tree, sharding):
+    """`tree`'s leaves as abstract arrays of `members` members (for .lower)."""
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct((members, *a.shape[1:]), a.dtype, sharding=sharding), tree
+    )
+
+
+class _Compiled(NamedTuple):
+    """A program's compiled calls for one number of members."""
+
+    train: Callable  # (state, diverged_at, keys, n) -> (state, diverged_at, metrics)
+    evaluate: Callable  # params -> (metrics, confusion)
+    sharpness: Callable | None  # state -> (sharpness, learning rate, momentum)
+    compiled: Any  # the train loop's XLA program
+    calls: list  # [(compiled call or None, the data it reads)]: what memory.Need measures
+
+
+def _need(compiled: _Compiled, size: int, state, members: int, devices: int) -> memory.Need | None:
+    """What a member costs, from XLA's analysis of `compiled` (for `size` of
+    the `members` whose stacked `state` is given)."""
+    shared, per_member = 0.0, 0.0
+    for call, data_read in compiled.calls:
+        if call is None:
+            continue
+        total = memory.program_bytes(call)
+        if total is None:
+            return None
+        read = memory.nbytes(data_read)
+        shared = max(shared, read)
+        per_member = max(per_member, (total - read) * devices / size)
+    return memory.Need(shared, memory.nbytes(state) / members, per_member, devices)
+
+
+class _Parts:
+    """A call over all `members` made of calls over `part` of them: the
+    parts start at 0, part, 2 part, ... and the last one ends at the last
+    member (overlapping the one before: its members are computed twice,
+    to the same bits), so that one compiled size serves them all."""
+
+    def __init__(self, members: int, part: int, on_members):
+        self.part = part
+        count = -(-members // part)
+        self.starts = [min(i * part, members - part) for i in range(count)]
+
+        def take(tree, start):
+            return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, part), tree)
+
+        def empty(out):  # the whole output, shaped from a part's
+            return jax.tree.map(lambda a: jnp.zeros((members, *a.shape[1:]), a.dtype), out)
+
+        def place(whole, out, start):
+            return jax.tree.map(
+                lambda w, p: jax.lax.dynamic_update_slice_in_dim(w, p, start, 0), whole, out
+            )
+
+        self.take = jax.jit(take, out_shardings=on_members)
+        self.empty = jax.jit(empty, out_shardings=on_members)
+        self.place = jax.jit(place, donate_argnums=0, out_shardings=on_members)
+
+    def over(self, call: Callable, with_steps: bool = False) -> Callable:
+        """`call(*member_args[, num_steps])` over every part, outputs placed in one."""
+
+        def whole_call(*args):
+            member_args, rest = (args[:-1], args[-1:]) if with_steps else (args, ())
+            whole = None
+            for start in self.starts:
+                start = jnp.int32(start)
+                out = call(*self.take(member_args, start), *rest)
+                whole = self.place(self.empty(out) if whole is None else whole, out, start)
+            return whole
+
+        return whole_call
+
+
+def _examples(config, dataset, everywhere):
+    """The first `probes.examples` training examples (the sharpness's), or None."""
     if not config.probes.sharpness:
         return None
     n = config.probes.examples or len(dataset.y_train)
-    examples = parallel.put((dataset.x_train[:n], dataset.y_train[:n]), everywhere)
+    return parallel.put((dataset.x_train[:n], dataset.y_train[:n]), everywhere)
+
+
+def _sharpness(config, train_step: steps.TrainStep, state, examples):
+    """The compiled `(state, examples) -> (sharpness, learning rate, momentum)`
+    of every member (`state`: abstract, for its shapes); None if not asked for."""
+    if not config.probes.sharpness:
+        return None
     measure = curvature.make_sharpness(
         train_step.graphdef, train_step.loss_fn, train_step.penalty,
         config.probes.sharpness_iterations,
@@ -189,8 +314,7 @@ def _sharpness(config, train_step: steps.TrainStep, state, dataset, everywhere):
         return measure(state.params, examples), rate, momentum
 
     probe = jax.jit(jax.vmap(probe, in_axes=(0, None))).lower(state, examples)
-    probe = probe.compile(steps.compiler_options())
-    return lambda state: probe(state, examples)
+    return probe.compile(steps.compiler_options())
 
 
 def _reset(state: steps.TrainState, earlier: steps.TrainState, members: jax.Array):
@@ -202,22 +326,25 @@ def _reset(state: steps.TrainState, earlier: steps.TrainState, members: jax.Arra
     )
 
 
-def _stepwise(members_step, state, diverged_at, train_data, keys, everywhere):
-    """`train` as one compiled step per call (see `build`), and that step.
+def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere):
+    """`train` as one compiled step per call (see `build`), and that step
+    (`state`, `diverged_at`, `keys`: abstract, for their shapes).
 
     The host queues the steps and waits only when the metrics are read.
     """
     batches = members_step.batches
     orders = jax.jit(members_step.orders, out_shardings=everywhere)
-    step = jax.jit(members_step).lower(
-        state, diverged_at, train_data, orders(keys, 0), jnp.array(True)
-    )
+    order_shape = jax.eval_shape(members_step.orders, keys, 0)
+    if order_shape is not None:
+        order_shape = jax.ShapeDtypeStruct(order_shape.shape, order_shape.dtype,
+                                           sharding=everywhere)  # fmt: skip
+    step = jax.jit(members_step).lower(state, diverged_at, train_data, order_shape, jnp.array(True))
     step = step.compile(steps.compiler_options())
     # Several CPU devices: XLA:CPU's in-process all-reduce deadlocked when
     # steps queued up asynchronously (a CNN on 2 host devices, 2 cores).
-    one_at_a_time = len(jax.tree.leaves(state)[0].devices()) > 1
+    one_at_a_time = len(jax.tree.leaves(state)[0].sharding.device_set) > 1
 
-    def train(state, diverged_at, num_steps):
+    def train(state, diverged_at, keys, num_steps):
         first = int(state.step[0])
         last = first + int(num_steps) - 1
         order = orders(keys, first)

@@ -152,6 +152,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise UserError(f"num_seeds must be >= 1, got {config.num_seeds}")
     if config.max_member_runs < 1:
         raise UserError(f"max_member_runs must be >= 1, got {config.max_member_runs}")
+    if config.members_per_program < 0:
+        raise UserError(
+            f"members_per_program must be >= 0 (0: as many as the device's memory holds), "
+            f"got {config.members_per_program}"
+        )
     spec = sweep_spec(config)
     for key in spec:
         if key in VMAPPED:
