@@ -8,8 +8,8 @@ import pytest
 from plumbing.failures import UserError
 from training import memory
 
-# shared 0, 1 byte of state and 10 of program per member, one device
-NEED = memory.Need(shared=0, state=1, program=10, devices=1)
+# shared 0, 1 byte of state (kept twice beside a part) and 10 of program per member, one device
+NEED = memory.Need(shared=0, state=1, program=10, devices=1, copies=2)
 
 
 def usable(n):  # the free memory that makes `n` bytes usable
@@ -30,7 +30,7 @@ def test_members_that_do_not_fit_train_in_even_parts():
 
 
 def test_parts_are_multiples_of_the_devices_and_at_least_the_smallest():
-    need = memory.Need(shared=0, state=1, program=10, devices=4)
+    need = memory.Need(shared=0, state=1, program=10, devices=4, copies=2)
     # per device: 2 x 100 / 4 state + part x 10 / 4 <= 150: 40 fit, 3 parts of 36
     assert memory.part_size(100, need, usable(150), 0, 4) == 36
     assert memory.part_size(100, None, math.inf, 6, 4) == 4

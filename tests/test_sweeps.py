@@ -238,7 +238,7 @@ def test_members_that_do_not_fit_memory_train_in_parts_to_the_same_numbers(
     parts = train.train_and_evaluate(sweep_config, str(tmp_path / "parts"))
     assert "6 members in 3 parts of 2 (what memory holds)" in capsys.readouterr().out
     assert parts == whole
-    monkeypatch.setattr(memory, "free_bytes", lambda devices: need.with_parts_of(6, 0))
+    monkeypatch.setattr(memory, "free_bytes", lambda d: need.with_parts_of(6, 0) / memory.USABLE)
     message = r"^out of memory: 6 members need .* GiB even 1 at a time"
     with pytest.raises(train.UserError, match=message):
         train.train_and_evaluate(sweep_config, str(tmp_path / "none"))

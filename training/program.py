@@ -135,7 +135,8 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
         return state, jax.random.key_data(jax.random.fold_in(key, 1))
 
     shapes = jax.eval_shape(jax.vmap(init), seeds, numbers)[0]
-    memory.check_state(len(members), memory.nbytes(shapes) / len(members), free, mesh.size)
+    copies = memory.state_copies(mesh.local_devices)
+    memory.check_state(len(members), memory.nbytes(shapes) / len(members), free, mesh.size, copies)
     state, keys = jax.jit(jax.vmap(init), out_shardings=on_members)(seeds, numbers)
     jax.block_until_ready(state)  # out of memory? Now, not at the first summary
     diverged_at = parallel.put(np.zeros(len(members), np.int32), on_members)
@@ -198,7 +199,7 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     planned = memory.part_size(n, None, math.inf, cap, mesh.size, smallest)  # the cap's
     measured = min(planned, 2) if stepwise else planned
     compiled = compile_for(measured)
-    need = _need(compiled, measured, state, n, mesh.size) if n > 1 else None
+    need = _need(compiled, measured, state, n, mesh.size, copies) if n > 1 else None
     part = memory.part_size(n, need, free, cap, mesh.size, smallest)
     if part != measured:
         compiled = compile_for(part)
@@ -233,7 +234,7 @@ class _Compiled(NamedTuple):
     calls: list  # [(compiled call or None, the data it reads)]: what memory.Need measures
 
 
-def _need(compiled: _Compiled, size: int, state, members: int, devices: int) -> memory.Need | None:
+def _need(compiled, size, state, members, devices, copies) -> memory.Need | None:
     """What a member costs, from XLA's analysis of `compiled` (for `size` of
     the `members` whose stacked `state` is given)."""
     shared, per_member = 0.0, 0.0
@@ -246,7 +247,7 @@ def _need(compiled: _Compiled, size: int, state, members: int, devices: int) -> 
         read = memory.nbytes(data_read)
         shared = max(shared, read)
         per_member = max(per_member, (total - read) * devices / size)
-    return memory.Need(shared, memory.nbytes(state) / members, per_member, devices)
+    return memory.Need(shared, memory.nbytes(state) / members, per_member, devices, copies)
 
 
 class _Parts:
