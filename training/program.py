@@ -190,11 +190,12 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
         )  # fmt: skip
 
     # A sweep too big for the device's memory trains in parts (training/memory.py),
-    # one after another, with the programs compiled for a part's size. A CNN
-    # on CPU (stepwise, its members unrolled: compiling takes longer the more
-    # there are) is measured on 2 members; a fused loop on all of them.
-    # An unrolled part of one member compiles to other bits (Adam's second
-    # moment of one bias came out 1 ulp apart): unrolled parts hold two or more.
+    # one after another, with the programs compiled for a part's size. A fused
+    # loop is measured on all its members (compiling it takes as long for any
+    # number); a CNN on CPU (stepwise, its members unrolled: compiling takes
+    # longer the more there are) on 2. An unrolled part of one member compiles
+    # to other bits (Adam's second moment of one bias came out 1 ulp apart), so
+    # unrolled parts hold two or more.
     n, cap, smallest = len(members), config.members_per_program, 2 if stepwise else 1
     planned = memory.part_size(n, None, math.inf, cap, mesh.size, smallest)  # the cap's
     measured = min(planned, 2) if stepwise else planned
@@ -219,9 +220,12 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
 
 def _shapes_for(members: int, tree, sharding):
     """`tree`'s leaves as abstract arrays of `members` members (for .lower)."""
-    return jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct((members, *a.shape[1:]), a.dtype, sharding=sharding), tree
-    )
+
+    def one(a):
+        shape = (members, *a.shape[1:])
+        return jax.ShapeDtypeStruct(shape, a.dtype, sharding=sharding, weak_type=a.weak_type)
+
+    return jax.tree.map(one, tree)
 
 
 class _Compiled(NamedTuple):
