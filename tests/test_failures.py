@@ -51,3 +51,10 @@ def test_a_failed_write_is_a_user_error_and_a_good_one_shows_its_warnings(capfd)
     with failures.reported("cannot write y"):
         os.write(2, b"a warning worth seeing\n")
     assert capfd.readouterr().err == "a warning worth seeing\n"
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 4 GiB"), MemoryError()]
+)
+def test_running_out_of_memory_in_xla_or_python_is_one_line(error):
+    assert failures.one_line(error) == ("out of memory: try a smaller model, batch or sweep", 1)

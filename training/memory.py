@@ -111,11 +111,14 @@ def check_state(members: int, state: float, free: float, devices: int, copies: i
     least = (copies - 1) * members * state / devices  # all at once: initial, before, after (+host)
     if least > USABLE * free:
         gib, where = 2**30, " per device" if devices > 1 else ""
+        whose, fix = "the model's", "try"
+        if members > 1:
+            whose = f"{members:,} members'"
+            fix = "train fewer members (num_seeds, the sweep's values) or"
         raise UserError(
-            f"out of memory: {members:,} members' weights and optimizer state, kept "
-            f"{copies - 1} times, take {least / gib:.2f} GiB{where}; {USABLE * free / gib:.2f} "
-            "GiB are usable: train fewer members (num_seeds, the sweep's values) or a smaller "
-            "model"
+            f"out of memory: {whose} weights and optimizer state, kept {copies - 1} times, take "
+            f"{least / gib:.2f} GiB{where}; {USABLE * free / gib:.2f} GiB are usable: {fix} a "
+            "smaller model"
         )
 
 
