@@ -139,7 +139,9 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
         members, part = len(group.members), built.part
         what = f"{members} members, " if members > 1 else ""
         if part < members:  # training/memory.py
-            why = "members_per_program" if config.members_per_program else "what memory holds"
+            why = "what memory holds"
+            if config.members_per_program:
+                why = f"at most members_per_program={config.members_per_program}, and {why}"
             what = f"{members:,} members in {-(-members // part)} parts of {part:,} ({why}), "
         resumed = f", resumed at step {run.step}" if run.step else ""
         where = os.path.join(run_dir, group.name) if group.name else run_dir

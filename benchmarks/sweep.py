@@ -50,7 +50,9 @@ def bytes_per_member(make_config, sizes) -> float:
     """What one more member costs: XLA's memory analysis of two compiled sweeps."""
     used = []
     for size in sizes:
-        analysis = build(make_config(size)).compiled.memory_analysis()
+        built = build(make_config(size))
+        assert built.part == size, f"{size} members trained in parts of {built.part}: fewer"
+        analysis = built.compiled.memory_analysis()
         used.append(
             analysis.argument_size_in_bytes
             + analysis.output_size_in_bytes

@@ -114,6 +114,8 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     on_members = everywhere if data_parallel else split
 
     free = memory.free_bytes(mesh.local_devices)  # before this program's arrays exist
+    if jax.process_count() > 1:  # every process must compile the same parts: only the cap's
+        free = math.inf
     seeds = parallel.put(np.array([m.seed for m in members]), on_members)
     numbers = {
         key.split(".")[-1]: np.array([m.point_config.get(key.split(".")[0])[key.split(".")[1]]
@@ -167,7 +169,7 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
         like = lambda tree: _shapes_for(size, tree, on_members)  # noqa: E731
         abstract = like((state, diverged_at, keys))
         if stepwise:
-            train, compiled = _stepwise(members_step, *abstract, train_data, everywhere)
+            train, compiled = _stepwise(members_step, *abstract, train_data, everywhere, on_members)
         else:
             loop = jax.jit(steps.make_train_loop(members_step))
             compiled = loop.lower(*abstract[:2], train_data, abstract[2], 0)
@@ -198,7 +200,8 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     # unrolled parts hold two or more.
     n, cap, smallest = len(members), config.members_per_program, 2 if stepwise else 1
     planned = memory.part_size(n, None, math.inf, cap, mesh.size, smallest)  # the cap's
-    measured = min(planned, 2) if stepwise else planned
+    two = -(-max(2, mesh.size) // mesh.size) * mesh.size  # (a multiple of the devices)
+    measured = min(planned, two) if stepwise else planned
     compiled = compile_for(measured)
     need = _need(compiled, measured, state, n, mesh.size, copies) if n > 1 else None
     part = memory.part_size(n, need, free, cap, mesh.size, smallest)
@@ -241,7 +244,7 @@ class _Compiled(NamedTuple):
 def _need(compiled, size, state, members, devices, copies) -> memory.Need | None:
     """What a member costs, from XLA's analysis of `compiled` (for `size` of
     the `members` whose stacked `state` is given)."""
-    shared, per_member = 0.0, 0.0
+    shared, per_member = 0.0, 0.0  # every program's data stays on the device
     for call, data_read in compiled.calls:
         if call is None:
             continue
@@ -249,7 +252,7 @@ def _need(compiled, size, state, members, devices, copies) -> memory.Need | None
         if total is None:
             return None
         read = memory.nbytes(data_read)
-        shared = max(shared, read)
+        shared += read
         per_member = max(per_member, (total - read) * devices / size)
     return memory.Need(shared, memory.nbytes(state) / members, per_member, devices, copies)
 
@@ -287,9 +290,10 @@ class _Parts:
             member_args, rest = (args[:-1], args[-1:]) if with_steps else (args, ())
             whole = None
             for start in self.starts:
-                start = jnp.int32(start)
+                start = np.int32(start)  # a host number: the same in every process
                 out = call(*self.take(member_args, start), *rest)
                 whole = self.place(self.empty(out) if whole is None else whole, out, start)
+                del out  # before the next part's call
             return whole
 
         return whole_call
@@ -331,7 +335,7 @@ def _reset(state: steps.TrainState, earlier: steps.TrainState, members: jax.Arra
     )
 
 
-def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere):
+def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on_members):
     """`train` as one compiled step per call (see `build`), and that step
     (`state`, `diverged_at`, `keys`: abstract, for their shapes).
 
@@ -343,7 +347,10 @@ def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere):
     if order_shape is not None:
         order_shape = jax.ShapeDtypeStruct(order_shape.shape, order_shape.dtype,
                                            sharding=everywhere)  # fmt: skip
-    step = jax.jit(members_step).lower(state, diverged_at, train_data, order_shape, jnp.array(True))
+    # Its outputs stay where its inputs are: members split over the devices
+    # (left to XLA, a sweep's came back replicated, and the next step refused them).
+    step = jax.jit(members_step, out_shardings=on_members)
+    step = step.lower(state, diverged_at, train_data, order_shape, jnp.array(True))
     step = step.compile(steps.compiler_options())
     # Several CPU devices: XLA:CPU's in-process all-reduce deadlocked when
     # steps queued up asynchronously (a CNN on 2 host devices, 2 cores).

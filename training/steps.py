@@ -241,10 +241,7 @@ class MembersStep:
         if not self.unroll:
             return jax.vmap(fn, in_axes=in_axes)(*args)
         count = len(jax.tree.leaves(args[0])[0])
-        # A single run: reshapes, which XLA makes free (a stack would copy). A
-        # sweep's part of one member (training/memory.py) is computed as in a
-        # bigger part, bit for bit.
-        if count == 1 and self.stop_at_nan:
+        if count == 1:  # reshapes, which XLA makes free (a stack would copy)
             one = fn(*(a if a is None else jax.tree.map(lambda x: x.reshape(x.shape[1:]), a)
                        for a in args))  # fmt: skip
             return jax.tree.map(lambda x: x.reshape((1, *x.shape)), one)
