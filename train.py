@@ -25,8 +25,8 @@ if __name__ == "__main__":
     from plumbing import host_memory
 
     host_memory.keep_freed_memory()  # before XLA's threads allocate (host_memory.py)
-    # Start the process that writes the event files now: it imports TensorFlow
-    # (seconds) on another core while this one imports JAX and compiles.
+    # Start the process that writes the event files now, on another core
+    # while this one imports JAX and compiles.
     from dashboards import event_writer
 
     event_writer.start_early()
@@ -76,7 +76,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
     """
     with signals.stop_requests() as stop:  # first: a signal from now on is polite
         check_config(config)
-        summaries.preload()  # the event writer imports TensorFlow while we build and compile
+        summaries.preload()  # the event writer starts while we build and compile
         checkpoints.preload()
         # Process 0 owns the directory (in a multi-host run the others write nothing).
         with run_lock.owned(run_dir) if parallel.is_writer() else contextlib.nullcontext():
@@ -264,7 +264,10 @@ def run_command(config: ml_collections.ConfigDict) -> str:
     )
     check, run = lookup(EXPERIMENTS, config.get("experiment", "train"), "experiment")
     check(config)  # before the run directory exists
-    with command_line.run_directory(_WORKDIR.value, name, _NEW_RUN.value) as run_dir:
+    with (
+        signals.stop_requests(),  # a signal from before the directory exists is polite
+        command_line.run_directory(_WORKDIR.value, name, _NEW_RUN.value) as run_dir,
+    ):
         run(config, run_dir)
     return run_dir
 

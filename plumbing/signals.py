@@ -28,17 +28,24 @@ class StopRequests:
             raise Interrupted(f"{name} before the first step: nothing to save", self.received[0])
 
 
+_active: StopRequests | None = None  # the outermost stop_requests()'s
+
+
 @contextlib.contextmanager
 def stop_requests():
     """Turns SIGINT/SIGTERM into a request the loop honours between chunks.
 
     A second signal gets the usual behaviour (Ctrl-C twice stops at once).
+    Nested, the inner one is the outer's: train.py's command line opens one
+    before it makes the run directory, so a signal in between is a request
+    too (the run stops before its first step and leaves no directory).
     Outside the main thread (where Python allows no handlers) nothing changes.
     """
-    requests = StopRequests()
-    if threading.current_thread() is not threading.main_thread():
-        yield requests
+    global _active
+    if _active is not None or threading.current_thread() is not threading.main_thread():
+        yield _active or StopRequests()
         return
+    requests = _active = StopRequests()
 
     def request_stop(signum, _):
         requests.received.append(signum)
@@ -48,5 +55,6 @@ def stop_requests():
     try:
         yield requests
     finally:
+        _active = None
         for s, handler in previous.items():
             signal.signal(s, handler)
