@@ -1,20 +1,17 @@
-"""The process that writes the TensorBoard event files, so training never imports TensorFlow.
-
-`flax.metrics.tensorboard` writes event files through TensorFlow, whose
-import takes seconds of one core and holds Python's GIL meanwhile: on a
-thread it delays the training process about as much as it overlaps. So a
-child process (this file, run as `python dashboards/event_writer.py`) imports
-TensorFlow and flax's `SummaryWriter` on another core while the trainer
-imports JAX and compiles, and owns every event file: one `SummaryWriter`
-per log directory, all the trainer's writers in one process.
+"""The process that writes the TensorBoard event files, beside the trainer.
 
 The trainer (`summaries.Writer`) builds each `Event` proto itself, with
 TensorBoard's NumPy helpers, stamps its wall time and step, and sends it
-here serialized; this process writes it unchanged into the writer's file
-with TensorFlow's `ImportEvent` op, so each event keeps the trainer's wall
-time. Sending never waits for TensorFlow: a thread moves the trainer's
-messages into the pipe, and a thread here drains the pipe into memory while
-TensorFlow imports.
+here serialized. This child process (this file, run as `python
+dashboards/event_writer.py`) owns every event file, one per log directory,
+all the trainer's writers in one process, and appends each event unchanged
+as a TFRecord frame (`_Writer`), the format TensorFlow's writer makes; no
+TensorFlow is imported (tests/test_event_writer.py checks the events
+against `flax.metrics.tensorboard`'s). So writing takes the trainer's
+Python thread no time, and what it sent before `flush(wait=True)` is
+written even if it is killed right after. Sending never waits: a thread
+moves the trainer's messages into the pipe, and a thread here drains the
+pipe into memory.
 
 Protocol, both ways: frames of an 8-byte little-endian length and a pickled
 (kind, key, value) tuple. To this process:
@@ -29,31 +26,32 @@ and back:
   opened (id, path)     writer `id` writes the event file `path`
   error  (id, message)  writer `id` failed; what it is sent later is dropped
   done   (ticket)       everything sent before the ticket is written, flushed
-  fatal  (message)      nothing can be written here (no TensorFlow); exiting
+  fatal  (message)      nothing can be written here (a library is missing); exiting
 
 At the end of its input (the trainer exited or was killed) this process
 writes everything it was sent, closes the files and exits; if no writer was
-ever opened, it exits at once, without waiting for TensorFlow. Until then it
-holds a lock (`flock`) on each of its event files: `summaries.cut_events_after`
-waits for it, so a run resumed right after a kill never edits a file its
-predecessor's writer still appends to. It ignores SIGINT and SIGTERM: the
-trainer handles them, and closes its writers through this process.
+ever opened, it exits at once. Until then it holds a lock (`flock`) on each
+of its event files: `summaries.cut_events_after` waits for it, so a run
+resumed right after a kill never edits a file its predecessor's writer still
+appends to. It ignores SIGINT and SIGTERM: the trainer handles them, and
+closes its writers through this process.
 """
 
 import atexit
 import contextlib
 import fcntl
-import glob
 import itertools
 import os
 import pickle
 import queue
 import resource
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import threading
+import time
 
 if __name__ == "__main__":  # run as a file: the repository's packages by absolute name
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,17 +93,10 @@ class Client:
     """
 
     def __init__(self):
-        env = dict(os.environ)
-        # TensorFlow's C++ logs and oneDNN notice stay off the console, and it
-        # sees no GPU: the GPU is JAX's, and this process only writes files.
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-        env["CUDA_VISIBLE_DEVICES"] = ""
         self._process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
         )
         self.pid = self._process.pid
         self._outbox = queue.SimpleQueue()  # messages for the sender thread
@@ -248,39 +239,41 @@ def start_early() -> None:
 # The event writer's side.
 
 
-def _event_files(log_dir: str) -> set[str]:
-    return set(glob.glob(os.path.join(glob.escape(log_dir), "events.out.tfevents.*")))
-
-
 class _Disappeared(Exception):
     pass
 
 
 class _Writer:
-    """One log directory's flax SummaryWriter, its event file and the file's lock."""
+    """One log directory's event file, open for appending, and its lock.
 
-    def __init__(self, tensorboard, log_dir: str, identity: tuple[int, int]):
+    An event file is what TensorFlow's writer makes: TFRecord frames (the
+    length, its masked CRC-32C, the serialized `Event`, its masked CRC-32C),
+    a `file_version` event first, named events.out.tfevents.TIME.HOST.PID.N.v2.
+    """
+
+    def __init__(self, log_dir: str, identity: tuple[int, int]):
         self.log_dir = log_dir
-        self.path = self._lock = None
+        self.path = self._file = None
         self._check(identity)
-        before = _event_files(log_dir)
-        self.summary_writer = tensorboard.SummaryWriter(log_dir, auto_flush=False)
-        self.summary_writer.flush()  # the file exists from here on
-        new = sorted(_event_files(log_dir) - before)
-        self.path = new[-1] if new else None
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}"
+        path = os.path.join(log_dir, f"{name}.{os.getpid()}.{next(_file_numbers)}.v2")
         try:
-            # flax and TensorFlow make a missing directory: if the trainer's was
-            # removed meanwhile, the file went into another one; take it back.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        except FileNotFoundError:
+            raise _Disappeared(log_dir) from None
+        self.path, self._file = path, os.fdopen(fd, "wb")
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held until closed: see cut_events_after
+        try:
+            # Removed and made again between the check and the open: the file
+            # went into the new directory; take it back.
             self._check(identity)
         except _Disappeared:
             self.close()
-            if self.path:
-                with contextlib.suppress(OSError):
-                    os.remove(self.path)
+            with contextlib.suppress(OSError):
+                os.remove(path)
             raise
-        if self.path:
-            self._lock = os.open(self.path, os.O_RDONLY)
-            fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self.write(_event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+        self.flush()
 
     def _check(self, identity):
         """Raises _Disappeared unless log_dir is still the trainer's directory."""
@@ -291,31 +284,42 @@ class _Writer:
         if (directory.st_dev, directory.st_ino) != tuple(identity):
             raise _Disappeared(self.log_dir)  # removed, and made again by someone else
 
+    def write(self, event):
+        """Appends one Event (serialized, or a proto) as a TFRecord frame."""
+        data = event if isinstance(event, bytes) else event.SerializeToString()
+        length = _LENGTH.pack(len(data))
+        self._file.write(length + _masked_crc(length) + data + _masked_crc(data))
+
     def flush(self):
-        self.summary_writer.flush()
-        if self.path and not os.path.exists(self.path):
-            # TensorFlow goes on writing into a removed file without a word.
+        self._file.flush()
+        if not os.path.exists(self.path):
+            # Writing into a removed file succeeds without a word.
             raise _Disappeared(self.path)
 
     def close(self):
-        try:
-            self.summary_writer.close()
-        finally:
-            if self._lock is not None:
-                os.close(self._lock)  # releases the flock
-                self._lock = None
+        if self._file is not None:
+            file, self._file = self._file, None
+            file.close()  # flushes, and releases the flock
+
+
+_file_numbers = itertools.count()
+_CRC = struct.Struct("<I")
+_crc32c = _event_pb2 = None  # google_crc32c and TensorBoard's event_pb2: _import_libraries()
+
+
+def _masked_crc(data: bytes) -> bytes:
+    """TFRecord's masked CRC-32C of `data`, as 4 little-endian bytes."""
+    crc = _crc32c.value(data)
+    return _CRC.pack((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
 class _Server:
     """Carries out the trainer's requests."""
 
-    def __init__(self, reply, tensorboard, import_event):
+    def __init__(self, reply):
         self._reply = reply
-        self._tensorboard = tensorboard
-        self._import_event = import_event
         self._writers: dict[int, _Writer] = {}
         self._failed: set[int] = set()  # ids whose writer failed: requests dropped
-        self.failed_recently = False
 
     def handle(self, kind, key, value):
         if kind == "open":
@@ -326,7 +330,7 @@ class _Server:
             writer = self._writers.get(key)
             if writer is not None:
                 if kind == "event":
-                    self._guard(key, writer.log_dir, self._write, writer, value)
+                    self._guard(key, writer.log_dir, writer.write, value)
                 else:  # flush or close
                     self._guard(key, writer.log_dir, writer.flush)
                     if kind == "close":
@@ -340,14 +344,9 @@ class _Server:
             self._drop(key)
 
     def _open(self, key, log_dir, identity):
-        self._writers[key] = writer = _Writer(self._tensorboard, log_dir, identity)
+        self._writers[key] = writer = _Writer(log_dir, identity)
         if writer.path:
             self._reply(("opened", key, writer.path))
-
-    def _write(self, writer, event):
-        # ImportEvent takes one serialized Event (a vector aborts the process).
-        with writer.summary_writer._as_default(writer.summary_writer._event_writer):
-            self._import_event(event)  # flax's `as_default` without a flush
 
     def _drop(self, key):
         writer = self._writers.pop(key, None)
@@ -362,7 +361,6 @@ class _Server:
             operation(*args)
         except Exception as e:
             self._failed.add(key)
-            self.failed_recently = True
             self._drop(key)
             if isinstance(e, _Disappeared):
                 message = disappeared(str(e))
@@ -371,14 +369,13 @@ class _Server:
             self._reply(("error", key, message))
 
 
-def _import_tensorflow():
-    import tensorflow as tf
-    from flax.metrics import tensorboard
-    from tensorflow.python.ops import summary_ops_v2
+def _import_libraries() -> None:
+    """What writing needs, imported here only: a failure is one line, not the trainer's."""
+    global _crc32c, _event_pb2
+    import google_crc32c
+    from tensorboard.compat.proto import event_pb2
 
-    tf.config.set_visible_devices([], "GPU")  # the GPU is JAX's
-    tf.get_logger().setLevel("ERROR")
-    return tensorboard, summary_ops_v2.import_event
+    _crc32c, _event_pb2 = google_crc32c, event_pb2
 
 
 def _serve() -> None:
@@ -409,33 +406,29 @@ def _serve() -> None:
             inbox.put(message)
             if message[0] == "finish":
                 break
-        if not opened:  # the trainer ended without a writer: no need for TensorFlow
+        if not opened:  # the trainer ended without a writer
             os._exit(0)
         inbox.put(None)
 
     threading.Thread(target=read, name="read-requests", daemon=True).start()
     try:
-        server = _Server(reply, *_import_tensorflow())
+        _import_libraries()
     except Exception as e:
-        reply(("fatal", None, f"the event-file writer cannot import TensorFlow: {e!r}"))
+        reply(("fatal", None, f"the event-file writer cannot import its libraries: {e!r}"))
         os._exit(1)
+    server = _Server(reply)
     while True:
         batch = [inbox.get()]
         with contextlib.suppress(queue.Empty):
             while batch[-1] is not None and len(batch) < 1000:
                 batch.append(inbox.get_nowait())
-        # A failing TensorFlow write can print on its own; the trainer's one
-        # error line says what went wrong instead.
-        with failures.held_stderr() as held:
-            server.failed_recently = False
-            for message in batch:
-                if message is None:
-                    server.close_all()
-                else:
-                    server.handle(*message)
-            held.failed = server.failed_recently
+        for message in batch:
+            if message is None:
+                server.close_all()
+            else:
+                server.handle(*message)
         if batch[-1] is None:
-            os._exit(0)  # skips TensorFlow's teardown
+            return
 
 
 if __name__ == "__main__":

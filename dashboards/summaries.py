@@ -1,13 +1,10 @@
-"""TensorBoard summaries, written by `flax.metrics.tensorboard` in a process of their own.
+"""TensorBoard summaries, written into event files by a process of their own.
 
-`flax.metrics.tensorboard` needs TensorFlow, which costs seconds to import
-and holds Python's GIL meanwhile. So the training process never imports it:
 `Writer` builds each `Event` proto itself with TensorBoard's NumPy helpers
-(the same summaries flax's writer and `tf.summary` write), stamps its wall
-time, and hands it to `event_writer`'s process, where flax's
-`SummaryWriter` owns the event file. That process starts at the top of
-`train.py` (or at `preload()`) and imports TensorFlow on another core while
-this one imports JAX and compiles; TensorFlow there sees no GPU.
+(the same summaries `flax.metrics.tensorboard` and `tf.summary` write, with
+no TensorFlow), stamps its wall time, and hands it to `event_writer`'s
+process, which owns the event file. That process starts at the top of
+`train.py` (or at `preload()`).
 """
 
 import contextlib
@@ -29,7 +26,7 @@ from plumbing.failures import UserError
 
 
 def preload() -> None:
-    """Starts the event-writer process, which imports TensorFlow (idempotent)."""
+    """Starts the event-writer process (idempotent)."""
     event_writer.start_early()
 
 
@@ -58,7 +55,7 @@ def cut_events_after(log_dir: str, step: int) -> int:
     without this, TensorBoard would show the interrupted attempt's values
     beside the new ones. Returns the number of events dropped. A record cut
     short by a kill goes too. Kept records are copied as they are (with
-    their checksums): nothing here needs TensorFlow.
+    their checksums).
     """
     from tensorboard.compat.proto import event_pb2
 
@@ -126,7 +123,7 @@ class Writer:
     """Writes one run's summaries into `log_dir` (one event file per writer).
 
     Values arrive as host numbers or arrays; nothing here touches a device,
-    and nothing waits for TensorFlow but `flush(wait=True)` and `close()`.
+    and nothing waits for the event writer but `flush(wait=True)` and `close()`.
     Each event carries the wall time of the call that wrote it. A failed
     write (a full disk, a removed directory, an event-writer process that
     died) raises UserError at the next `flush` or `close`.
@@ -214,11 +211,10 @@ class Writer:
     def close(self) -> None:
         """Writes and flushes everything, closes the event file, raises a failure.
 
-        Waits for the event writer, which may still be importing TensorFlow.
-        Called while another error propagates (from a `finally`), it drops
-        what this process prints meanwhile: that error is the one to report,
-        not, say, the tracebacks a failed orbax write's leftover callbacks
-        print from their threads.
+        Waits for the event writer. Called while another error propagates
+        (from a `finally`), it drops what this process prints meanwhile: that
+        error is the one to report, not, say, the tracebacks a failed orbax
+        write's leftover callbacks print from their threads.
         """
         if self._closed:
             self._raise_if_failed()

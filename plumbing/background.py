@@ -2,8 +2,7 @@
 
 orbax (for checkpoints) takes most of a second to import; starting it while
 JAX traces and compiles takes it off the critical path as far as Python's
-GIL allows. (TensorFlow, slower still, is imported in a process of its own:
-see `event_writer`.)
+GIL allows.
 """
 
 import concurrent.futures

@@ -54,8 +54,8 @@ def unmute() -> None:
 def reported(what: str, hint: str = ""):
     """A failed read or write as one clear UserError.
 
-    While a write fails, the libraries below (tensorstore's callbacks,
-    TensorFlow's C++ logging) print pages of tracebacks and warnings straight
+    While a write fails, the libraries below (orbax's and tensorstore's
+    callbacks) print pages of tracebacks and warnings straight
     to file descriptor 2; they are held back and shown only if the operation
     succeeds after all (then they are warnings worth seeing).
 
@@ -66,7 +66,7 @@ def reported(what: str, hint: str = ""):
     with held_stderr(mute_on_failure=True):
         try:
             yield
-        except Exception as e:  # orbax, tensorstore, TensorFlow and json have their own types
+        except Exception as e:  # orbax, tensorstore and json have their own types
             raise UserError(f"{what}: {describe(e)}{hint}") from None
 
 

@@ -5,11 +5,15 @@ import subprocess
 import sys
 import tempfile
 
-import jax
-import numpy as np
-import pytest
+# On a GPU, the two test workers and the runs they start share it: each takes
+# what it needs, not JAX's default of 75% of the GPU's memory at its start.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from dashboards import reading
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from dashboards import reading  # noqa: E402
 
 # Strict numerics: a silent broadcast between ranks is a bug here.
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -112,7 +112,7 @@ def test_removed_run_directory_is_an_error_not_a_silent_loss(tmp_path):
     writer = summaries.Writer(str(tmp_path / "run"))
     writer.scalars(1, {"a": 1.0})
     writer.flush()
-    deadline = time.time() + 60  # the event writer makes the file once TensorFlow is in
+    deadline = time.time() + 60  # the event writer makes the file soon after
     while not summaries.event_files(tmp_path / "run"):
         assert time.time() < deadline, "no event file in 60 s"
         time.sleep(0.05)

@@ -82,6 +82,7 @@ def test_summaries_appear_while_the_run_goes(tmp_path):
 
 @pytest.mark.slow
 def test_tensorboard_server_shows_every_dashboard(xor_config, tmp_path):
+    """As a user's TensorBoard runs: without TensorFlow (only the tests install it)."""
     logdir = tmp_path / "runs" / "실험"  # the seminar warns of Korean paths
     xor_config.num_steps = 100
     for activation in ("relu", "tanh"):
@@ -89,12 +90,17 @@ def test_tensorboard_server_shows_every_dashboard(xor_config, tmp_path):
         train.train_and_evaluate(xor_config, str(logdir / activation))
     xor_config.num_seeds = 2  # and a sweep of seeds, for its bands
     train.train_and_evaluate(xor_config, str(logdir / "seeds"))
+    no_tensorflow = tmp_path / "site" / "tensorflow"
+    no_tensorflow.mkdir(parents=True)
+    (no_tensorflow / "__init__.py").write_text("raise ImportError('not installed')\n")
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", f"--logdir={logdir}"]
         + ["--host=127.0.0.1", f"--port={port}"],
+        env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
 
@@ -151,3 +157,4 @@ def test_tensorboard_server_shows_every_dashboard(xor_config, tmp_path):
     finally:
         server.kill()
         server.wait(timeout=30)
+    assert "TensorFlow installation not found" in server.stderr.read()  # as a user's
