@@ -262,18 +262,24 @@ class _Writer:
         except FileNotFoundError:
             raise _Disappeared(log_dir) from None
         self.path, self._file = path, os.fdopen(fd, "wb")
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held until closed: see cut_events_after
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held until closed: see cut_events_after
             # Removed and made again between the check and the open: the file
-            # went into the new directory; take it back.
+            # went into the new directory (_Disappeared); take it back.
             self._check(identity)
-        except _Disappeared:
-            self.close()
+            writer = _event_pb2.SourceMetadata(writer="dashboards.event_writer")
+            self.write(
+                _event_pb2.Event(
+                    wall_time=time.time(), file_version="brain.Event:2", source_metadata=writer
+                )
+            )
+            self.flush()
+        except BaseException:  # a full disk too: no empty event file left behind
+            with contextlib.suppress(OSError):
+                self.close()
             with contextlib.suppress(OSError):
                 os.remove(path)
             raise
-        self.write(_event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
-        self.flush()
 
     def _check(self, identity):
         """Raises _Disappeared unless log_dir is still the trainer's directory."""

@@ -12,6 +12,7 @@ class StopRequests:
 
     def __init__(self):
         self.received: list[int] = []
+        self.acted_on = False  # a check raised Interrupted for them
 
     def check(self, step: int, save) -> None:
         """If a signal came: `save()` (returns a description of what was
@@ -19,12 +20,14 @@ class StopRequests:
         if not self.received:
             return
         name = signal.Signals(self.received[0]).name
+        self.acted_on = True
         raise Interrupted(f"{name} at step {step}: {save()}", self.received[0])
 
     def check_before_start(self) -> None:
         """If a signal came while the program was built: stop, nothing to save."""
         if self.received:
             name = signal.Signals(self.received[0]).name
+            self.acted_on = True
             raise Interrupted(f"{name} before the first step: nothing to save", self.received[0])
 
 
@@ -38,22 +41,34 @@ def stop_requests():
     A second signal gets the usual behaviour (Ctrl-C twice stops at once).
     Nested, the inner one is the outer's: train.py's command line opens one
     before it makes the run directory, so a signal in between is a request
-    too (the run stops before its first step and leaves no directory).
+    too (the run stops before its first step and leaves no directory). A
+    request no check acted on (it came after the last one) ends the
+    outermost with Interrupted all the same: the run is complete.
     Outside the main thread (where Python allows no handlers) nothing changes.
     """
     global _active
-    if _active is not None or threading.current_thread() is not threading.main_thread():
-        yield _active or StopRequests()
+    if threading.current_thread() is not threading.main_thread():
+        yield StopRequests()
         return
-    requests = _active = StopRequests()
+    if _active is not None:
+        yield _active
+        return
+    requests = StopRequests()
 
     def request_stop(signum, _):
         requests.received.append(signum)
         signal.signal(signum, previous[signum])  # a second one is not polite
 
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        for s in previous:
+            signal.signal(s, request_stop)
+        _active = requests
         yield requests
+        if requests.received and not requests.acted_on:
+            name = signal.Signals(requests.received[0]).name
+            message = f"{name} after the last step: the run is complete"
+            raise Interrupted(message, requests.received[0])
     finally:
         _active = None
         for s, handler in previous.items():

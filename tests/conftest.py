@@ -6,8 +6,9 @@ import sys
 import tempfile
 
 # On a GPU, the two test workers and the runs they start share it: each takes
-# what it needs, not JAX's default of 75% of the GPU's memory at its start.
+# what it needs, up to a fifth of its memory (JAX's default: 75%, at its start).
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.2")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -48,6 +49,15 @@ def start_cli(*args, workdir) -> subprocess.Popen:
     return subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+def without_package(name: str, tmp_path) -> dict:
+    """An environment for a subprocess in which `import NAME` fails, as if not installed."""
+    site = tmp_path / "without" / name
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text(f"raise ImportError('no {name} here')\n")
+    paths = [str(site.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
 
 
 def write_mnist(folder, n_train=12, n_test=6, labels_train=None):

@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from conftest import COMPILATION_CACHE, read_events, read_scalars
+from conftest import COMPILATION_CACHE, read_events, read_scalars, without_package
 from tensorboard.util import tensor_util
 
 import train
@@ -90,14 +90,11 @@ def test_tensorboard_server_shows_every_dashboard(xor_config, tmp_path):
         train.train_and_evaluate(xor_config, str(logdir / activation))
     xor_config.num_seeds = 2  # and a sweep of seeds, for its bands
     train.train_and_evaluate(xor_config, str(logdir / "seeds"))
-    no_tensorflow = tmp_path / "site" / "tensorflow"
-    no_tensorflow.mkdir(parents=True)
-    (no_tensorflow / "__init__.py").write_text("raise ImportError('not installed')\n")
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", f"--logdir={logdir}"]
         + ["--host=127.0.0.1", f"--port={port}"],
-        env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
+        env=without_package("tensorflow", tmp_path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
