@@ -268,11 +268,10 @@ class _Writer:
             # went into the new directory (_Disappeared); take it back.
             self._check(identity)
             writer = _event_pb2.SourceMetadata(writer="dashboards.event_writer")
-            self.write(
-                _event_pb2.Event(
-                    wall_time=time.time(), file_version="brain.Event:2", source_metadata=writer
-                )
+            first = _event_pb2.Event(
+                wall_time=time.time(), file_version="brain.Event:2", source_metadata=writer
             )
+            self.write(first.SerializeToString())
             self.flush()
         except BaseException:  # a full disk too: no empty event file left behind
             with contextlib.suppress(OSError):
@@ -290,9 +289,8 @@ class _Writer:
         if (directory.st_dev, directory.st_ino) != tuple(identity):
             raise _Disappeared(self.log_dir)  # removed, and made again by someone else
 
-    def write(self, event):
-        """Appends one Event (serialized, or a proto) as a TFRecord frame."""
-        data = event if isinstance(event, bytes) else event.SerializeToString()
+    def write(self, data: bytes):
+        """Appends one serialized Event as a TFRecord frame."""
         length = _LENGTH.pack(len(data))
         self._file.write(length + _masked_crc(length) + data + _masked_crc(data))
 
@@ -351,8 +349,7 @@ class _Server:
 
     def _open(self, key, log_dir, identity):
         self._writers[key] = writer = _Writer(log_dir, identity)
-        if writer.path:
-            self._reply(("opened", key, writer.path))
+        self._reply(("opened", key, writer.path))
 
     def _drop(self, key):
         writer = self._writers.pop(key, None)
