@@ -25,6 +25,12 @@ def test_the_seminar_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     from tensorboard import manager
 
     monkeypatch.setenv("SEMINAR_RUNS", str(tmp_path))  # the kernel's runs go here
+    # As the README runs the tests (.venv/bin/python, the venv not activated): no
+    # `tensorboard` on PATH, so %tensorboard must find the one beside the kernel's Python.
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    path = [d for d in path if not os.path.exists(os.path.join(d, "tensorboard"))]
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
+    monkeypatch.delenv("TENSORBOARD_BINARY", raising=False)
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", CACHE_DIR)
     monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
