@@ -21,16 +21,6 @@ import os
 import time
 from typing import NamedTuple
 
-if __name__ == "__main__":
-    from plumbing import host_memory
-
-    host_memory.keep_freed_memory()  # before XLA's threads allocate (host_memory.py)
-    # Start the process that writes the event files now, on another core
-    # while this one imports JAX and compiles.
-    from dashboards import event_writer
-
-    event_writer.start_early()
-
 import jax
 import ml_collections
 import numpy as np
@@ -38,14 +28,13 @@ from absl import app, flags
 from ml_collections import config_flags
 
 import data
-from dashboards import summaries
 from dashboards.board import Board
-from plumbing import command_line, failures, run_lock, signals
+from plumbing import command_line, failures, run_lock, signals, startup
 from plumbing.failures import Diverged, UserError  # noqa: F401  (train.Diverged for callers)
+from plumbing.registry import lookup
 from training import actions, checkpoints, gates, parallel, program, sweeps
 from training.actions import is_time  # noqa: F401  (train.is_time for callers)
 from training.checks import check_config
-from training.registry import lookup
 
 
 def console(message: str) -> None:
@@ -76,8 +65,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
     """
     with signals.stop_requests() as stop:  # first: a signal from now on is polite
         check_config(config)
-        summaries.preload()  # the event writer starts while we build and compile
-        checkpoints.preload()
+        checkpoints.preload()  # orbax's slow import, on a thread while we compile
         # Process 0 owns the directory (in a multi-host run the others write nothing).
         with run_lock.owned(run_dir) if parallel.is_writer() else contextlib.nullcontext():
             return _train_and_evaluate(config, run_dir, stop)
@@ -122,7 +110,7 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
     checkpointer = actions.checkpointer(run_dir, group)
     start_step = checkpoints.resume_step(checkpointer, config, run_dir)
     built = program.build(group, data.load_dataset(group.config.data))
-    board = Board(run_dir, group, member_runs=sweeps.writes_member_runs(config))
+    board = Board(run_dir, group.members, sweeps.writes_member_runs(config), parallel.is_writer())
     run = actions.Run(config, built, board, checkpointer, console)
     try:
         if start_step:
@@ -188,12 +176,13 @@ def train(run: actions.Run, stop: signals.StopRequests) -> None:
     else:
         probed = f"{probed:.2f} s"
     result = ""
-    if not run.members[0].name:  # a single run
+    single = run.program.group.single
+    if single:
         final = run.board.final
         train, evaluation = ({k[len(s) :]: v for k, v in final.items() if k.startswith(s)}
                              for s in ("train/", "eval/"))  # fmt: skip
         result = f"; train {actions.headline(train)}; eval {actions.headline(evaluation)}"
-    where = run.board.dirs[0] if not run.members[0].name else run.board.run_dir
+    where = run.board.dirs[0] if single else run.board.run_dir
     console(
         f"done: {run.step} steps in {seconds:.2f} s (pictures and probes {probed})"
         f"{result}. Run written to {where}"
@@ -243,13 +232,12 @@ _COMPILATION_CACHE = flags.DEFINE_string(
 
 def main(argv: list[str]) -> None:
     del argv  # parse_flags has refused extra arguments
-    command_line.setup_jax_and_logs(_COMPILATION_CACHE.value)
+    startup.prepare(_COMPILATION_CACHE.value)  # the allocator, compilation cache, quiet logs
     with failures.one_line_errors():
         parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
         run_command(_CONFIG.value)
     console(f"see it with: tensorboard --logdir {_WORKDIR.value}")
-    if not jax.distributed.is_initialized():  # (a multi-host run shuts down in step)
-        failures.exit_now(0)  # all is written, flushed and closed
+    startup.finish()  # everything is written, flushed and closed: exit at once
 
 
 def run_command(config: ml_collections.ConfigDict) -> str:

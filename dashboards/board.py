@@ -17,8 +17,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from dashboards import summaries
-from training import parallel
-from training.sweeps import Group
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:
@@ -43,20 +41,26 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 
 class Board:
-    """Writers for `group`'s members (and their points' aggregates) in `run_dir`."""
+    """Writers for a program's members (and their points' aggregates) in `run_dir`.
 
-    def __init__(self, run_dir: str, group: Group, member_runs: bool = True):
-        self.run_dir, self.group = run_dir, group
-        self.names = [m.name for m in group.members]
+    `members`: each with its `name` (its run below `run_dir`: '' for a single
+    run) and `point` (training/sweeps.py's Member). `owner`: whether this
+    process writes the files (in a multi-host run only process 0 does; the
+    others' writers write nothing).
+    """
+
+    def __init__(self, run_dir: str, members, member_runs: bool = True, owner: bool = True):
+        self.run_dir, self.owner = run_dir, owner
+        self.names = [m.name for m in members]
         # Without member runs (a sweep above max_member_runs), only the aggregates.
         self.dirs = [os.path.join(run_dir, n) if n else run_dir for n in self.names] * member_runs
         self.points: dict[str, list[int]] = {}  # point -> its members' indices
         if self.names[0]:  # a sweep (a single run has no aggregate)
-            for m, member in enumerate(group.members):
+            for m, member in enumerate(members):
                 self.points.setdefault(member.point, []).append(m)
         self.aggregate_dirs = {p: os.path.join(run_dir, p, "aggregate") for p in self.points}
         self.final: dict[str, float] = {}
-        self.members: list = []  # a summaries.Writer per member
+        self.members: list = []  # a summaries.SummaryWriter per member
         self.aggregates: dict = {}  # and per point
 
     def open(self, start_step: int) -> None:
@@ -66,16 +70,22 @@ class Board:
         In a multi-host run only process 0 touches the files: the others'
         writers discard, and must not remove the events process 0 just began.
         """
-        for log_dir in [*self.dirs, *self.aggregate_dirs.values()] if parallel.is_writer() else []:
+        for log_dir in [*self.dirs, *self.aggregate_dirs.values()] if self.owner else []:
             if start_step:
                 summaries.cut_events_after(log_dir, start_step)
             else:
                 for path in summaries.event_files(log_dir):
                     os.remove(path)
         for log_dir in self.dirs:  # a failure leaves those opened for close()
-            self.members.append(parallel.writer(log_dir))
+            self.members.append(self._writer(log_dir))
         for point, log_dir in self.aggregate_dirs.items():
-            self.aggregates[point] = parallel.writer(log_dir)
+            self.aggregates[point] = self._writer(log_dir)
+
+    def _writer(self, log_dir: str):
+        """Its events reach the disk at each `flush()`: the loop flushes at every log step."""
+        if not self.owner:
+            return summaries.Discard()
+        return summaries.SummaryWriter(log_dir, auto_flush=False)
 
     @property
     def _writers(self) -> list:
@@ -95,7 +105,7 @@ class Board:
         for m, writer in enumerate(self.members):
             if which[m]:
                 scalars = {tag: float(v[m]) for tag, v in values.items()}
-                writer.scalars(step, scalars)
+                writer.write_scalars(step, scalars)
                 self.final.update({self._key(self.names[m], t): v for t, v in scalars.items()})
         for point, indices in self.points.items():
             indices = [m for m in indices if which[m]]
@@ -108,13 +118,13 @@ class Board:
                 self.aggregate_scalars(step, point, stats)
 
     def aggregate_scalars(self, step: int, point: str, scalars: Mapping[str, float]) -> None:
-        self.aggregates[point].scalars(step, scalars)
+        self.aggregates[point].write_scalars(step, scalars)
         name = os.path.join(point, "aggregate") if point else "aggregate"
         self.final.update({f"{name}/{t}": float(v) for t, v in scalars.items()})
 
-    def flush(self, wait: bool = False) -> None:
+    def flush(self) -> None:
         for writer in self._writers:
-            writer.flush(wait)
+            writer.flush()
 
     def close(self) -> None:
         """Closes every writer; raises the first failure after closing all."""

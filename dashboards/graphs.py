@@ -23,6 +23,8 @@ import jax
 from jax.extend import core as jax_core
 from tensorboard.compat.proto import attr_value_pb2, graph_pb2, node_def_pb2, tensor_shape_pb2
 
+import nets
+
 # Calls whose bodies are drawn inline, with the parameter holding the body.
 _INLINED = {
     "pjit": "jaxpr",
@@ -113,7 +115,7 @@ def graph_def(fn, args: dict[str, Any]) -> graph_pb2.GraphDef:
     builder = _Builder()
     inputs = []
     for path, leaf in jax.tree_util.tree_leaves_with_path(args):
-        name = jax.tree_util.keystr(path, simple=True, separator="/").removesuffix("/value")
+        name = nets.param_name(path)  # (any tree's path, parameters' as a model names them)
         inputs.append(builder.node(f"inputs/{name}", "Input", [], [jax.typeof(leaf)]))
     builder.add_jaxpr(closed.jaxpr, inputs, "")
     return builder.graph

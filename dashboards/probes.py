@@ -23,8 +23,7 @@ import data
 import nets
 from dashboards import network, pictures, projector
 from data import Dataset
-from training import losses
-from training.registry import name_list
+from plumbing.registry import name_list
 
 RESOLUTION = 200  # pixels per side of a decision-boundary picture
 UNIT_RESOLUTION = 48  # points per side of a unit's heatmap in the network picture
@@ -39,8 +38,7 @@ def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
     """{'params/layers/0/kernel': array, ...} for histograms."""
     flat = {}
     for path, value in jax.tree_util.tree_leaves_with_path(params):
-        name = jax.tree_util.keystr(path, simple=True, separator="/")
-        flat["params/" + name.removesuffix("/value")] = np.asarray(value)
+        flat["params/" + nets.param_name(path)] = np.asarray(value)
     return flat
 
 
@@ -134,14 +132,14 @@ class Probes:
             self._unit_grid = jnp.asarray(pictures.grid_points(UNIT_RESOLUTION, *self._extent))
             self._units = jax.jit(self._unit_values)
         self._predict = jax.jit(
-            lambda params, x: losses.predictions(nnx.merge(graphdef, params)(data.to_inputs(x)))
+            lambda params, x: nets.predictions(nnx.merge(graphdef, params)(data.to_inputs(x)))
         )
         self._statistics = jax.jit(
             lambda params, x: layer_statistics(nnx.merge(graphdef, params), data.to_inputs(x))
         )
 
     def _grid_probabilities(self, params):
-        probs = losses.probabilities(nnx.merge(self._graphdef, params)(self._grid))
+        probs = nets.probabilities(nnx.merge(self._graphdef, params)(self._grid))
         if self._dataset.num_classes == 2:
             return probs[:, -1].reshape(RESOLUTION, RESOLUTION)  # P(class 1)
         return probs.reshape(RESOLUTION, RESOLUTION, -1)
@@ -169,11 +167,11 @@ class Probes:
     def at_log(self, writer, step: int, params: nnx.State) -> None:
         """Small parameters as scalars; layer statistics if asked for."""
         start = time.perf_counter()
-        writer.scalars(step, small_param_scalars(params))
+        writer.write_scalars(step, small_param_scalars(params))
         if self._layer_stats:
             scalars, arrays = jax.device_get(self._statistics(params, self._eval_x))
-            writer.scalars(step, scalars)
-            writer.histograms(step, arrays)
+            writer.write_scalars(step, scalars)
+            writer.write_histograms(step, arrays)
         self.seconds += time.perf_counter() - start
 
     def at_picture(self, writer, step: int, params: nnx.State) -> None:
@@ -213,7 +211,7 @@ class Probes:
         start = time.perf_counter()
         names = ds.names()
         per_class = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
-        writer.scalars(
+        writer.write_scalars(
             step,
             {f"eval/class_accuracy/{n}": float(a) for n, a in zip(names, per_class, strict=True)},
         )
@@ -249,7 +247,7 @@ class Probes:
         ds = self._dataset
         x, labels = ds.x_eval[: self._embedding_examples], ds.y_eval[: self._embedding_examples]
         features, logits = jax.jit(lambda x: (model.features(x), model(x)))(data.to_inputs(x))
-        predicted = np.asarray(losses.predictions(logits))
+        predicted = np.asarray(nets.predictions(logits))
         names = ds.names()
         metadata = {
             "class": [names[c] for c in labels],

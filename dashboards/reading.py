@@ -6,9 +6,7 @@ What TensorBoard shows, as Python values, for notebooks and tests:
     reading.image("runs/xor/default", "decision_boundary/train")  # PNG bytes
 """
 
-import glob
 import io
-import os
 
 import numpy as np
 from tensorboard.backend.event_processing import plugin_event_accumulator
@@ -45,10 +43,3 @@ def pixels(run_dir: str, tag: str, step: int | None = None) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.open(io.BytesIO(image(run_dir, tag, step))).convert("RGB"))
-
-
-def runs(run_dir: str) -> list[str]:
-    """The runs at or below `run_dir` (folders holding event files), sorted."""
-    files = glob.glob(os.path.join(glob.escape(run_dir), "**", "events.out.tfevents.*"),
-                      recursive=True)  # fmt: skip
-    return sorted({os.path.dirname(f) for f in files})

@@ -1,37 +1,252 @@
-"""TensorBoard summaries, written into event files by a process of their own.
+"""TensorBoard summaries: Flax's `SummaryWriter`, written without TensorFlow.
 
-`Writer` builds each `Event` proto itself with TensorBoard's NumPy helpers
-(the same summaries `flax.metrics.tensorboard` and `tf.summary` write, with
-no TensorFlow), stamps its wall time, and hands it to `event_writer`'s
-process, which owns the event file. That process starts at the top of
-`train.py` (or at `preload()`).
+    writer = SummaryWriter("runs/xor/default", auto_flush=False)
+    writer.scalar("train/loss", 0.25, 100)        # tag, value, step
+    writer.image("decision_boundary/train", picture, 100)
+    writer.flush()
+
+The calls and their arguments are those of `flax.metrics.tensorboard.
+SummaryWriter`, the writer of the Flax examples: `scalar`, `image`,
+`histogram`, `text`, `hparams`, `write`, `flush`, `close`. Flax's module
+imports TensorFlow (a 600 MB install, and 4-7 s of a core in every process
+that imports it) to append records to a file. This one builds the same
+Summary protos with TensorBoard's own helpers and appends them itself, in
+the trainer's process: an event file is a sequence of TFRecord frames (the
+length, its masked CRC-32C, a serialized `Event`, its masked CRC-32C), a
+`file_version` event first. tests/test_summaries.py holds what it writes
+against what flax's writer writes.
+
+Beside Flax's calls sit the extras this project needs: `write_scalars` and
+`write_histograms` (many at one step, as CLU's metric writers name them),
+`layout` (CUSTOM SCALARS) and `graph` (GRAPHS).
 """
 
 import contextlib
-import fcntl
+import functools
 import glob
 import io
+import itertools
 import json
 import os
+import socket
 import struct
-import sys
 import time
 from collections.abc import Mapping
 
+import google_crc32c
 import numpy as np
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
-from dashboards import event_writer
 from plumbing import failures
 from plumbing.failures import UserError
 
+_LENGTH, _CRC = struct.Struct("<Q"), struct.Struct("<I")
+_file_numbers = itertools.count()  # one process's event files, in order
 
-def preload() -> None:
-    """Starts the event-writer process (idempotent)."""
-    event_writer.start_early()
+
+def _masked_crc(data: bytes) -> bytes:
+    """TFRecord's masked CRC-32C of `data`, as 4 little-endian bytes."""
+    crc = google_crc32c.value(data)
+    return _CRC.pack((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+def disappeared(path: str) -> str:
+    """The error for an event file removed under its writer."""
+    return f"cannot write summaries: {path} disappeared (was the run directory removed?)"
+
+
+class SummaryWriter:
+    """Writes one run's summaries into a new event file in `log_dir`.
+
+    Flax's interface (see the module docstring). Each event carries the
+    wall time of the call that wrote it. With `auto_flush`, every call ends
+    on disk; otherwise `flush()` puts everything so far there, where it
+    survives even a SIGKILL of this process. A failed write (a full disk,
+    a removed run directory) raises UserError, one line.
+    """
+
+    def __init__(self, log_dir, auto_flush: bool = True):
+        self.log_dir, self._auto_flush = os.fspath(log_dir), auto_flush
+        self._file = None
+        with failures.reported(f"cannot write summaries to {self.log_dir}"):
+            os.makedirs(self.log_dir, exist_ok=True)
+            name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}"
+            self.path = os.path.join(self.log_dir, f"{name}.{os.getpid()}.{next(_file_numbers)}.v2")
+            self._file = open(self.path, "xb")  # noqa: SIM115  (closed by close())
+        source = event_pb2.SourceMetadata(writer="dashboards.summaries")
+        self._write(event_pb2.Event(file_version="brain.Event:2", source_metadata=source))
+        self.flush()
+
+    # Flax's calls -----------------------------------------------------------
+
+    def scalar(self, tag: str, value, step: int) -> None:
+        value = np.float32(np.asarray(value))
+        self._summary(step, tag, _metadata("scalars"), _scalar_tensor(value))
+
+    def image(self, tag: str, image, step: int, max_outputs: int = 3) -> None:
+        """IMAGES: [H,W], [H,W,1], [H,W,3] or a batch [K,H,W(,1 or 3)] of
+        pictures, uint8 or floats in [0, 1]; at most `max_outputs` shown."""
+        self._summary(step, tag, _metadata("images"), _image_tensor(image, max_outputs))
+
+    def histogram(self, tag: str, values, step: int, bins: int | None = None) -> None:
+        """HISTOGRAMS and DISTRIBUTIONS, over the entries of `values`."""
+        from tensorboard.plugins.histogram.summary_v2 import histogram_pb
+
+        self._write_summary(step, histogram_pb(tag, np.reshape(np.asarray(values), -1), bins))
+
+    def text(self, tag: str, textdata: str, step: int) -> None:
+        """TEXT, which TensorBoard renders as Markdown."""
+        from tensorboard.plugins.text.summary_v2 import text_pb
+
+        if not isinstance(textdata, (str, bytes)):
+            raise ValueError("`textdata` should be of the type `str` or `bytes`.")
+        self._write_summary(step, text_pb(tag, textdata))
+
+    def write(self, tag: str, tensor, step: int, metadata=None) -> None:
+        """Any tensor, for a plugin of one's own (`metadata`: a SummaryMetadata, or its bytes)."""
+        from tensorboard.util import tensor_util
+
+        if isinstance(metadata, bytes):
+            metadata = summary_pb2.SummaryMetadata.FromString(metadata)
+        tensor = tensor_util.make_tensor_proto(np.asarray(tensor))
+        self._summary(step, tag, metadata or summary_pb2.SummaryMetadata(), tensor)
+
+    def hparams(self, hparams: Mapping) -> None:
+        """The HPARAMS dashboard's row for this run (nested mappings are flattened)."""
+        from tensorboard.plugins.hparams.summary_v2 import hparams_pb
+
+        self._write_summary(0, hparams_pb(flatten(hparams)))
+
+    def flush(self) -> None:
+        """Puts everything written so far on disk (the operating system's)."""
+        if self._file is None:
+            return
+        self._io(self._file.flush)
+        if os.fstat(self._file.fileno()).st_nlink == 0:  # writes into a removed file succeed
+            raise UserError(disappeared(self.path))
+
+    def close(self) -> None:
+        """Flushes and closes the event file. Final!"""
+        if self._file is not None:
+            try:
+                self.flush()
+            finally:
+                file, self._file = self._file, None
+                with contextlib.suppress(OSError):  # what flush could not write: it raised
+                    file.close()
+
+    # This project's extras --------------------------------------------------
+
+    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        for tag, value in scalars.items():
+            self.scalar(tag, value, step)
+
+    def write_histograms(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
+        for tag, values in arrays.items():
+            self.histogram(tag, values, step)
+
+    def layout(self, layout) -> None:
+        """The CUSTOM SCALARS dashboard's charts: a `layout_pb2.Layout`.
+
+        TensorBoard merges the layouts of every run, dropping repeated charts.
+        """
+        from tensorboard.plugins.custom_scalar import metadata
+        from tensorboard.util import tensor_util
+
+        tensor = tensor_util.make_tensor_proto(layout.SerializeToString(), dtype=np.object_)
+        self._summary(0, metadata.CONFIG_SUMMARY_TAG, metadata.create_summary_metadata(), tensor)
+
+    def graph(self, graph_def) -> None:
+        """The GRAPHS dashboard: a `tensorboard.compat.proto` GraphDef (as tf.summary.graph)."""
+        self._write(event_pb2.Event(step=0, graph_def=graph_def.SerializeToString()))
+
+    # Writing ---------------------------------------------------------------
+
+    def _summary(self, step, tag, metadata, tensor) -> None:
+        summary = summary_pb2.Summary()
+        summary.value.add(tag=tag, metadata=metadata, tensor=tensor)
+        self._write_summary(step, summary)
+
+    def _write_summary(self, step: int, summary) -> None:
+        self._write(event_pb2.Event(step=int(step), summary=summary))
+        if self._auto_flush:
+            self.flush()
+
+    def _write(self, event) -> None:
+        """Appends `event`, stamped with the time now, as one TFRecord frame."""
+        if self._file is None:
+            raise ValueError(f"the summary writer of {self.log_dir} is closed")
+        event.wall_time = time.time()
+        data = event.SerializeToString()
+        length = _LENGTH.pack(len(data))
+        self._io(self._file.write, length + _masked_crc(length) + data + _masked_crc(data))
+
+    def _io(self, operation, *args) -> None:
+        try:
+            operation(*args)
+        except OSError as e:
+            raise UserError(
+                f"cannot write summaries to {self.log_dir}: {failures.describe(e)}"
+            ) from None
+
+
+class Discard:
+    """Stands in for a SummaryWriter where nothing is written (processes other
+    than 0 of a multi-host run): every call does nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+@functools.cache
+def _metadata(plugin: str) -> summary_pb2.SummaryMetadata:
+    """The SummaryMetadata that TensorBoard's `plugin` summaries carry (made once)."""
+    if plugin == "scalars":
+        from tensorboard.plugins.scalar import metadata
+    else:
+        from tensorboard.plugins.image import metadata
+    return metadata.create_summary_metadata(display_name=None, description=None)
+
+
+def _scalar_tensor(value: np.float32) -> tensor_pb2.TensorProto:
+    """A float32 scalar, as `tf.summary.scalar` stores it."""
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT, tensor_shape=tensor_shape_pb2.TensorShapeProto(),
+        float_val=[value],
+    )  # fmt: skip
+
+
+def _image_tensor(image, max_outputs: int) -> tensor_pb2.TensorProto:
+    """[width, height, PNG, ...] as strings, as `tf.summary.image` stores
+    pictures (Flax's shapes: one channel becomes three). Floats in [0, 1]
+    become uint8 as TensorFlow's `convert_image_dtype` does (x * 255.5, truncated)."""
+    from PIL import Image
+    from tensorboard.util import tensor_util
+
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[None, :, :, None]
+    elif image.ndim == 3:  # [H, W, C] or [K, H, W]
+        image = image[None] if image.shape[-1] in (1, 3) else image[..., None]
+    if image.ndim != 4 or image.shape[-1] not in (1, 3):
+        raise ValueError(f"an image is [H,W], [H,W,1 or 3] or a batch of them, got {image.shape}")
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    if image.dtype != np.uint8:
+        image = np.clip(np.asarray(image, np.float64) * 255.5, 0, 255).astype(np.uint8)
+    pngs = []
+    for picture in image[:max_outputs]:
+        png = io.BytesIO()
+        Image.fromarray(picture).save(png, format="PNG")
+        pngs.append(png.getvalue())
+    height, width = image.shape[1:3]
+    return tensor_util.make_tensor_proto(
+        [str(width).encode(), str(height).encode(), *pngs], dtype=np.object_
+    )
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict:
-    """{'a': {'b': 1}} -> {'a.b': 1}; tuples and lists become strings."""
+    """{'a': {'b': 1}} -> {'a.b': 1}; tuples and lists become strings (as Flax's hparams)."""
     flat = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
@@ -42,6 +257,10 @@ def flatten(tree: Mapping, prefix: str = "") -> dict:
         else:
             flat[name] = str(value)
     return flat
+
+
+# --------------------------------------------------------------------------
+# Event files of a run directory.
 
 
 def event_files(log_dir: str) -> list[str]:
@@ -57,12 +276,9 @@ def cut_events_after(log_dir: str, step: int) -> int:
     short by a kill goes too. Kept records are copied as they are (with
     their checksums).
     """
-    from tensorboard.compat.proto import event_pb2
-
     dropped = 0
     temporary = os.path.join(log_dir, ".cutting-events.tmp")  # not "tfevents": unseen
     for path in event_files(log_dir):
-        _wait_until_written(path)
         with open(path, "rb") as f:
             data = f.read()
         records = list(_records(data))
@@ -76,14 +292,10 @@ def cut_events_after(log_dir: str, step: int) -> int:
 
 
 def _records(data: bytes):
-    """(whole record, its Event's bytes) for each complete TFRecord in `data`.
-
-    A record: uint64 length, uint32 checksum of it, the data, uint32 checksum
-    of the data (little-endian).
-    """
+    """(whole record, its Event's bytes) for each complete TFRecord in `data`."""
     offset = 0
     while offset + 12 <= len(data):
-        (length,) = struct.unpack_from("<Q", data, offset)
+        (length,) = _LENGTH.unpack_from(data, offset)
         end = offset + 12 + length + 4
         if end > len(data):
             return
@@ -91,168 +303,8 @@ def _records(data: bytes):
         offset = end
 
 
-def _wait_until_written(path: str, timeout: float = 60) -> None:
-    """Waits while an event writer still appends to `path` (it holds a lock).
-
-    A run killed while its event writer had events queued leaves that process
-    writing them for a moment; its event file must be complete before it is
-    cut back to a checkpoint.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise UserError(
-                        f"{path} is still being written by another process after {timeout:.0f} s:"
-                        " is this run still going? Wait for it, or pass --new_run"
-                    ) from None
-                time.sleep(0.05)
-    finally:
-        os.close(fd)  # releases the lock
-
-
-class Writer:
-    """Writes one run's summaries into `log_dir` (one event file per writer).
-
-    Values arrive as host numbers or arrays; nothing here touches a device,
-    and nothing waits for the event writer but `flush(wait=True)` and `close()`.
-    Each event carries the wall time of the call that wrote it. A failed
-    write (a full disk, a removed directory, an event-writer process that
-    died) raises UserError at the next `flush` or `close`.
-    """
-
-    def __init__(self, log_dir: str):
-        self._log_dir = log_dir
-        with failures.reported(f"cannot write summaries to {log_dir}"):
-            os.makedirs(log_dir, exist_ok=True)
-            # Held open: if the directory is removed (and maybe made again by
-            # a checkpoint), flush sees it and the event writer writes nothing.
-            self._directory = os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            self._process = event_writer.start()
-        except OSError as e:
-            os.close(self._directory)
-            raise UserError(f"cannot start the process that writes summaries: {e}") from None
-        directory = os.fstat(self._directory)
-        self._id = self._process.open(log_dir, (directory.st_dev, directory.st_ino))
-        self._closed = False
-
-    def _write(self, step: int, **fields) -> None:
-        from tensorboard.compat.proto import event_pb2
-
-        event = event_pb2.Event(wall_time=time.time(), step=step, **fields)
-        self._process.write(self._id, event.SerializeToString())
-
-    def _write_summaries(self, step: int, summaries) -> None:
-        """One event holding every value of `summaries` (Summary protos), as
-        `tf.summary.experimental.write_raw_pb` writes them."""
-        from tensorboard.compat.proto import summary_pb2
-
-        values = [value for summary in summaries for value in summary.value]
-        if values:
-            self._write(step, summary=summary_pb2.Summary(value=values))
-
-    def hparams(self, config: Mapping) -> None:
-        """The HPARAMS dashboard's row for this run: every config field."""
-        from tensorboard.plugins.hparams.summary_v2 import hparams_pb
-
-        self._write_summaries(0, [hparams_pb(flatten(config))])
-
-    def text(self, tag: str, markdown: str, step: int = 0) -> None:
-        from tensorboard.plugins.text.summary_v2 import text_pb
-
-        self._write_summaries(step, [text_pb(tag, markdown)])
-
-    def layout(self, layout) -> None:
-        """The CUSTOM SCALARS dashboard's charts: a `layout_pb2.Layout`.
-
-        TensorBoard merges the layouts of every run, dropping repeated charts.
-        """
-        self._write_summaries(0, [layout_pb(layout)])
-
-    def graph(self, graph_def) -> None:
-        """The GRAPHS dashboard: a `tensorboard.compat.proto` GraphDef."""
-        self._write(0, graph_def=graph_def.SerializeToString())  # as tf.summary.graph
-
-    def scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-        from tensorboard.plugins.scalar.summary_v2 import scalar_pb
-
-        self._write_summaries(step, [scalar_pb(tag, float(v)) for tag, v in scalars.items()])
-
-    def image(self, tag: str, image: np.ndarray, step: int) -> None:
-        """IMAGES: one (height, width[, 1 or 3]) picture, uint8 or floats in [0, 1]."""
-        self._write_summaries(step, [image_pb(tag, image)])
-
-    def histograms(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
-        """HISTOGRAMS and DISTRIBUTIONS: one per array, over its entries."""
-        from tensorboard.plugins.histogram.summary_v2 import histogram_pb
-
-        self._write_summaries(step, [histogram_pb(tag, np.asarray(v)) for tag, v in arrays.items()])
-
-    def flush(self, wait: bool = False) -> None:
-        """Asks for everything so far on disk; raises UserError if a write failed.
-
-        Training goes on while the event-writer process writes, so a failure
-        shows at a later flush, or at `close`. With `wait`, returns once
-        everything so far has left this process: the event writer puts it on
-        disk even if this process is killed next (what a checkpoint needs).
-        """
-        self._process.flush(self._id, wait)
-        self._raise_if_failed()
-
-    def close(self) -> None:
-        """Writes and flushes everything, closes the event file, raises a failure.
-
-        Waits for the event writer. Called while another error propagates
-        (from a `finally`), it drops what this process prints meanwhile: that
-        error is the one to report, not, say, the tracebacks a failed orbax
-        write's leftover callbacks print from their threads.
-        """
-        if self._closed:
-            self._raise_if_failed()
-            return
-        with failures.held_stderr(drop=True) if sys.exc_info()[1] else contextlib.nullcontext():
-            self._process.close(self._id)
-        try:
-            self._raise_if_failed()
-        finally:
-            self._closed = True
-            os.close(self._directory)
-
-    def _raise_if_failed(self) -> None:
-        if not self._closed and os.fstat(self._directory).st_nlink == 0:  # removed
-            raise UserError(event_writer.disappeared(self._log_dir))
-        error = self._process.error(self._id)
-        if error:
-            if not error.startswith("cannot write"):
-                error = f"cannot write summaries to {self._log_dir}: {error}"
-            raise UserError(error)
-        path = self._process.event_file(self._id)
-        if path and not os.path.exists(path):
-            raise UserError(event_writer.disappeared(path))
-
-
-def layout_pb(layout):
-    """The Summary `tensorboard.plugins.custom_scalar.summary.pb` makes, built
-    here without TensorFlow (which that function imports)."""
-    from tensorboard.compat.proto import summary_pb2
-    from tensorboard.plugins.custom_scalar import metadata
-    from tensorboard.util import tensor_util
-
-    tensor = tensor_util.make_tensor_proto(layout.SerializeToString(), dtype=np.object_)
-    summary = summary_pb2.Summary()
-    summary.value.add(
-        tag=metadata.CONFIG_SUMMARY_TAG, metadata=metadata.create_summary_metadata(), tensor=tensor
-    )
-    return summary
+# --------------------------------------------------------------------------
+# What the dashboards show of a run beside its metrics.
 
 
 def seed_bands(tags: list[str]):
@@ -279,43 +331,6 @@ def seed_bands(tags: list[str]):
         charts.append(layout_pb2.Chart(title=f"{tag}: min and max", multiline=spread))
     category = layout_pb2.Category(title="seed bands (aggregate runs)", chart=charts)
     return layout_pb2.Layout(category=[category])
-
-
-def image_pb(tag: str, image: np.ndarray):
-    """The Summary `tf.summary.image` writes for one picture: PNG-encoded.
-
-    Its tensor holds [width, height, png] as strings, under the images
-    plugin's metadata. Floats in [0, 1] become uint8 as TensorFlow's
-    `convert_image_dtype` does (x * 255.5, truncated); one channel becomes
-    three, as flax's writer does.
-    """
-    from PIL import Image
-    from tensorboard.compat.proto import summary_pb2
-    from tensorboard.plugins.image import metadata
-    from tensorboard.util import tensor_util
-
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[-1] not in (1, 3):
-        raise ValueError(f"an image is (height, width[, 1 or 3]), got shape {image.shape}")
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    if image.dtype != np.uint8:
-        image = np.clip(np.asarray(image, np.float64) * 255.5, 0, 255).astype(np.uint8)
-    png = io.BytesIO()
-    Image.fromarray(image).save(png, format="PNG")
-    height, width = image.shape[:2]
-    tensor = tensor_util.make_tensor_proto(
-        [str(width).encode(), str(height).encode(), png.getvalue()], dtype=np.object_
-    )
-    summary = summary_pb2.Summary()
-    summary.value.add(
-        tag=tag,
-        metadata=metadata.create_summary_metadata(display_name=None, description=None),
-        tensor=tensor,
-    )
-    return summary
 
 
 def escape_markdown(text: str) -> str:

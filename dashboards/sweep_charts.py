@@ -16,7 +16,7 @@ fields swept too, each of their combinations is a line of its own.
 import numpy as np
 
 from dashboards import pictures
-from training import sweeps
+from plumbing import command_line
 
 
 def numeric_fields(spec: dict[str, tuple]) -> list[str]:
@@ -51,7 +51,7 @@ def curves(field: str, metric: str, groups, final: dict, diverged: set[str], spe
         for member in group.members:
             value = final.get(f"{member.name}/{metric}")
             config = member.point_config
-            line = sweeps.point_name({k: _get(config, k) for k in others}, others)
+            line = command_line.point_name({k: _get(config, k) for k in others}, others)
             xs = found.setdefault(line, {})
             seeds = xs.setdefault(float(_get(config, field)), [])
             if value is not None and member.name not in diverged and np.isfinite(value):

@@ -20,7 +20,7 @@ import numpy as np
 
 from data import csv_file, idx
 from plumbing.failures import UserError
-from training.registry import lookup
+from plumbing.registry import lookup
 
 
 class Dataset(NamedTuple):

@@ -4,6 +4,7 @@ import math
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
@@ -14,7 +15,7 @@ from nets.kernels import Kernels, for_backend
 from nets.maxout import MaxoutDense, MaxoutMLP
 from nets.mlp import MLP
 from plumbing.failures import UserError
-from training.registry import lookup
+from plumbing.registry import lookup
 
 __all__ = [
     "ACTIVATIONS",
@@ -28,6 +29,9 @@ __all__ = [
     "layer_activations",
     "layer_names",
     "make_activation",
+    "param_name",
+    "predictions",
+    "probabilities",
 ]
 
 
@@ -105,3 +109,25 @@ def build_model(
         kernels = for_backend(jax.default_backend())
     build = lookup(MODELS, model.name, "model")
     return build(model, tuple(input_shape), out_features, rngs, kernels, features)
+
+
+# What a classifier's outputs say. A classifier outputs LOGITS, (batch, K):
+# K = 1 for a binary task (class 1 where the score is >= 0), else one per class.
+
+
+def probabilities(logits: jax.Array) -> jax.Array:
+    """Class probabilities: sigmoid of a single logit, softmax of several."""
+    return jax.nn.sigmoid(logits) if logits.shape[-1] == 1 else jax.nn.softmax(logits)
+
+
+def predictions(logits: jax.Array) -> jax.Array:
+    """Predicted class ids, (batch, K) -> (batch,)."""
+    if logits.shape[-1] == 1:
+        return (logits[..., 0] >= 0).astype(jnp.int32)
+    return jnp.argmax(logits, axis=-1)
+
+
+def param_name(path) -> str:
+    """'layers/0/kernel': the name of a parameter from its path in a model's
+    state (`jax.tree_util.tree_leaves_with_path`), as TensorBoard shows it."""
+    return jax.tree_util.keystr(path, simple=True, separator="/").removesuffix("/value")

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from plumbing.failures import UserError
-from training.registry import lookup, name_list
+from plumbing.registry import lookup, name_list
 
 
 class Step(nnx.Module):

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from plumbing.failures import UserError
-from training.registry import lookup, name_list
+from plumbing.registry import lookup, name_list
 
 # name -> (points (..., 2) -> (...,) feature)
 FEATURES = {

@@ -16,7 +16,6 @@ from typing import Any
 
 import ml_collections
 
-from plumbing import failures
 from plumbing.failures import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
@@ -165,20 +164,6 @@ def parse_flags(argv: list[str], config_flag) -> list[str]:
     sys.exit(2)
 
 
-def setup_jax_and_logs(compilation_cache: str) -> None:
-    """The XLA compilation cache, and quiet logs unless --verbosity is given."""
-    import jax
-    from absl import flags, logging
-
-    if compilation_cache:
-        jax.config.update("jax_compilation_cache_dir", compilation_cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    if not flags.FLAGS["verbosity"].present:  # --verbosity=0 shows them all:
-        logging.set_verbosity(logging.WARNING)  # JAX's "Unable to initialize backend 'tpu'"
-        logging.get_absl_handler().addFilter(failures.not_from_a_failed_write)
-
-
 def parents(path: str) -> list[str]:
     """'a/b/c' -> ['a/b', 'a'], deepest first."""
     out, path = [], os.path.dirname(os.path.normpath(path))
@@ -207,3 +192,17 @@ def run_directory(workdir: str, name: str, new_run: bool):
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)  # only if empty
         raise
+
+
+def point_name(point: dict, spec: dict) -> str:
+    """{'optimizer.learning_rate': 0.1} -> 'learning_rate=0.1' (full keys if ambiguous)."""
+    short = {k: k.split(".")[-1] for k in spec}
+    if len(set(short.values())) < len(short):
+        short = {k: k for k in spec}
+
+    def text(value):  # a tuple as the run directory names it: 4x4, relu+tanh
+        if isinstance(value, (tuple, list)):
+            return join([text(v) for v in value], value)
+        return str(value)
+
+    return ",".join(f"{short[k]}={text(v)}" for k, v in point.items())

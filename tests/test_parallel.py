@@ -152,15 +152,14 @@ def _xor(num_steps):
     return config
 
 
-def test_a_process_other_than_0_leaves_the_event_files_alone(tmp_path, monkeypatch):
+def test_a_process_other_than_0_leaves_the_event_files_alone(tmp_path):
     # Process 1 starting from step 0 once removed the events process 0 had just begun.
     from dashboards.board import Board
-    from training import parallel, sweeps
+    from training import sweeps
 
     (group,) = sweeps.groups(_xor(10))
     (tmp_path / "events.out.tfevents.1.host.0.v2").write_bytes(b"")
-    monkeypatch.setattr(parallel, "is_writer", lambda: False)
-    board = Board(str(tmp_path), group)
+    board = Board(str(tmp_path), group.members, owner=False)
     board.open(0)
     board.close()
     assert [p.name for p in tmp_path.iterdir()] == ["events.out.tfevents.1.host.0.v2"]

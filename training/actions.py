@@ -127,7 +127,7 @@ class Run:
     def save(self) -> str:
         """A checkpoint of this step (once); says what is saved."""
         if self.step > self.last_saved:  # never twice for one step, never at step 0
-            self.board.flush(wait=True)  # events up to the step are on disk before it
+            self.board.flush()  # events up to the step are on disk before it
             progress = {
                 "final": self.board.final,
                 "diverged_at": self.diverged_at.tolist(),
@@ -152,7 +152,7 @@ class Run:
         reset to its weights of step `since` (its last good ones), and is
         reset so after every chunk from then on, while the others go on.
         Returns True when no member is left training (then saved)."""
-        if not self.members[0].name:
+        if self.program.group.single:
             self._single_run_diverged(metrics)
             return False
         finite = np.all([np.isfinite(np.asarray(v)) for v in metrics.values()], axis=0)
@@ -204,13 +204,13 @@ class Run:
         for m, writer in enumerate(self.board.members):
             member = sweeps.plain(self.members[m].config)
             writer.hparams(member)
-            writer.text("config", summaries.config_markdown(member))
-            writer.text("run", summaries.run_markdown())
+            writer.text("config", summaries.config_markdown(member), 0)
+            writer.text("run", summaries.run_markdown(), 0)
         for point, writer in self.board.aggregates.items():
             point_config = sweeps.plain(self.members[self.board.points[point][0]].config)
             point_config.pop("seed")
             writer.hparams(point_config)
-            writer.text("config", summaries.config_markdown(point_config))
+            writer.text("config", summaries.config_markdown(point_config), 0)
             writer.layout(summaries.seed_bands(band_tags(program)))
         if not self.probed:
             return
@@ -251,7 +251,7 @@ class LogTrain:
         rate = run.steps_timed / max(run.seconds, 1e-9)
         run.seconds, run.steps_timed = 0.0, 0
         width = len(str(run.config.num_steps))
-        if not run.members[0].name:  # a single run
+        if run.program.group.single:
             values = {k: float(v[0]) for k, v in metrics.items()}
             run.console(f"step {step:>{width}}  {headline(values)}  {speed(run, step, rate)}")
             return
@@ -276,7 +276,7 @@ class Inspect:
         zeros = probes.zero_fraction(stacked)
         run.board.scalars(step, {"params/zero_fraction": zeros}, run.diverged_at == 0)
         for m, writer in enumerate(run.board.members):
-            writer.histograms(step, {name: a[m] for name, a in stacked.items()})
+            writer.write_histograms(step, {name: a[m] for name, a in stacked.items()})
         run.probes.seconds += time.perf_counter() - start
         params = run.params() if run.probed else []
         for m in run.probed:
@@ -362,8 +362,11 @@ class Evaluate:
         for m in run.probed:
             run.probes.at_eval(run.board.members[m], step, params and params[m], confusion[m])
         config = run.config
-        single = not run.members[0].name
-        if step and single and not is_time(step, config.log_every, config.num_steps):
+        if (
+            step
+            and run.program.group.single
+            and not is_time(step, config.log_every, config.num_steps)
+        ):
             line = headline({k: float(v[0]) for k, v in values.items()})  # its own line
             run.console(f"step {step:>{len(str(config.num_steps))}}  eval {line}")
 
@@ -453,7 +456,7 @@ def finish_sweep(config, run_dir: str, groups, final: dict, sharpness: dict, div
     table = sweeps.results_table(final, best, order)
     aggregate = parallel.writer(os.path.join(run_dir, "aggregate"))
     try:
-        aggregate.text("config", summaries.config_markdown(sweeps.plain(config)))
+        aggregate.text("config", summaries.config_markdown(sweeps.plain(config)), 0)
         aggregate.text("results", table, config.num_steps)
         if sharpness:
             picture = sharpness_picture(sharpness)

@@ -9,8 +9,8 @@ import numpy as np
 import data
 import nets
 from plumbing.failures import UserError
+from plumbing.registry import lookup
 from training import losses, optimizers, sweeps
-from training.registry import lookup
 
 # Config fields that say every how many steps the loop returns to the host.
 CADENCES = ("log_every", "eval_every", "picture_every", "checkpoint_every")
@@ -110,9 +110,9 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_open_files(config: ml_collections.ConfigDict) -> None:
-    """Every member keeps files open (its event file and lock in the event
-    writer, its directory here): refuse a sweep the open-file limit cannot
-    hold, instead of failing half-way (raising the soft limit first)."""
+    """Every member's event file stays open while it trains, and each point's
+    aggregate's: refuse a sweep the open-file limit cannot hold, instead of
+    failing half-way (raising the soft limit first)."""
     members = sweeps.num_members(config)
     written = members if sweeps.writes_member_runs(config) else 0  # member runs' files
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -120,13 +120,13 @@ def _check_open_files(config: ml_collections.ConfigDict) -> None:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
-    # Per member: one file here, two in the event writer; per point an aggregate.
-    need = 3 * written + 2 * len(sweeps.point_configs(config)) + 200
+    points = len(sweeps.point_configs(config))
+    need = written + points + 200  # (200: JAX's, Python's and the checkpoints' own)
     if need > soft:
-        most = (soft - 200) // 3 // max(len(sweeps.point_configs(config)), 1)
+        most = (soft - 200 - points) // max(points, 1)
         raise UserError(
-            f"{members:,} members need about {need:,} open files (an event file and "
-            f"its lock each), more than this system's limit of {soft:,} (ulimit -n): "
-            f"use at most {max(most, 1):,} seeds per point, raise the limit, or a "
-            "max_member_runs below the member count (only the aggregates are written)"
+            f"{members:,} members need about {need:,} open files (an event file each), "
+            f"more than this system's limit of {soft:,} (ulimit -n): use at most "
+            f"{max(most, 1):,} seeds per point, raise the limit, or a max_member_runs "
+            "below the member count (only the aggregates are written)"
         )

@@ -29,8 +29,8 @@ import numpy as np
 from dashboards import network, pictures, summaries
 from nets.perceptron import GATES, Perceptron, XorFromGates
 from plumbing.failures import UserError
+from plumbing.registry import lookup
 from training import parallel
-from training.registry import lookup
 
 INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
 TARGETS = {
@@ -134,12 +134,11 @@ def run(config: ml_collections.ConfigDict, run_dir: str, console=print) -> dict[
     if summaries.event_files(run_dir):
         console(f"{run_dir} is finished; --new_run starts another run")
         return {}
-    summaries.preload()
     targets = TARGETS[config.gate]
     writer = parallel.writer(run_dir)
     writer.hparams(config.to_dict())
-    writer.text("config", summaries.config_markdown(config.to_dict()))
-    writer.text("run", summaries.run_markdown())
+    writer.text("config", summaries.config_markdown(config.to_dict()), 0)
+    writer.text("run", summaries.run_markdown(), 0)
     try:
         if config.mode == "fixed":
             result = _fixed(config, targets, writer, console)
@@ -165,11 +164,11 @@ def _fixed(config, targets, writer, console) -> dict[str, float]:
     table = truth_table(outputs, targets, hidden)
     accuracy = float(np.mean(outputs == targets))
     console(f"{title}\n{table}\n{int(accuracy * 4)}/4 right")
-    writer.text("truth_table", f"**{summaries.escape_markdown(title)}**\n\n{table}")
+    writer.text("truth_table", f"**{summaries.escape_markdown(title)}**\n\n{table}", 0)
     writer.image("decision_regions", region_picture(model, targets), 0)
     if config.gate == "xor":
         writer.image("network/train", network_picture(model, targets), 0)
-    writer.scalars(0, {"train/accuracy": accuracy, "train/wrong": 4 - accuracy * 4})
+    writer.write_scalars(0, {"train/accuracy": accuracy, "train/wrong": 4 - accuracy * 4})
     return {"accuracy": accuracy, "epochs": 0}
 
 
@@ -186,7 +185,7 @@ def _delta(config, targets, writer, console) -> dict[str, float]:
         outputs = np.asarray(model(INPUTS))
         accuracy = float(np.mean(outputs == targets))
         w1, w2 = np.asarray(w).tolist()
-        writer.scalars(
+        writer.write_scalars(
             epoch,
             {
                 "train/accuracy": accuracy,

@@ -28,20 +28,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from nets import predictions, probabilities  # noqa: F401  (losses.predictions for callers)
 from plumbing.failures import UserError
-from training.registry import lookup
-
-
-def probabilities(logits: jax.Array) -> jax.Array:
-    """Class probabilities: sigmoid of a single logit, softmax of several."""
-    return jax.nn.sigmoid(logits) if logits.shape[-1] == 1 else jax.nn.softmax(logits)
-
-
-def predictions(logits: jax.Array) -> jax.Array:
-    """Predicted class ids, (batch, K) -> (batch,)."""
-    if logits.shape[-1] == 1:
-        return (logits[..., 0] >= 0).astype(jnp.int32)
-    return jnp.argmax(logits, axis=-1)
+from plumbing.registry import lookup
 
 
 def targets(labels: jax.Array, num_outputs: int) -> jax.Array:

@@ -19,7 +19,7 @@ import ml_collections
 import optax
 
 from plumbing.failures import UserError
-from training.registry import lookup
+from plumbing.registry import lookup
 
 # The numbers an optimizer reads from its state; a sweep can vary them
 # inside one compiled program.

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from dashboards import summaries
 from plumbing.failures import UserError
 
 AXIS = "data"
@@ -53,18 +54,13 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
-class Discard:
-    """Stands in for a `summaries.Writer` on processes other than 0: writes nothing."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
 def writer(log_dir: str):
-    """A `summaries.Writer` for `log_dir` on process 0; a `Discard` elsewhere."""
-    from dashboards import summaries
+    """A `summaries.SummaryWriter` for `log_dir` on process 0; a `summaries.Discard` elsewhere.
 
-    return summaries.Writer(log_dir) if is_writer() else Discard()
+    Its events reach the disk at each `flush()` (the loop flushes at every log step)."""
+    if not is_writer():
+        return summaries.Discard()
+    return summaries.SummaryWriter(log_dir, auto_flush=False)
 
 
 def mesh() -> Mesh:

@@ -161,8 +161,9 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     # One member is not vmapped at all: its program is one network's step,
     # bit for bit. Convolutions on CPU are unrolled over the members (see
     # steps.MembersStep).
-    single = not members[0].name  # a single run, not a sweep of one
-    members_step = steps.MembersStep(train_step, batches, stepwise or len(members) == 1, single)
+    members_step = steps.MembersStep(
+        train_step, batches, stepwise or len(members) == 1, stop_at_nan=group.single
+    )
     examples = _examples(config, dataset, everywhere)
 
     def compile_for(size: int) -> _Compiled:  # the programs for `size` members

@@ -26,6 +26,7 @@ import optax
 from flax import nnx, struct
 
 import data
+import nets
 from training import losses
 
 
@@ -48,7 +49,7 @@ def layer_grad_norms(grads: nnx.State) -> dict[str, jax.Array]:
     """
     norms = {}
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        name = _name(path)
+        name = nets.param_name(path)
         if name.endswith("/kernel"):
             norms["grad_norm/" + name.removesuffix("/kernel")] = jnp.linalg.norm(g)
     return norms
@@ -58,12 +59,7 @@ def kernels(params: nnx.State) -> list[jax.Array]:
     """The weight matrices and convolution kernels: what regularization
     penalises (not the biases, nor maxout's lines)."""
     leaves = jax.tree_util.tree_leaves_with_path(params)
-    return [v for path, v in leaves if _name(path).endswith("/kernel")]
-
-
-def _name(path) -> str:
-    """'layers/0/kernel' for the path of a parameter's leaf."""
-    return jax.tree_util.keystr(path, simple=True, separator="/").removesuffix("/value")
+    return [v for path, v in leaves if nets.param_name(path).endswith("/kernel")]
 
 
 class Penalty(NamedTuple):

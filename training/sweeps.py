@@ -169,20 +169,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                 )
 
 
-def point_name(point: dict, spec: dict) -> str:
-    """{'optimizer.learning_rate': 0.1} -> 'learning_rate=0.1' (full keys if ambiguous)."""
-    short = {k: k.split(".")[-1] for k in spec}
-    if len(set(short.values())) < len(short):
-        short = {k: k for k in spec}
-
-    def text(value):  # a tuple as the run directory names it: 4x4, relu+tanh
-        if isinstance(value, (tuple, list)):
-            return command_line.join([text(v) for v in value], value)
-        return str(value)
-
-    return ",".join(f"{short[k]}={text(v)}" for k, v in point.items())
-
-
 class Member(NamedTuple):
     """One network of a run: exactly the single run of `config`."""
 
@@ -208,6 +194,11 @@ class Group(NamedTuple):
     members: list[Member]
     vmapped: list[str]  # swept fields set per member in its optimizer state
 
+    @property
+    def single(self) -> bool:
+        """A single run (one member, named ''), not a sweep (even of one seed)."""
+        return not self.members[0].name
+
 
 def groups(config: ml_collections.ConfigDict) -> list[Group]:
     """The programs a run trains, one after another, and their members.
@@ -226,12 +217,12 @@ def groups(config: ml_collections.ConfigDict) -> list[Group]:
         members = []
         for values in _product(vmapped):
             point = {**fixed, **values}
-            name = point_name(point, spec)
+            name = command_line.point_name(point, spec)
             point_config = with_values(config, point)
             for seed in range(config.seed, config.seed + config.num_seeds):
                 path = "" if single else os.path.join(name, f"seed={seed}")
                 members.append(Member(path, name, seed, point_config))
-        group_name = point_name(fixed, spec)
+        group_name = command_line.point_name(fixed, spec)
         out.append(Group(group_name, with_values(config, fixed), members, list(vmapped)))
     return out
 
