@@ -19,7 +19,6 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-import data
 import nets
 from dashboards import network, pictures, projector
 from data import Dataset
@@ -132,10 +131,10 @@ class Probes:
             self._unit_grid = jnp.asarray(pictures.grid_points(UNIT_RESOLUTION, *self._extent))
             self._units = jax.jit(self._unit_values)
         self._predict = jax.jit(
-            lambda params, x: nets.predictions(nnx.merge(graphdef, params)(data.to_inputs(x)))
+            lambda params, x: nets.predictions(nets.apply(graphdef, params, x))
         )
         self._statistics = jax.jit(
-            lambda params, x: layer_statistics(nnx.merge(graphdef, params), data.to_inputs(x))
+            lambda params, x: layer_statistics(nnx.merge(graphdef, params), nets.to_inputs(x))
         )
 
     def _grid_probabilities(self, params):
@@ -246,7 +245,7 @@ class Probes:
         """The last hidden layer's output for the first eval examples."""
         ds = self._dataset
         x, labels = ds.x_eval[: self._embedding_examples], ds.y_eval[: self._embedding_examples]
-        features, logits = jax.jit(lambda x: (model.features(x), model(x)))(data.to_inputs(x))
+        features, logits = jax.jit(lambda x: (model.features(x), model(x)))(nets.to_inputs(x))
         predicted = np.asarray(nets.predictions(logits))
         names = ds.names()
         metadata = {

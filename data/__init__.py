@@ -13,8 +13,6 @@ import os
 from collections.abc import Callable
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -155,7 +153,7 @@ def _idx_images(config, default_dir: str, how_to_get: str, class_names) -> Datas
     """An MNIST-format dataset: 28x28 uint8 images, 10 classes, from IDX files.
 
     Images stay uint8, shape (n, 28, 28, 1): a quarter of the memory of
-    float32 on the device; `to_inputs` scales them inside the jitted step.
+    float32 on the device; `nets.to_inputs` scales them inside the jitted step.
     The eval split is the test set, or with `data.num_validation` = v, the
     last v training images (held out of training). `data.train_subset` = n
     trains on the first n training images only (full-batch studies).
@@ -211,11 +209,6 @@ def mnist(config: ml_collections.ConfigDict) -> Dataset:
         "--config.data.data_dir=FOLDER (nothing is downloaded)."
     )
     return _idx_images(config, "", how, tuple(str(d) for d in range(10)))
-
-
-def to_inputs(x: jax.Array) -> jax.Array:
-    """What the model sees: uint8 pixels scaled to [0, 1]; other data as it is."""
-    return x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x
 
 
 DATASETS: dict[str, Callable[[ml_collections.ConfigDict], Dataset]] = {

@@ -28,9 +28,11 @@ __all__ = [
     "feature_names",
     "layer_activations",
     "layer_names",
+    "apply",
     "make_activation",
     "param_name",
     "predictions",
+    "to_inputs",
     "probabilities",
 ]
 
@@ -109,6 +111,19 @@ def build_model(
         kernels = for_backend(jax.default_backend())
     build = lookup(MODELS, model.name, "model")
     return build(model, tuple(input_shape), out_features, rngs, kernels, features)
+
+
+def to_inputs(x: jax.Array) -> jax.Array:
+    """What a model sees of a dataset's inputs: uint8 pixels (images are kept
+    so on the device, a quarter of float32's memory) scaled to [0, 1]; other
+    data as it is."""
+    return x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x
+
+
+def apply(graphdef, params, x: jax.Array, **kwargs) -> jax.Array:
+    """The model of `graphdef` (its static half, `nnx.split`) with `params`, on
+    the inputs `x`: its outputs. Every step, evaluation and probe calls it."""
+    return nnx.merge(graphdef, params)(to_inputs(x), **kwargs)
 
 
 # What a classifier's outputs say. A classifier outputs LOGITS, (batch, K):

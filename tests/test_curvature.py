@@ -37,7 +37,8 @@ def test_sharpness_equals_the_exact_hessians_top_eigenvalue(xor_config):
     y = (x[:, 0] * x[:, 1] > 0).astype(jnp.int32)
     bce = losses.get_loss("bce")
     penalty = train.program.steps.Penalty(l2=0.01)
-    measure = jax.jit(curvature.make_sharpness(graphdef, bce, penalty, iterations=20))
+    objective = train.program.steps.TrainStep(graphdef, bce, None, None, penalty=penalty).loss
+    measure = jax.jit(curvature.make_sharpness(objective, iterations=20))
 
     def loss(p):
         return bce(nnx.merge(graphdef, p)(x), y) + penalty(p)

@@ -8,7 +8,7 @@ from flax import nnx
 
 import nets
 import train
-from training import landscape, losses
+from training import landscape, losses, steps
 
 
 @pytest.fixture
@@ -50,7 +50,8 @@ def test_the_line_and_plane_are_the_losses_there(small_net):
     y = np.array([0, 1, 1, 0], np.int32)
     directions = landscape.raw_directions(final)
     d1, d2 = landscape.normalised(final, directions, landscape.scales(final, directions))
-    losses_at = landscape.make_losses(graphdef, bce, 41, 1.0, one_at_a_time=False)
+    objective = steps.TrainStep(graphdef, bce, None, None).loss
+    losses_at = landscape.make_losses(objective, 41, 1.0, one_at_a_time=False)
     line, plane = losses_at(initial, final, d1, d2, (x, y), (x[:2], y[:2]))
 
     def loss(params, n=4):

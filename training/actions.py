@@ -410,9 +410,8 @@ def draw_landscapes(run: Run, params: list) -> None:
     program, probes_config = run.program, run.config.probes
     resolution, span = probes_config.landscape_resolution, probes_config.landscape_span
     losses = landscape.make_losses(
-        program.graphdef, program.train_step.loss_fn, resolution, span,
-        one_at_a_time=run.config.model.name == "cnn",
-    )  # fmt: skip
+        program.train_step.loss, resolution, span, one_at_a_time=run.config.model.name == "cnn"
+    )
     n, ds = probes_config.examples or None, program.dataset
     train, evaluation = (ds.x_train[:n], ds.y_train[:n]), (ds.x_eval[:n], ds.y_eval[:n])
     directions = run.directions()

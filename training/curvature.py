@@ -1,6 +1,6 @@
 """Sharpness: the largest eigenvalue of the training loss's Hessian.
 
-    sharpness = make_sharpness(graphdef, loss_fn, penalty, iterations=20)
+    sharpness = make_sharpness(train_step.loss, iterations=20)
     top = sharpness(params, (x, y))   # one network; vmap it for many
 
 Gradient descent with learning rate eta on a quadratic diverges along any
@@ -21,10 +21,7 @@ which keeps float32 arithmetic from finding the same eigenvalue twice.
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 from jax.flatten_util import ravel_pytree
-
-import data
 
 
 def hessian_vector_product(loss, params, vector):
@@ -64,21 +61,18 @@ def lanczos_top_eigenvalue(matvec, start: jax.Array, iterations: int) -> jax.Arr
     return jnp.linalg.eigvalsh(tridiagonal)[-1]
 
 
-def make_sharpness(graphdef, loss_fn, penalty=None, iterations: int = 20):
+def make_sharpness(objective, iterations: int = 20):
     """`(params, (x, y)) -> sharpness` of one network on the examples given.
 
-    The loss is what the optimizer minimises: the data loss plus the
-    regularization `penalty` (steps.Penalty, or None). Dropout is off. The
-    start vector is the same every time (key 0): a resumed run measures the
-    same numbers.
+    `objective(params, batch) -> (loss, aux)` is what the optimizer
+    minimises: `steps.TrainStep.loss`, the data loss plus the regularization
+    (dropout off). The start vector is the same every time (key 0): a
+    resumed run measures the same numbers.
     """
 
     def sharpness(params, batch):
-        x, y = batch
-
         def loss(params):
-            value = loss_fn(nnx.merge(graphdef, params)(data.to_inputs(x)), y)
-            return value if penalty is None else value + penalty(params)
+            return objective(params, batch)[0]
 
         flat, unravel = ravel_pytree(params)
         start = jax.random.normal(jax.random.key(0), flat.shape, flat.dtype)

@@ -23,9 +23,6 @@ own caveat); on the Playground's nets it shows the descent.
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
-
-import data
 
 
 def _leaves(params) -> list[np.ndarray]:
@@ -104,16 +101,16 @@ def project(history: list, final, directions) -> np.ndarray:
     return np.linalg.solve(gram, moves.T).T
 
 
-def make_losses(graphdef, loss_fn, resolution: int, span: float, one_at_a_time: bool):
+def make_losses(objective, resolution: int, span: float, one_at_a_time: bool):
     """`(initial, final, d1, d2, train, eval) -> (line (2, R), plane (R, R))`,
     jitted: the line's train and eval losses at a = linspace(-0.5, 1.5, R),
     and the train loss over a = linspace(-span, span, R) (rows) by b (columns).
+    `objective`: `steps.TrainStep.loss`, `(params, batch) -> (total, (data loss, ...))`.
     `one_at_a_time`: the plane's points one after another instead of a row
     at a time (for convolutions, whose activations would not fit R times)."""
 
-    def loss(params, split):
-        x, y = split
-        return loss_fn(nnx.merge(graphdef, params)(data.to_inputs(x)), y)
+    def loss(params, split):  # the data loss (regularization apart)
+        return objective(params, split)[1][0]
 
     def along(params, d, t):
         return jax.tree.map(lambda p, v: p + t * v, params, d)

@@ -4,6 +4,13 @@
     state, diverged_at, metrics = program.train(program.state, program.diverged_at, 100)
     metrics, confusion = program.evaluate(state.params)
 
+`build` reads top to bottom: check the config against the dataset, place
+the arrays (`_Placement`), make one network's step (`make_train_step`),
+initialise every member (`create_train_state`), then compile the training
+loop (`steps.train_loop`), the evaluation and the sharpness probe for as
+many members as memory holds (`_Programs.compile`, `_plan_parts`).
+`program.train` is that compiled loop.
+
 `train.py`, the benchmarks and the tests all build their programs here, so
 a benchmark times exactly what a run runs. A program trains its members at
 once: every leaf of `state`, every metric and `diverged_at` has a leading
@@ -41,24 +48,29 @@ from training.sweeps import Group
 class Program(NamedTuple):
     """A group's members, initialised and compiled (see the module docstring)."""
 
+    # What it trains: one network's step (its model, loss and optimizer), on what.
     group: Group
     dataset: data.Dataset
-    graphdef: Any  # the model's static half (nnx.split): the same for every member
-    state: steps.TrainState  # the members' initial state, stacked
-    diverged_at: jax.Array  # (members,) step a member diverged at; 0 = never
-    train: Callable  # (state, diverged_at, n) -> (state, diverged_at, metrics): n steps
-    evaluate: Callable  # params -> (metrics, confusion) on the eval split, per member
-    train_step: steps.TrainStep  # one network's step (GRAPHS draws it)
-    first_batch: tuple  # one member's first (x, y) batch
+    train_step: steps.TrainStep
     batches: steps.Batches
-    compiled: Any  # the XLA program of the train loop (or of one step, stepwise)
-    stepwise: bool  # one compiled step per call (convolutions on CPU), or fused
+    first_batch: tuple  # one member's first (x, y) batch (GRAPHS draws the step on it)
+    # Its members at step 0: every leaf has a leading members axis.
+    state: steps.TrainState
+    diverged_at: jax.Array  # (members,) the step each diverged at; 0 = never
+    # The compiled calls, each over every member.
+    train: Callable  # (state, diverged_at, n) -> (state, diverged_at, metrics): n steps
+    evaluate: Callable  # params -> (metrics, confusion) on the eval split
+    sharpness: Callable | None  # state -> (sharpness, learning rate, momentum) (probes.sharpness)
     reset: Callable  # (state, earlier, members) -> state with those members' weights from earlier
-    # state -> (sharpness, learning rate, momentum) per member (probes.sharpness), or None
-    sharpness: Callable | None = None
-    # How many members one compiled call trains: all of them, unless they do not
-    # fit the device's memory together; then they train in parts (training/memory.py).
-    part: int = 1
+    # How they were compiled.
+    compiled: Any  # the train loop's XLA program (or one step's, stepwise)
+    stepwise: bool  # one compiled step per call (convolutions on CPU), or fused
+    part: int  # how many members one compiled call trains (training/memory.py)
+
+    @property
+    def graphdef(self):
+        """The model's static half (nnx.split): the same for every member."""
+        return self.train_step.graphdef
 
     def member_state(self, state: steps.TrainState, m: int = 0) -> steps.TrainState:
         return jax.tree.map(lambda a: a[m], state)
@@ -73,90 +85,28 @@ def num_outputs(config, dataset: data.Dataset) -> int:
 def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> Program:
     """Initialises and compiles `group`'s members for `dataset`.
 
-    Member m's parameters are drawn from `fold_in(key(seed), 0)` and its
-    minibatch order from `fold_in(key(seed), 1)`, as a single run's; the
-    swept optimizer numbers of its point are set in its optimizer state.
     `stepwise`: one compiled step per call instead of the fused loop; None
     chooses (stepwise for convolutions on CPU, below).
     """
     config, members = group.config, group.members
-    if config.batch_size > len(dataset.x_train):
-        raise UserError(
-            f"batch_size {config.batch_size} is larger than the {len(dataset.x_train)} "
-            f"training examples of {config.data.name!r}: use at most that, or 0 for all"
-        )
-    shape, outputs = dataset.x_train.shape[1:], num_outputs(config, dataset)
-    features = nets.feature_names(config.data.features)
-    if features != nets.features.PLAIN and shape != (2,):
-        raise UserError(
-            f"data.features are functions of 2-D points (x1, x2); dataset "
-            f"{config.data.name!r} has inputs of shape {shape}: leave data.features at (x1, x2)"
-        )
-    # The speed kernels measured for this backend (nets/kernels.py): chosen here, once.
-    kernels = nets.kernels.for_backend(jax.default_backend())
-    abstract = nnx.eval_shape(
-        lambda: nets.build_model(config.model, shape, outputs, nnx.Rngs(0), kernels, features)
-    )
-    graphdef = nnx.split(abstract)[0]
-    optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
-    loss_fn = losses.get_loss(config.loss, config.loss_power)
-    mesh = parallel.mesh()
-    everywhere, split = parallel.replicated(mesh), parallel.split(mesh)
+    _check(config, dataset)
     batches = steps.Batches(len(dataset.x_train), config.batch_size)
-    data_parallel = len(members) == 1 and mesh.size > 1
-    if data_parallel:
-        parallel.check_divides(batches.size, "the batch", "set --config.batch_size to", mesh)
-    elif mesh.size > 1:
-        parallel.check_divides(
-            len(members), "the members (points x seeds)",
-            "choose --config.num_seeds so that points x seeds is", mesh,
-        )  # fmt: skip
-    on_members = everywhere if data_parallel else split
-
-    free = memory.free_bytes(mesh.local_devices)  # before this program's arrays exist
+    where = _Placement.of(len(members), batches)
+    free = memory.free_bytes(where.mesh.local_devices)  # before this program's arrays exist
     if jax.process_count() > 1:  # every process must compile the same parts: only the cap's
         free = math.inf
-    seeds = parallel.put(np.array([m.seed for m in members]), on_members)
-    numbers = {
-        key.split(".")[-1]: np.array([m.point_config.get(key.split(".")[0])[key.split(".")[1]]
-                                      for m in members])
-        for key in group.vmapped
-    }  # fmt: skip
-    numbers = parallel.put(numbers, on_members)
-
-    dropout = config.model.dropout > 0
-
-    def init(seed, numbers):
-        key = jax.random.key(seed)
-        rngs = nnx.Rngs(params=jax.random.fold_in(key, 0))
-        model = nets.build_model(config.model, shape, outputs, rngs, kernels, features)
-        params = nnx.split(model, nnx.Param)[1]
-        opt_state = optimizers.with_hyperparameters(optimizer.init(params), numbers)
-        dropout_key = jax.random.key_data(jax.random.fold_in(key, 2)) if dropout else None
-        state = steps.TrainState(jnp.array(0), params, opt_state, dropout_key)
-        return state, jax.random.key_data(jax.random.fold_in(key, 1))
-
-    shapes = jax.eval_shape(jax.vmap(init), seeds, numbers)[0]
-    copies = memory.state_copies(mesh.local_devices)
-    memory.check_state(len(members), memory.nbytes(shapes) / len(members), free, mesh.size, copies)
-    state, keys = jax.jit(jax.vmap(init), out_shardings=on_members)(seeds, numbers)
-    jax.block_until_ready(state)  # out of memory? Now, not at the first summary
-    diverged_at = parallel.put(np.zeros(len(members), np.int32), on_members)
-    train_data = parallel.put((dataset.x_train, dataset.y_train), everywhere)
-    eval_data = parallel.put((dataset.x_eval, dataset.y_eval), everywhere)
-
-    penalty = steps.Penalty(config.regularization.l1, config.regularization.l2)
-    train_step = steps.TrainStep(
-        graphdef, loss_fn, optimizer, learning_rate, split if data_parallel else None, penalty
-    )
-    one_state = jax.tree.map(lambda a: a[0], state)
+    copies = memory.state_copies(where.mesh.local_devices)
+    new_model, train_step = make_train_step(config, dataset, where.batch_sharding)
+    state, keys = create_train_state(group, new_model, train_step.optimizer, where, free, copies)
+    diverged_at = parallel.put(np.zeros(len(members), np.int32), where.on_members)
+    train_data = parallel.put((dataset.x_train, dataset.y_train), where.everywhere)
     first_batch = batches.take(train_data, jnp.arange(len(dataset.y_train)), 0)
     # XLA runs convolutions about 12x slower inside a loop body than outside
     # one on CPU (jax-ml/jax#12868: 150 against 1,800 images/s for the CNN):
     # there, one compiled step per call, dispatched from Python.
     if stepwise is None:
         stepwise = jax.default_backend() == "cpu" and steps.uses_convolutions(
-            train_step, one_state, first_batch
+            train_step, jax.tree.map(lambda a: a[0], state), first_batch
         )
     # One member is not vmapped at all: its program is one network's step,
     # bit for bit. Convolutions on CPU are unrolled over the members (see
@@ -164,62 +114,189 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     members_step = steps.MembersStep(
         train_step, batches, stepwise or len(members) == 1, stop_at_nan=group.single
     )
-    examples = _examples(config, dataset, everywhere)
+    eval_data = parallel.put((dataset.x_eval, dataset.y_eval), where.everywhere)
+    examples = _examples(config, dataset, where.everywhere)
+    programs = _Programs(config, dataset, members_step, stepwise, where,
+                         (train_data, eval_data, examples), (state, diverged_at, keys))  # fmt: skip
+    part, compiled = _plan_parts(programs, len(members), state, free, copies)
+    train, evaluate, sharpness = compiled.train, compiled.evaluate, compiled.sharpness
+    if part < len(members):
+        parts = _Parts(len(members), part, where.on_members)
+        train, evaluate = parts.over(train, with_steps=True), parts.over(evaluate)
+        sharpness = sharpness and parts.over(sharpness)
+    return Program(
+        group, dataset, train_step, batches, first_batch, state, diverged_at,
+        lambda state, diverged_at, num_steps: train(state, diverged_at, keys, num_steps),
+        evaluate, sharpness, jax.jit(_reset), compiled.compiled, stepwise, part,
+    )  # fmt: skip
 
-    def compile_for(size: int) -> _Compiled:  # the programs for `size` members
-        like = lambda tree: _shapes_for(size, tree, on_members)  # noqa: E731
-        abstract = like((state, diverged_at, keys))
-        if stepwise:
-            train, compiled = _stepwise(members_step, *abstract, train_data, everywhere, on_members)
+
+def _check(config, dataset: data.Dataset) -> None:
+    """The config's demands that only the dataset can check, as one-line errors."""
+    if config.batch_size > len(dataset.x_train):
+        raise UserError(
+            f"batch_size {config.batch_size} is larger than the {len(dataset.x_train)} "
+            f"training examples of {config.data.name!r}: use at most that, or 0 for all"
+        )
+    shape = dataset.x_train.shape[1:]
+    if nets.feature_names(config.data.features) != nets.features.PLAIN and shape != (2,):
+        raise UserError(
+            f"data.features are functions of 2-D points (x1, x2); dataset "
+            f"{config.data.name!r} has inputs of shape {shape}: leave data.features at (x1, x2)"
+        )
+
+
+class _Placement(NamedTuple):
+    """Where a program's arrays live (training/parallel.py): one member on
+    several devices trains data parallel (each step's batch split over them);
+    several members are split over the devices, each whole on one."""
+
+    mesh: Any
+    everywhere: Any  # replicated: the data
+    on_members: Any  # the members' state and outputs
+    batch_sharding: Any  # a data-parallel step's batch, split; else None
+
+    @staticmethod
+    def of(members: int, batches: steps.Batches) -> "_Placement":
+        mesh = parallel.mesh()
+        everywhere, split = parallel.replicated(mesh), parallel.split(mesh)
+        data_parallel = members == 1 and mesh.size > 1
+        if data_parallel:
+            parallel.check_divides(batches.size, "the batch", "set --config.batch_size to", mesh)
+        elif mesh.size > 1:
+            parallel.check_divides(
+                members, "the members (points x seeds)",
+                "choose --config.num_seeds so that points x seeds is", mesh,
+            )  # fmt: skip
+        on_members = everywhere if data_parallel else split
+        return _Placement(mesh, everywhere, on_members, split if data_parallel else None)
+
+
+def make_train_step(config, dataset: data.Dataset, batch_sharding=None):
+    """`(new_model, train_step)`: `new_model(rngs)` builds one network of
+    `config.model` for `dataset`; `train_step` trains one such network
+    (its graphdef, loss, optimizer and regularization)."""
+    shape, outputs = dataset.x_train.shape[1:], num_outputs(config, dataset)
+    features = nets.feature_names(config.data.features)
+    # The speed kernels measured for this backend (nets/kernels.py): chosen here, once.
+    kernels = nets.kernels.for_backend(jax.default_backend())
+
+    def new_model(rngs: nnx.Rngs) -> nnx.Module:
+        return nets.build_model(config.model, shape, outputs, rngs, kernels, features)
+
+    graphdef = nnx.split(nnx.eval_shape(lambda: new_model(nnx.Rngs(0))))[0]
+    optimizer, learning_rate = optimizers.make_optimizer(config.optimizer, config.num_steps)
+    loss_fn = losses.get_loss(config.loss, config.loss_power)
+    penalty = steps.Penalty(config.regularization.l1, config.regularization.l2)
+    train_step = steps.TrainStep(graphdef, loss_fn, optimizer, learning_rate, batch_sharding,
+                                 penalty)  # fmt: skip
+    return new_model, train_step
+
+
+def create_train_state(group: Group, new_model, optimizer, where: _Placement, free, copies):
+    """Every member's initial `TrainState` and minibatch-order key, stacked
+    (a leading members axis): the Flax examples' `create_train_state`,
+    `jax.vmap`ped over the members' seeds.
+
+    Member m's parameters are drawn from `fold_in(key(seed), 0)`, its
+    minibatch order from `fold_in(key(seed), 1)` and its dropout masks from
+    `fold_in(key(seed), 2)`, as a single run's; the swept optimizer numbers
+    of its point are set in its optimizer state. Members whose state alone
+    cannot fit `free` bytes are refused first (training/memory.py).
+    """
+    config, members = group.config, group.members
+    seeds = parallel.put(np.array([m.seed for m in members]), where.on_members)
+    numbers = {
+        key.split(".")[-1]: np.array([m.point_config.get(key.split(".")[0])[key.split(".")[1]]
+                                      for m in members])
+        for key in group.vmapped
+    }  # fmt: skip
+    numbers = parallel.put(numbers, where.on_members)
+    dropout = config.model.dropout > 0
+
+    def init(seed, numbers):  # one member
+        key = jax.random.key(seed)
+        params = nnx.split(new_model(nnx.Rngs(params=jax.random.fold_in(key, 0))), nnx.Param)[1]
+        opt_state = optimizers.with_hyperparameters(optimizer.init(params), numbers)
+        dropout_key = jax.random.key_data(jax.random.fold_in(key, 2)) if dropout else None
+        state = steps.TrainState(jnp.array(0), params, opt_state, dropout_key)
+        return state, jax.random.key_data(jax.random.fold_in(key, 1))
+
+    shapes = jax.eval_shape(jax.vmap(init), seeds, numbers)[0]
+    per_member = memory.nbytes(shapes) / len(members)
+    memory.check_state(len(members), per_member, free, where.mesh.size, copies)
+    state, keys = jax.jit(jax.vmap(init), out_shardings=where.on_members)(seeds, numbers)
+    jax.block_until_ready(state)  # out of memory? Now, not at the first summary
+    return state, keys
+
+
+class _Programs(NamedTuple):
+    """What a program's compiled calls are made of; `compile(size)` compiles
+    them for `size` members."""
+
+    config: Any
+    dataset: data.Dataset
+    members_step: steps.MembersStep
+    stepwise: bool
+    where: _Placement
+    data: tuple  # (train split, eval split, sharpness's examples or None), on the devices
+    members: tuple  # (state, diverged_at, keys): every member's, for their shapes
+
+    def compile(self, size: int) -> "_Compiled":
+        config, dataset, where = self.config, self.dataset, self.where
+        train_data, eval_data, examples = self.data
+        train_step = self.members_step.train_step
+        like = lambda tree: _shapes_for(size, tree, where.on_members)  # noqa: E731
+        state, diverged_at, keys = like(self.members)
+        if self.stepwise:
+            train, compiled = _stepwise(self.members_step, state, diverged_at, keys, train_data,
+                                        where.everywhere, where.on_members)  # fmt: skip
         else:
-            loop = jax.jit(steps.make_train_loop(members_step))
-            compiled = loop.lower(*abstract[:2], train_data, abstract[2], 0)
+            loop = jax.jit(steps.train_loop, static_argnums=0)
+            compiled = loop.lower(self.members_step, state, diverged_at, train_data, keys, 0)
             compiled = compiled.compile(steps.compiler_options())
 
             def train(state, diverged_at, keys, num_steps):
                 return compiled(state, diverged_at, train_data, keys, num_steps)
 
         evaluate = steps.make_evaluate(
-            graphdef, loss_fn, len(dataset.y_eval), dataset.num_classes, config.eval_batch_size,
-            summed_loss=config.loss == "sse", batch_sharding=split if data_parallel else None,
+            train_step.graphdef, train_step.loss_fn, len(dataset.y_eval), dataset.num_classes,
+            config.eval_batch_size, summed_loss=config.loss == "sse",
+            batch_sharding=where.batch_sharding,
         )  # fmt: skip
         evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None)))
-        evaluate = evaluate.lower(like(state.params), eval_data).compile(steps.compiler_options())
-        sharpness = _sharpness(config, train_step, like(state), examples)
-        programs = [(compiled, train_data), (evaluate, eval_data), (sharpness, examples)]
+        evaluate = evaluate.lower(state.params, eval_data).compile(steps.compiler_options())
+        sharpness = _sharpness(config, train_step, state, examples)
+        calls = [(compiled, train_data), (evaluate, eval_data), (sharpness, examples)]
         return _Compiled(
             train, lambda params: evaluate(params, eval_data),
-            sharpness and (lambda state: sharpness(state, examples)), compiled, programs,
+            sharpness and (lambda state: sharpness(state, examples)), compiled, calls,
         )  # fmt: skip
 
-    # A sweep too big for the device's memory trains in parts (training/memory.py),
-    # one after another, with the programs compiled for a part's size. A fused
-    # loop is measured on all its members (compiling it takes as long for any
-    # number); a CNN on CPU (stepwise, its members unrolled: compiling takes
-    # longer the more there are) on 2. An unrolled part of one member compiles
-    # to other bits (Adam's second moment of one bias came out 1 ulp apart), so
-    # unrolled parts hold two or more.
-    n, cap, smallest = len(members), config.members_per_program, 2 if stepwise else 1
-    planned = memory.part_size(n, None, math.inf, cap, mesh.size, smallest)  # the cap's
-    two = -(-max(2, mesh.size) // mesh.size) * mesh.size  # (a multiple of the devices)
-    measured = min(planned, two) if stepwise else planned
-    compiled = compile_for(measured)
-    need = _need(compiled, measured, state, n, mesh.size, copies) if n > 1 else None
-    part = memory.part_size(n, need, free, cap, mesh.size, smallest)
+
+def _plan_parts(programs: _Programs, n: int, state, free, copies) -> tuple[int, "_Compiled"]:
+    """How many of the `n` members one compiled call trains, and the calls
+    compiled for that many (training/memory.py).
+
+    A sweep too big for the device's memory trains in parts, one after
+    another, with the programs compiled for a part's size. A fused loop is
+    measured on all its members (compiling it takes as long for any
+    number); a CNN on CPU (stepwise, its members unrolled: compiling takes
+    longer the more there are) on 2. An unrolled part of one member
+    compiles to other bits (Adam's second moment of one bias came out 1 ulp
+    apart), so unrolled parts hold two or more.
+    """
+    cap, devices = programs.config.members_per_program, programs.where.mesh.size
+    smallest = 2 if programs.stepwise else 1
+    planned = memory.part_size(n, None, math.inf, cap, devices, smallest)  # the cap's
+    two = -(-max(2, devices) // devices) * devices  # (a multiple of the devices)
+    measured = min(planned, two) if programs.stepwise else planned
+    compiled = programs.compile(measured)
+    need = _need(compiled, measured, state, n, devices, copies) if n > 1 else None
+    part = memory.part_size(n, need, free, cap, devices, smallest)
     if part != measured:
-        compiled = compile_for(part)
-    train = compiled.train
-    evaluate, sharpness = compiled.evaluate, compiled.sharpness
-    if part < n:
-        parts = _Parts(n, part, on_members)
-        train, evaluate = parts.over(train, with_steps=True), parts.over(evaluate)
-        sharpness = sharpness and parts.over(sharpness)
-    return Program(
-        group, dataset, graphdef, state, diverged_at,
-        lambda state, diverged_at, num_steps: train(state, diverged_at, keys, num_steps),
-        evaluate, train_step, first_batch, batches, compiled.compiled, stepwise,
-        jax.jit(_reset), sharpness, part,
-    )  # fmt: skip
+        compiled = programs.compile(part)
+    return part, compiled
 
 
 def _shapes_for(members: int, tree, sharding):
@@ -313,10 +390,7 @@ def _sharpness(config, train_step: steps.TrainStep, state, examples):
     of every member (`state`: abstract, for its shapes); None if not asked for."""
     if not config.probes.sharpness:
         return None
-    measure = curvature.make_sharpness(
-        train_step.graphdef, train_step.loss_fn, train_step.penalty,
-        config.probes.sharpness_iterations,
-    )  # fmt: skip
+    measure = curvature.make_sharpness(train_step.loss, config.probes.sharpness_iterations)
 
     def probe(state, examples):  # one member
         rate = train_step.learning_rate(state.opt_state, state.step)

@@ -6,9 +6,9 @@ factory that binds the static parts (graph definition, loss, optimizer):
 - `TrainStep`: `(state, (x, y)) -> (state, metrics)`, one update of ONE
   network: the code a reader studies.
 - `MembersStep`: that step for every member of a run at once (`jax.vmap`
-  over a leading members axis; a single run is one member), with the
-  a single run's check that stops at the step whose numbers become NaN/Inf.
-- `make_train_loop`: n such steps in ONE compiled call (a
+  over a leading members axis; a single run is one member), with a
+  single run's check that stops at the step whose numbers become NaN/Inf.
+- `train_loop`: n such steps in ONE compiled call (a
   `lax.while_loop`). The whole dataset is resident on the device; with a
   batch size, each step gathers its minibatch from it, in an order
   reshuffled every epoch by `jax.random`, so no step waits for the host.
@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
-import data
 import nets
 from training import losses
 
@@ -90,12 +89,13 @@ class Update(NamedTuple):
 
 
 class TrainStep:
-    """The pure step `(state, (x, y)) -> (state, metrics)`, and its two halves.
+    """The pure step `(state, (x, y)) -> (state, metrics)` of ONE network.
 
-    `update(state, batch) -> (new state, Update)` is the step itself;
-    `metrics(state, batch, Update) -> dict` what it logs. The fused loop
-    calls them apart, so it computes the metrics only at the steps it
-    reports: on small nets they cost more than the step itself.
+    `loss(params, batch)` is what it minimises; `update(state, batch) ->
+    (new state, Update)` is the step itself; `metrics(state, batch, Update)
+    -> dict` what it logs. The fused loop calls the last two apart, so it
+    computes the metrics only at the steps it reports: on small nets they
+    cost more than the step itself.
     """
 
     def __init__(
@@ -111,30 +111,30 @@ class TrainStep:
         new_state, update = self.update(state, batch)
         return new_state, self.metrics(state, batch, update)
 
+    def loss(self, params: nnx.State, batch, **dropout):
+        """`(data loss + penalty, (data loss, outputs, penalty))` of the network
+        with `params` on `batch` (`dropout`: its `dropout_key`, when training)."""
+        x, y = batch
+        # The named scopes group the GRAPHS dashboard (and profiler traces).
+        with jax.named_scope("model"):
+            outputs = nets.apply(self.graphdef, params, x, **dropout)
+        with jax.named_scope("loss"):
+            loss = self.loss_fn(outputs, y)
+            if self.penalty is None:
+                return loss, (loss, outputs, None)
+            penalty = self.penalty(params)
+            return loss + penalty, (loss, outputs, penalty)
+
     def update(self, state: TrainState, batch) -> tuple[TrainState, Update]:
         if self.batch_sharding is not None:  # data parallel: each device its rows
             batch = jax.lax.with_sharding_constraint(batch, self.batch_sharding)
-        x, y = batch
-
-        # The named scopes group the GRAPHS dashboard (and profiler traces).
         dropout = {}  # the keyword only where there is dropout: any model takes x alone
         if state.dropout_key is not None:
             key = jax.random.wrap_key_data(state.dropout_key)
             dropout = {"dropout_key": jax.random.fold_in(key, state.step)}
 
-        def compute_loss(params):
-            with jax.named_scope("model"):
-                logits = nnx.merge(self.graphdef, params)(data.to_inputs(x), **dropout)
-            with jax.named_scope("loss"):
-                loss = self.loss_fn(logits, y)
-                if self.penalty is None:
-                    return loss, (loss, logits, None)
-                penalty = self.penalty(params)
-                return loss + penalty, (loss, logits, penalty)
-
-        (_, (loss, logits, penalty)), grads = jax.value_and_grad(compute_loss, has_aux=True)(
-            state.params
-        )
+        gradient = jax.value_and_grad(self.loss, has_aux=True)
+        (_, (loss, logits, penalty)), grads = gradient(state.params, batch, **dropout)
         with jax.named_scope("optimizer"):
             updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
@@ -231,85 +231,85 @@ class MembersStep:
             return None
         return jax.vmap(lambda k: self.batches.order(jax.random.wrap_key_data(k), step))(keys)
 
-    def _each(self, fn, *args):
-        """fn(member's args) for every member: vmapped, or unrolled (above)."""
-        in_axes = tuple(None if a is None else 0 for a in args)
+    def _each(self, fn, *args, in_axes=0):
+        """fn(member's args) for every member: vmapped, or unrolled (above).
+        `in_axes` as jax.vmap's: 0 for the members' own, None for a shared one."""
         if not self.unroll:
             return jax.vmap(fn, in_axes=in_axes)(*args)
+        axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
         count = len(jax.tree.leaves(args[0])[0])
         if count == 1:  # reshapes, which XLA makes free (a stack would copy)
-            one = fn(*(a if a is None else jax.tree.map(lambda x: x.reshape(x.shape[1:]), a)
-                       for a in args))  # fmt: skip
+            one = fn(*(a if axis is None else jax.tree.map(lambda x: x.reshape(x.shape[1:]), a)
+                       for a, axis in zip(args, axes, strict=True)))  # fmt: skip
             return jax.tree.map(lambda x: x.reshape((1, *x.shape)), one)
         each = [
-            fn(*(a if a is None else jax.tree.map(lambda x: x[m], a) for a in args))  # noqa: B023
+            fn(
+                *(
+                    a if axis is None else jax.tree.map(lambda x: x[m], a)  # noqa: B023
+                    for a, axis in zip(args, axes, strict=True)
+                )
+            )  # fmt: skip
             for m in range(count)
         ]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *each)
 
     def __call__(self, state, diverged_at, dataset, orders, report):
         step = state.step[0]  # the same for every member
-        batches, train_step = self.batches, self.train_step
-
-        def update(state, order):
-            return train_step.update(state, batches.take(dataset, order, step))
-
-        def metrics(state, order, update):
-            return train_step.metrics(state, batches.take(dataset, order, step), update)
-
-        new, result = self._each(update, state, orders)
+        if orders is None:  # full batches: the whole dataset, every member's batch
+            batch, axes = dataset, (0, None)
+        else:  # each member's minibatch, in its own order
+            batch = self._each(lambda order: self.batches.take(dataset, order, step), orders)
+            axes = (0, 0)
+        new, update = self._each(self.train_step.update, state, batch, in_axes=axes)
         if self.stop_at_nan:  # the weights' norm overflows first, as the metrics' norms would
-            ok = jnp.isfinite(result.loss[0]) & jnp.isfinite(optax.tree.norm(new.params))
+            ok = jnp.isfinite(update.loss[0]) & jnp.isfinite(optax.tree.norm(new.params))
             diverged_at = jnp.where(ok, diverged_at, step + 1)
             report = report | ~ok
-        shapes = jax.eval_shape(lambda: self._each(metrics, state, orders, result))
-        values = jax.lax.cond(
-            report,
-            lambda: self._each(metrics, state, orders, result),
-            lambda: {**_zeros(shapes), "loss": result.loss},
-        )
+
+        def metrics():
+            return self._each(self.train_step.metrics, state, batch, update, in_axes=(*axes, 0))
+
+        shapes = jax.eval_shape(metrics)
+        values = jax.lax.cond(report, metrics, lambda: {**_zeros(shapes), "loss": update.loss})
         return new, diverged_at, values
 
 
-def make_train_loop(members_step: MembersStep):
-    """Returns `(state, diverged_at, dataset, keys, n) -> (state, diverged_at,
-    metrics)`: n steps of every member in ONE compiled call.
+def train_loop(members_step: MembersStep, state, diverged_at, dataset, keys, num_steps):
+    """`num_steps` steps of every member in ONE compiled call (jit it with
+    `static_argnums=0`): `(state, diverged_at, metrics)` after them.
 
-    `(x, y)` is the whole training split, on the device; each step gathers
-    its minibatches from it, so no step waits for the host. `n` is a traced
+    `dataset`, `(x, y)`, is the whole training split, on the device; each
+    step gathers its minibatches from it, so no step waits for the host.
+    `keys` are the members' minibatch-order keys. `num_steps` is a traced
     number, so one compilation serves every chunk length, and how a run is
     cut into chunks changes no bit of it. Only the last step computes every
     metric. The call ends early once every member has diverged.
     """
     batches = members_step.batches
+    orders = members_step.orders(keys, state.step[0])
+    shapes = jax.eval_shape(members_step, state, diverged_at, dataset, orders, True)[2]
 
-    def train_loop(state, diverged_at, dataset, keys, num_steps):
-        orders = members_step.orders(keys, state.step[0])
-        shapes = jax.eval_shape(members_step, state, diverged_at, dataset, orders, True)[2]
+    def keep_going(carry):
+        _, diverged_at, _, _, i = carry
+        return (i < num_steps) & jnp.any(diverged_at == 0)
 
-        def keep_going(carry):
-            _, diverged_at, _, _, i = carry
-            return (i < num_steps) & jnp.any(diverged_at == 0)
-
-        def one_step(carry):
-            state, diverged_at, _, orders, i = carry
-            if not batches.full:  # a new epoch: new orders
-                step = state.step[0]
-                orders = jax.lax.cond(
-                    step % batches.steps_per_epoch == 0,
-                    lambda: members_step.orders(keys, step),
-                    lambda: orders,
-                )
-            state, diverged_at, metrics = members_step(
-                state, diverged_at, dataset, orders, i == num_steps - 1
+    def one_step(carry):
+        state, diverged_at, _, orders, i = carry
+        if not batches.full:  # a new epoch: new orders
+            step = state.step[0]
+            orders = jax.lax.cond(
+                step % batches.steps_per_epoch == 0,
+                lambda: members_step.orders(keys, step),
+                lambda: orders,
             )
-            return state, diverged_at, metrics, orders, i + 1
+        state, diverged_at, metrics = members_step(
+            state, diverged_at, dataset, orders, i == num_steps - 1
+        )
+        return state, diverged_at, metrics, orders, i + 1
 
-        carry = (state, diverged_at, _zeros(shapes), orders, 0)
-        state, diverged_at, metrics, _, _ = jax.lax.while_loop(keep_going, one_step, carry)
-        return state, diverged_at, metrics
-
-    return train_loop
+    carry = (state, diverged_at, _zeros(shapes), orders, 0)
+    state, diverged_at, metrics, _, _ = jax.lax.while_loop(keep_going, one_step, carry)
+    return state, diverged_at, metrics
 
 
 # XLA:CPU (jaxlib 0.10) hands convolutions and dots to its YNNPACK library
@@ -381,7 +381,7 @@ def make_evaluate(
     def one_batch(params, x, y, split=False):
         if split and batch_sharding is not None:
             x, y = jax.lax.with_sharding_constraint((x, y), batch_sharding)
-        logits = nnx.merge(graphdef, params)(data.to_inputs(x))
+        logits = nets.apply(graphdef, params, x)
         metrics = {"loss": loss_fn(logits, y), **losses.task_metrics(logits, y)}
         if num_classes:
             predicted = losses.predictions(logits)
