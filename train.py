@@ -23,31 +23,18 @@ from typing import NamedTuple
 
 import jax
 import ml_collections
-import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
 import data
-from dashboards.board import Board
+from dashboards import console
+from dashboards.writers import Writers
 from plumbing import command_line, failures, run_lock, signals, startup
 from plumbing.failures import Diverged, UserError  # noqa: F401  (train.Diverged for callers)
 from plumbing.registry import lookup
 from training import actions, checkpoints, gates, parallel, program, sweeps
 from training.actions import is_time  # noqa: F401  (train.is_time for callers)
 from training.checks import check_config
-
-
-def console(message: str) -> None:
-    """Prints a progress line; a closed stdout (`| head`) never stops training.
-
-    In a multi-host run only process 0 prints.
-    """
-    if jax.process_count() > 1 and not parallel.is_writer():
-        return
-    try:
-        print(message, flush=True)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[str, float]:
@@ -89,10 +76,10 @@ def _train_and_evaluate(config, run_dir: str, stop: signals.StopRequests) -> dic
             "--config.optimizer.learning_rate."
         )
     if not trained:
-        console(f"{run_dir} finished at step {config.num_steps}; --new_run starts another run")
+        console.say(f"{run_dir} finished at step {config.num_steps}; --new_run starts another run")
     elif sweeps.sweep_spec(config):
         table = actions.finish_sweep(config, run_dir, groups, final, sharpness, gone)
-        console(f"{table}\nRuns written to {run_dir}")
+        console.say(f"{table}\nRuns written to {run_dir}")
     return final
 
 
@@ -100,7 +87,7 @@ class Trained(NamedTuple):
     final: dict[str, float]  # its last scalars, as train_and_evaluate returns them
     trained: bool  # whether any step was trained here (or it had finished before)
     diverged_by: int  # the step by which every member had diverged (0: not all did)
-    sharpness: dict  # its points' sharpness curves (actions.sharpness_curves), if measured
+    sharpness: dict  # its points' sharpness curves (actions.Sharpness.curves), if measured
     diverged: set[str]  # the names of its members that diverged
 
 
@@ -110,83 +97,67 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
     checkpointer = actions.checkpointer(run_dir, group)
     start_step = checkpoints.resume_step(checkpointer, config, run_dir)
     built = program.build(group, data.load_dataset(group.config.data))
-    board = Board(run_dir, group.members, sweeps.writes_member_runs(config), parallel.is_writer())
-    run = actions.Run(config, built, board, checkpointer, console)
+    writers = Writers(
+        run_dir, group.members, sweeps.writes_member_runs(config), parallel.is_writer()
+    )
+    loop = actions.Loop(config, built, writers, checkpointer)
     try:
         if start_step:
-            run.restore()
-        if run.step >= group.config.num_steps or run.ended:
-            return Trained(board.final, False, run.ended, *actions.outcome(run))
+            loop.restore()
+        if loop.step >= group.config.num_steps or loop.all_diverged_at:
+            return Trained(writers.final, False, loop.all_diverged_at, *actions.outcome(loop))
         compiled = time.perf_counter() - start
         stop.check_before_start()
         if parallel.is_writer():  # process 0 of a multi-host run writes the files
             with open(os.path.join(run_dir, "config.json"), "w") as f:
                 f.write(config.to_json(indent=2) + "\n")
-        board.open(run.step)
+        writers.open(loop.step)
         params = sum(v.size for v in jax.tree.leaves(built.state.params)) // len(group.members)
-        members, part = len(group.members), built.part
-        what = f"{members} members, " if members > 1 else ""
-        if part < members:  # training/memory.py
-            why = "what memory holds"
-            if config.members_per_program:
-                why = f"at most members_per_program={config.members_per_program}, and {why}"
-            what = f"{members:,} members in {-(-members // part)} parts of {part:,} ({why}), "
-        resumed = f", resumed at step {run.step}" if run.step else ""
         where = os.path.join(run_dir, group.name) if group.name else run_dir
-        console(f"{where}: {what}{params:,} parameters, compiled in {compiled:.2f} s{resumed}")
-        train(run, stop)
+        members, cap = len(group.members), config.members_per_program
+        console.say(console.built(where, members, built.part, cap, params, compiled, loop.step))
+        train(loop, stop)
     finally:
         try:
-            board.close()
+            writers.close()
         finally:
             checkpointer.close()
-    return Trained(board.final, True, run.ended, *actions.outcome(run))
+    return Trained(writers.final, True, loop.all_diverged_at, *actions.outcome(loop))
 
 
-def train(run: actions.Run, stop: signals.StopRequests) -> None:
+def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
     """The loop: compiled chunks up to the next due action, then the actions."""
-    config, started = run.config, time.perf_counter()
-    due = [(action, actions.cadence(action, run)) for action in actions.ACTIONS]
-    if not run.step:  # a new run: what step 0 looks like
-        run.start()
+    config, started = loop.config, time.perf_counter()
+    due = [(action, action.cadence(loop)) for action in loop.actions]
+    if not loop.step:  # a new run: what step 0 looks like
+        loop.start()
         for action, _ in due:
             if action.at_start:
-                action(run, 0, None)
-    while run.step < config.num_steps:
-        stop.check(run.step, run.save)
-        target = min(config.num_steps, *((run.step // every + 1) * every for _, every in due))
-        chunk_start, earlier, since = time.perf_counter(), run.state, run.step
-        run.state, run.device_diverged_at, metrics = run.program.train(
-            run.state, run.device_diverged_at, target - run.step
+                action(loop, 0, None)
+    while loop.step < config.num_steps:
+        stop.check(loop.step, loop.save)
+        target = min(config.num_steps, *((loop.step // every + 1) * every for _, every in due))
+        chunk_start, earlier, since = time.perf_counter(), loop.state, loop.step
+        # The compiled steps of every member (training/program.py -> steps.train_loop).
+        loop.state, loop.device_diverged_at, metrics = loop.program.train(
+            loop.state, loop.device_diverged_at, target - loop.step
         )
         metrics = jax.device_get(metrics)
-        run.seconds += time.perf_counter() - chunk_start
-        run.steps_timed += target - run.step
-        run.step = target
-        if run.check_divergence(metrics, earlier, since):  # no member left: this program ends
+        loop.seconds += time.perf_counter() - chunk_start
+        loop.steps_timed += target - loop.step
+        loop.step = target
+        if loop.check_divergence(metrics, earlier, since):  # no member left: this program ends
             break
         for action, every in due:
-            if is_time(run.step, every, config.num_steps):
-                action(run, run.step, metrics)
-    actions.finish(run)
-    seconds, probed = time.perf_counter() - started, run.probes.seconds
-    if run.sharpness_seconds:  # the median: the first call also warms up
-        cost = np.median(run.sharpness_seconds)
-        probed = f"{probed:.2f} s; sharpness {cost:.3f} s per measurement"
-    else:
-        probed = f"{probed:.2f} s"
-    result = ""
-    single = run.program.group.single
-    if single:
-        final = run.board.final
-        train, evaluation = ({k[len(s) :]: v for k, v in final.items() if k.startswith(s)}
-                             for s in ("train/", "eval/"))  # fmt: skip
-        result = f"; train {actions.headline(train)}; eval {actions.headline(evaluation)}"
-    where = run.board.dirs[0] if single else run.board.run_dir
-    console(
-        f"done: {run.step} steps in {seconds:.2f} s (pictures and probes {probed})"
-        f"{result}. Run written to {where}"
-    )
+            if is_time(loop.step, every, config.num_steps):
+                action(loop, loop.step, metrics)
+    actions.finish(loop)
+    single = loop.program.group.single
+    console.say(console.done(
+        loop.step, time.perf_counter() - started, loop.probes.seconds,
+        loop.actions.sharpness.seconds, loop.writers.final if single else None,
+        loop.writers.dirs[0] if single else loop.writers.run_dir,
+    ))  # fmt: skip
 
 
 # --------------------------------------------------------------------------
@@ -196,7 +167,7 @@ def train(run: actions.Run, stop: signals.StopRequests) -> None:
 # without the field train by gradient descent.
 EXPERIMENTS = {
     "train": (check_config, train_and_evaluate),
-    "gates": (gates.check_config, lambda config, run_dir: gates.run(config, run_dir, console)),
+    "gates": (gates.check_config, lambda config, run_dir: gates.run(config, run_dir, console.say)),
 }
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -236,7 +207,7 @@ def main(argv: list[str]) -> None:
     with failures.one_line_errors():
         parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
         run_command(_CONFIG.value)
-    console(f"see it with: tensorboard --logdir {_WORKDIR.value}")
+    console.say(f"see it with: tensorboard --logdir {_WORKDIR.value}")
     startup.finish()  # everything is written, flushed and closed: exit at once
 
 

@@ -476,3 +476,35 @@ def surface(
         for (cx, cy), color in ((points[0], (44, 160, 44)), (points[-1], (214, 39, 40))):
             draw.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=color, outline="white")
     return np.asarray(canvas)
+
+
+# --------------------------------------------------------------------------
+# The end of a run: what its probes measured, drawn.
+
+
+def sharpness_chart(curves: dict[str, tuple]) -> np.ndarray:
+    """Sharpness over training, a line per point ({point: (steps, mean, min,
+    max, limit)}; '' for a single run), its band the min to max over seeds,
+    each point's limit 2/eta dashed in its colour."""
+    series, x = [], next(iter(curves.values()))[0]
+    for i, (point, (_, mean, low, high, limit)) in enumerate(curves.items()):
+        many = not np.allclose(low, high, equal_nan=True)
+        name = point or "sharpness"
+        series.append(Series(mean, name, low if many else None, high if many else None, color=i))
+        if np.isfinite(limit).any():
+            series.append(Series(limit, "limit 2/eta" if not point else "", dashed=True, color=i))
+    return chart(x, series, "sharpness (solid) and its limit (dashed)", "step")
+
+
+def landscape_pictures(line: np.ndarray, plane: np.ndarray, span: float, path) -> tuple:
+    """(landscape/line, landscape/plane): the train and eval losses `line`
+    (2, R) from the initial (a = 0) to the final (a = 1) weights, and the
+    train loss `plane` (R, R) around the final ones with the weights' `path`
+    on it (training/landscape.py)."""
+    alphas = np.linspace(-0.5, 1.5, line.shape[1])
+    series = [Series(line[0], "train loss"), Series(line[1], "eval loss")]
+    wide = np.all(line > 0) and line.max() / line.min() > 10
+    title = "loss from the initial (0) to the final (1) weights"
+    line_picture = chart(alphas, series, title, "a", log_y=wide)
+    title = "train loss around the final weights; the path"
+    return line_picture, surface(plane, span, path, title)

@@ -130,9 +130,7 @@ class Probes:
             self._feature_names = nets.feature_names(config.data.features)
             self._unit_grid = jnp.asarray(pictures.grid_points(UNIT_RESOLUTION, *self._extent))
             self._units = jax.jit(self._unit_values)
-        self._predict = jax.jit(
-            lambda params, x: nets.predictions(nets.apply(graphdef, params, x))
-        )
+        self._predict = jax.jit(lambda params, x: nets.predictions(nets.apply(graphdef, params, x)))
         self._statistics = jax.jit(
             lambda params, x: layer_statistics(nnx.merge(graphdef, params), nets.to_inputs(x))
         )

@@ -154,12 +154,12 @@ def _xor(num_steps):
 
 def test_a_process_other_than_0_leaves_the_event_files_alone(tmp_path):
     # Process 1 starting from step 0 once removed the events process 0 had just begun.
-    from dashboards.board import Board
+    from dashboards.writers import Writers
     from training import sweeps
 
     (group,) = sweeps.groups(_xor(10))
     (tmp_path / "events.out.tfevents.1.host.0.v2").write_bytes(b"")
-    board = Board(str(tmp_path), group.members, owner=False)
-    board.open(0)
-    board.close()
+    writers = Writers(str(tmp_path), group.members, owner=False)
+    writers.open(0)
+    writers.close()
     assert [p.name for p in tmp_path.iterdir()] == ["events.out.tfevents.1.host.0.v2"]

@@ -212,7 +212,7 @@ def test_a_sweep_above_max_member_runs_writes_only_its_aggregates(sweep_config, 
 @pytest.mark.parametrize("k, n, low, high", [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634),
                                              (9500, 10000, 0.9456, 0.9541)])  # fmt: skip
 def test_the_solved_rate_has_its_wilson_interval(k, n, low, high):
-    from dashboards.board import wilson_interval
+    from dashboards.writers import wilson_interval
 
     assert wilson_interval(k, n) == pytest.approx((low, high), abs=1e-4)
 

@@ -14,6 +14,7 @@ from conftest import COMPILATION_CACHE, read_events, read_scalars, without_packa
 from tensorboard.util import tensor_util
 
 import train
+from dashboards import console
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,11 +37,11 @@ def test_run_info_text(xor_config, tmp_path):
 def test_each_summary_carries_the_wall_time_of_its_step(xor_config, tmp_path, monkeypatch):
     printed = {}  # step -> time the loop printed its line, right after logging it
 
-    def console(message):
+    def say(message):
         if message.startswith("step "):
             printed[int(message.split()[1])] = time.time()
 
-    monkeypatch.setattr(train, "console", console)
+    monkeypatch.setattr(console, "say", say)
     xor_config.num_steps, xor_config.log_every = 300_000, 60_000  # about 0.5 s apart
     xor_config.eval_every = xor_config.picture_every = xor_config.checkpoint_every = 300_000
     train.train_and_evaluate(xor_config, str(tmp_path))

@@ -54,7 +54,7 @@ def layer_grad_norms(grads: nnx.State) -> dict[str, jax.Array]:
     return norms
 
 
-def kernels(params: nnx.State) -> list[jax.Array]:
+def weight_matrices(params: nnx.State) -> list[jax.Array]:
     """The weight matrices and convolution kernels: what regularization
     penalises (not the biases, nor maxout's lines)."""
     leaves = jax.tree_util.tree_leaves_with_path(params)
@@ -70,7 +70,7 @@ class Penalty(NamedTuple):
 
     def __call__(self, params: nnx.State) -> jax.Array:
         total = jnp.zeros(())
-        for w in kernels(params):
+        for w in weight_matrices(params):
             if self.l1:
                 total += self.l1 * jnp.sum(jnp.abs(w))
             if self.l2:

@@ -247,7 +247,7 @@ def summary_table(summary: dict[str, float]) -> str:
 
 
 def _interval(summary: dict) -> str:
-    """' (0.560-0.580)': the 95% interval of `solved` (board.wilson_interval)."""
+    """' (0.560-0.580)': the 95% interval of `solved` (writers.wilson_interval)."""
     if "solved/low95" not in summary:
         return ""
     return f" ({summary['solved/low95']:.3f}-{summary['solved/high95']:.3f})"

@@ -4,7 +4,7 @@ A single run writes into its run directory. A run of many members writes
 one TensorBoard run per member (`seed=K`, or `POINT/seed=K`) and, per
 point, an `aggregate` run with the mean, std, min and max over its seeds of
 every scalar, and mean -+ std as `lower` and `upper`: CUSTOM SCALARS draws
-them as a band (`summaries.seed_bands`). `Board.scalars` takes each value
+them as a band (`summaries.seed_bands`). `Writers.scalars` takes each value
 with a leading members axis and writes all of them; `final` keeps the latest value of every scalar
 written through it (the metrics and aggregates; not the probes'), keyed
 `RUN/TAG` as TensorBoard names it (`train/loss` for a single run,
@@ -40,8 +40,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
 
 
-class Board:
-    """Writers for a program's members (and their points' aggregates) in `run_dir`.
+class Writers:
+    """The SummaryWriters of a program's members (and of their points' aggregates) in `run_dir`.
 
     `members`: each with its `name` (its run below `run_dir`: '' for a single
     run) and `point` (training/sweeps.py's Member). `owner`: whether this
