@@ -154,7 +154,7 @@ def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
     actions.finish(loop)
     single = loop.program.group.single
     console.say(console.done(
-        loop.step, time.perf_counter() - started, loop.probes.seconds,
+        loop.step, time.perf_counter() - started, loop.views.seconds,
         loop.actions.sharpness.seconds, loop.writers.final if single else None,
         loop.writers.dirs[0] if single else loop.writers.run_dir,
     ))  # fmt: skip

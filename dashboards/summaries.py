@@ -74,8 +74,15 @@ class SummaryWriter:
             self.path = os.path.join(self.log_dir, f"{name}.{os.getpid()}.{next(_file_numbers)}.v2")
             self._file = open(self.path, "xb")  # noqa: SIM115  (closed by close())
         source = event_pb2.SourceMetadata(writer="dashboards.summaries")
-        self._write(event_pb2.Event(file_version="brain.Event:2", source_metadata=source))
-        self.flush()
+        try:
+            self._write(event_pb2.Event(file_version="brain.Event:2", source_metadata=source))
+            self.flush()
+        except BaseException:  # a full disk: no empty event file left behind
+            file, self._file = self._file, None
+            with contextlib.suppress(OSError):
+                file.close()
+                os.remove(self.path)
+            raise
 
     # Flax's calls -----------------------------------------------------------
 

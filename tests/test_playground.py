@@ -59,7 +59,7 @@ def test_three_classes_on_the_plane_with_an_activation_per_layer(tmp_path):
 
 def _class_at(image, x1, x2, points):
     """The class whose colour (at any paleness) most pixels around (x1, x2) have."""
-    from dashboards.probes import extent
+    from dashboards.views import extent
 
     lo, hi = extent(points)
     size = image.shape[0]

@@ -273,3 +273,14 @@ def test_hundreds_of_writers_at_once(tmp_path):
     for k in (0, 150, 299):
         assert read_scalars(tmp_path / str(k), "a") == {1: float(k), 2: float(2 * k)}
     assert all(len(summaries.event_files(tmp_path / str(k))) == 1 for k in range(300))
+
+
+def test_a_writer_whose_first_write_fails_leaves_no_event_file(tmp_path, monkeypatch):
+    class FullDisk(io.FileIO):  # the file is made; nothing fits in it
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(summaries, "open", FullDisk, raising=False)
+    with pytest.raises(UserError, match="the disk is full"):
+        summaries.SummaryWriter(str(tmp_path))
+    assert not summaries.event_files(tmp_path)

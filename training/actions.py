@@ -32,7 +32,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from dashboards import console, graphs, pictures, probes, summaries, sweep_charts
+from dashboards import console, graphs, pictures, summaries, sweep_charts, views
 from dashboards.writers import Writers, wilson_interval
 from plumbing.failures import Diverged
 from training import checkpoints, curvature, landscape, parallel, steps, sweeps
@@ -101,10 +101,10 @@ class Loop:
         self.device_diverged_at = program.diverged_at  # a single run's, from the loop
         self.all_diverged_at = 0  # the step by which every member diverged (0: training)
         self.seconds, self.steps_timed = 0.0, 0  # in compiled chunks, since the last log line
-        self.probes = probes.Probes(self.config, program.graphdef, program.dataset)
+        self.views = views.Views(self.config, program.graphdef, program.dataset)
         order = sorted(range(len(self.members)), key=lambda m: (m % self.config.num_seeds, m))
         self.probed = sorted(order[:PROBED_MEMBERS]) if writers.dirs else []  # (member runs)
-        # Every process computes the probes (each runs every program); only
+        # Every process computes the views (each runs every program); only
         # process 0's files are kept.
         self.probe_dirs = (writers.dirs if parallel.is_writer()
                            else [tempfile.mkdtemp()] * len(writers.dirs))  # fmt: skip
@@ -235,7 +235,7 @@ class Loop:
         graph = graphs.graph_def(program.train_step, one)
         for m in self.probed:
             self.writers.members[m].graph(graph)
-            self.probes.at_start(self.writers.members[m])
+            self.views.at_start(self.writers.members[m])
 
 
 def band_tags(program: Program) -> list[str]:
@@ -321,20 +321,20 @@ class Histograms(Action):
 
     def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
         start = time.perf_counter()
-        stacked = probes.param_arrays(loop.stacked_params())  # (members, ...) each
-        zeros = probes.zero_fraction(stacked)
+        stacked = views.param_arrays(loop.stacked_params())  # (members, ...) each
+        zeros = views.zero_fraction(stacked)
         loop.writers.scalars(step, {"params/zero_fraction": zeros}, loop.diverged_at == 0)
         for m, writer in enumerate(loop.writers.members):
             writer.write_histograms(step, {name: a[m] for name, a in stacked.items()})
-        loop.probes.seconds += time.perf_counter() - start
+        loop.views.seconds += time.perf_counter() - start
         params = loop.params() if loop.probed else []
         for m in loop.probed:
-            loop.probes.at_log(loop.writers.members[m], step, params[m])
+            loop.views.at_log(loop.writers.members[m], step, params[m])
 
     def finish(self, loop: Loop) -> None:
         params = loop.params() if loop.probed else []
         for m in loop.probed:
-            report = loop.probes.at_end(loop.writers.members[m], loop.step, params[m],
+            report = loop.views.at_end(loop.writers.members[m], loop.step, params[m],
                                         loop.probe_dirs[m])  # fmt: skip
             if report:
                 loop.writers.members[m].text("learned_vs_true", report, loop.step)
@@ -442,7 +442,7 @@ class Trajectory(Action):
         params, directions = loop.params(), self.directions(loop)
         where = [landscape.unit_dots(params[m], directions).tolist() for m in loop.probed]
         self.history.append([step, where])
-        loop.probes.seconds += time.perf_counter() - start
+        loop.views.seconds += time.perf_counter() - start
 
     def finish(self, loop: Loop) -> None:
         """landscape/line and landscape/plane of each probed member."""
@@ -467,7 +467,7 @@ class Trajectory(Action):
             loop.writers.members[m].image("landscape/line", line_picture, loop.step)
             loop.writers.members[m].image("landscape/plane", plane_picture, loop.step)
         seconds = time.perf_counter() - start
-        loop.probes.seconds += seconds
+        loop.views.seconds += seconds
         console.say(
             f"landscape: the line and a {resolution}x{resolution} plane for "
             f"{len(loop.probed)} member{'s' * (len(loop.probed) > 1)} in {seconds:.2f} s"
@@ -489,7 +489,7 @@ class Pictures(Action):
     def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
         params = loop.params() if loop.probed else []
         for m in loop.probed:
-            loop.probes.at_picture(loop.writers.members[m], step, params[m])
+            loop.views.at_picture(loop.writers.members[m], step, params[m])
 
 
 class Evaluate(Action):
@@ -503,7 +503,7 @@ class Evaluate(Action):
         loop.writers.scalars(step, {f"eval/{k}": v for k, v in values.items()})
         params = loop.params() if loop.probed and loop.program.dataset.num_classes > 2 else None
         for m in loop.probed:
-            loop.probes.at_eval(loop.writers.members[m], step, params and params[m], confusion[m])
+            loop.views.at_eval(loop.writers.members[m], step, params and params[m], confusion[m])
         config = loop.config
         if step and loop.program.group.single and not is_time(step, config.log_every,
                                                               config.num_steps):  # fmt: skip
@@ -519,7 +519,7 @@ class Checkpoint(Action):
 
 
 def finish(loop: Loop) -> None:
-    """What a run writes after its last step: the probes' end reports, the
+    """What a run writes after its last step: the views' end reports, the
     landscapes, the sharpness picture, each point's results table."""
     for action in (loop.actions.histograms, loop.actions.trajectory, loop.actions.sharpness,
                    loop.actions.log_train):  # fmt: skip

@@ -1,7 +1,8 @@
-"""What a run shows besides its loss: pictures and per-layer statistics.
+"""What a run shows of its model besides its loss: pictures and per-layer statistics.
 
-`Probes` is the one object the training loop asks for these, at three
-moments: `at_start` (the activation and its derivative, once per run),
+(`config.probes` names something else: the sharpness and landscape
+measurements of training/curvature.py and landscape.py.) `Views` is the
+one object the training loop asks for these, at these moments: `at_start` (the activation and its derivative, once per run),
 `at_log` (layer statistics, small parameters as scalars),
 `at_picture` (a 2-D classifier's decision boundary) and `at_end`
 (maxout's learned functions; a regression's recovered parameters next to
@@ -101,7 +102,7 @@ def extent(x: np.ndarray) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-class Probes:
+class Views:
     """Pictures and statistics of one run's model (see the module docstring).
 
     Args:
