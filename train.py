@@ -44,7 +44,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
     written, keyed `RUN/TAG` as TensorBoard names them, RUN being the directory below `run_dir`: a
     single run's `train/loss`, `eval/accuracy`, ...; a sweep member's
     `seed=1/train/loss` or `learning_rate=0.1/seed=1/train/loss`; a point's
-    `aggregate/train/loss/mean` (also `/std`, `/min`, `/max`, `solved`,
+    `aggregate/train/loss/mean` (also `/std`, `/min`, `/max`, `/median`, `solved`,
     `diverged`, `steps_to_solve/median`). Raises UserError for a bad config
     or a run directory in use, Diverged when no member is left training (a
     value became NaN/Inf) and Interrupted on SIGINT/SIGTERM (after saving a
@@ -60,6 +60,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run_dir: str) -> dict[
 
 def _train_and_evaluate(config, run_dir: str, stop: signals.StopRequests) -> dict[str, float]:
     groups = sweeps.groups(config)
+    if not sweeps.writes_member_runs(config):
+        console.say(
+            f"{sweeps.num_members(config):,} members: each point's aggregate run is written, "
+            f"not a run per member (more than max_member_runs={config.max_member_runs})"
+        )
     final, trained, diverged, sharpness, gone = {}, False, [], {}, set()
     for group in groups:
         result = train_group(config, group, run_dir, stop)

@@ -7,10 +7,12 @@ a width...), the sweep's top-level `aggregate` run gets IMAGES
 `sweep/<metric>_vs_<field>`: the final train and eval loss (and accuracy
 for a classifier) of every point against the field's value, the median
 over seeds with a band from their min to their max, on a log axis where
-the values span more than 10x (either axis),
-the best point circled. Members that
-diverged are left out (a point where all did has no value). With other
-fields swept too, each of their combinations is a line of its own.
+the values span more than 10x (either axis), the best point circled. They
+are read from each point's aggregate run, so a sweep draws the same
+charts whether or not it writes a run per member (above
+`max_member_runs`). Members that diverged are left out (a point where all
+did has no value). With other fields swept too, each of their
+combinations is a line of its own.
 """
 
 import numpy as np
@@ -42,26 +44,41 @@ def _get(config, key: str):
     return config[name]
 
 
-def curves(field: str, metric: str, groups, final: dict, diverged: set[str], spec: dict):
-    """{line: (x values, median, min, max)} over seeds; a line per combination
-    of the other swept fields' values ('' if there are none)."""
-    others = {k: v for k, v in spec.items() if k != field}
-    found: dict[str, dict[float, list[float]]] = {}
+def points(groups, diverged: set[str]) -> dict[str, object]:
+    """{point: its config} of every point with a member that did not diverge."""
+    alive: dict[str, object] = {}
     for group in groups:
         for member in group.members:
-            value = final.get(f"{member.name}/{metric}")
-            config = member.point_config
+            if member.name not in diverged:
+                alive.setdefault(member.point, member.point_config)
+    return alive
+
+
+def curves(field: str, metric: str, groups, final: dict, diverged: set[str], spec: dict):
+    """{line: (x values, median, min, max)} over seeds; a line per combination
+    of the other swept fields' values ('' if there are none).
+
+    Read from each point's aggregate (`POINT/aggregate/METRIC/median`, ...
+    in `final`): the same whether or not the sweep wrote a run per member.
+    The aggregates are over the members still training at the end."""
+    others = {k: v for k, v in spec.items() if k != field}
+    found: dict[str, dict[float, tuple]] = {}
+    for group in groups:
+        for point in dict.fromkeys(m.point for m in group.members):
+            config = next(m.point_config for m in group.members if m.point == point)
             line = command_line.point_name({k: _get(config, k) for k in others}, others)
-            xs = found.setdefault(line, {})
-            seeds = xs.setdefault(float(_get(config, field)), [])
-            if value is not None and member.name not in diverged and np.isfinite(value):
-                seeds.append(value)
+            found.setdefault(line, {})[float(_get(config, field))] = (np.nan,) * 3
+    for point, config in points(groups, diverged).items():
+        stats = tuple(
+            final.get(f"{point}/aggregate/{metric}/{s}") for s in ("median", "min", "max")
+        )
+        if None not in stats and np.isfinite(stats[0]):
+            line = command_line.point_name({k: _get(config, k) for k in others}, others)
+            found[line][float(_get(config, field))] = stats
     out = {}
     for line, xs in found.items():
         x = np.array(sorted(xs))
-        stats = [(np.median(v), min(v), max(v)) if v else (np.nan,) * 3 for v in
-                 (xs[k] for k in x)]  # fmt: skip
-        median, low, high = (np.array(s, np.float64) for s in zip(*stats, strict=True))
+        median, low, high = (np.array(s, np.float64) for s in zip(*(xs[k] for k in x), strict=True))
         out[line] = (x, median, low, high)
     return out
 
@@ -113,14 +130,10 @@ def write(writer, step: int, groups, final: dict, diverged: set[str], spec: dict
 
 def best_point(groups, final: dict, diverged: set[str]) -> str | None:
     """The point with the lowest median final eval loss over its seeds (or
-    train loss, without an eval split), for the results table to mark."""
+    train loss, without an eval split), for the results table to mark: from
+    the points' aggregates, as `curves`."""
     metric = "eval/loss" if "eval/loss" in metrics(final) else "train/loss"
-    losses: dict[str, list[float]] = {}
-    for group in groups:
-        for member in group.members:
-            value = final.get(f"{member.name}/{metric}")
-            if value is not None and member.name not in diverged and np.isfinite(value):
-                losses.setdefault(member.point, []).append(value)
-    if not losses:
-        return None
-    return min(losses, key=lambda p: np.median(losses[p]))
+    medians = {point: final.get(f"{point}/aggregate/{metric}/median")
+               for point in points(groups, diverged)}  # fmt: skip
+    medians = {p: m for p, m in medians.items() if m is not None and np.isfinite(m)}
+    return min(medians, key=medians.get) if medians else None

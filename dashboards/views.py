@@ -2,13 +2,14 @@
 
 (`config.probes` names something else: the sharpness and landscape
 measurements of training/curvature.py and landscape.py.) `Views` is the
-one object the training loop asks for these, at these moments: `at_start` (the activation and its derivative, once per run),
-`at_log` (layer statistics, small parameters as scalars),
-`at_picture` (a 2-D classifier's decision boundary) and `at_end`
-(maxout's learned functions; a regression's recovered parameters next to
-the true ones). Each computation is one
-jitted function of the parameters; drawing happens on the host, with
-NumPy (see pictures.py). `seconds` counts the time spent here so the run
+one object the training loop asks for these, at these moments:
+`at_start` (the activation and its derivative, once per run), `at_log`
+(layer statistics, small parameters as scalars), `at_picture` (a 2-D
+classifier's decision boundary), `at_eval` (the confusion matrix) and
+`at_end` (maxout's learned functions; a regression's recovered
+parameters next to the true ones). Each computation is one jitted
+function of the parameters; drawing happens on the host, with NumPy
+(see pictures.py). `seconds` counts the time spent here so the run
 can report its cost.
 """
 

@@ -20,13 +20,13 @@ from dashboards import summaries
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:
-    """{'mean', 'std', 'min', 'max', 'lower', 'upper'} of one scalar over
-    members; lower and upper are mean -+ std, the band CUSTOM SCALARS draws."""
+    """{'mean', 'std', 'min', 'max', 'median', 'lower', 'upper'} of one scalar
+    over members; lower and upper are mean -+ std, the band CUSTOM SCALARS draws."""
     values = np.asarray(values, np.float64)
     mean, std = float(np.mean(values)), float(np.std(values))
     return {
         "mean": mean, "std": std, "min": float(np.min(values)), "max": float(np.max(values)),
-        "lower": mean - std, "upper": mean + std,
+        "median": float(np.median(values)), "lower": mean - std, "upper": mean + std,
     }  # fmt: skip
 
 
@@ -94,21 +94,23 @@ class Writers:
     def _key(self, name: str, tag: str) -> str:
         return f"{name}/{tag}" if name else tag
 
-    def scalars(self, step: int, values: Mapping[str, np.ndarray], which=None) -> None:
+    def scalars(self, step: int, values: Mapping[str, np.ndarray], which=None,
+                stats_over=None) -> None:  # fmt: skip
         """Each `values[tag][m]` into member m's run; their statistics per point.
 
         `which`: a mask of the members to write (all if None); the
-        statistics are over those.
+        statistics are over those, or over `stats_over` (a mask) if given.
         """
         values = {tag: np.asarray(v, np.float64) for tag, v in values.items()}
         which = np.ones(len(self.names), bool) if which is None else np.asarray(which)
+        over = which if stats_over is None else np.asarray(stats_over)
         for m, writer in enumerate(self.members):
             if which[m]:
                 scalars = {tag: float(v[m]) for tag, v in values.items()}
                 writer.write_scalars(step, scalars)
                 self.final.update({self._key(self.names[m], t): v for t, v in scalars.items()})
         for point, indices in self.points.items():
-            indices = [m for m in indices if which[m]]
+            indices = [m for m in indices if over[m]]
             if indices:
                 stats = {
                     f"{tag}/{stat}": number

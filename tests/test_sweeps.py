@@ -187,17 +187,32 @@ def test_a_sweep_draws_each_final_metric_against_the_swept_rate(sweep_config, tm
     assert abs(np.median(columns) - expected) < 10, (np.median(columns), expected)
 
 
-def test_a_sweep_above_max_member_runs_writes_only_its_aggregates(sweep_config, tmp_path):
-    """6 members > max_member_runs 4: no run per member; the aggregates, the
-    table and the returned summary are those of the sweep that wrote them all."""
+def test_a_sweep_above_max_member_runs_writes_only_its_aggregates(sweep_config, tmp_path, capsys):
+    """9 members > max_member_runs 4: no run per member, and the console says
+    so; the aggregates, the table with its best point, the sweep charts and
+    the returned summary are those of the sweep that wrote them all."""
     sweep_config.num_seeds = 3
-    sweep_config.sweep.optimizer.learning_rate = (0.01, 0.1)
+    sweep_config.sweep.optimizer.learning_rate = (0.01, 0.1, 2.0)
     every_run = train.train_and_evaluate(sweep_config, str(tmp_path / "all"))
+    assert "not a run per member" not in capsys.readouterr().out
     sweep_config.max_member_runs = 4
     final = train.train_and_evaluate(sweep_config, str(tmp_path / "few"))
+    said = capsys.readouterr().out
+    assert said.count("9 members: each point's aggregate run is written, not a run per member "
+                      "(more than max_member_runs=4)") == 1  # fmt: skip
     assert not list((tmp_path / "few").glob("**/seed=*"))
+    tables = [read_events(tmp_path / run / "aggregate").Tensors("results")[0] for run in
+              ("all", "few")]  # fmt: skip
+    tables = [t.tensor_proto.string_val[0].decode() for t in tables]
+    assert tables[0] == tables[1] and tables[0].count("(best) |") == 1
+    for metric in ("train_loss", "eval_loss", "train_accuracy", "eval_accuracy"):
+        tag = f"sweep/{metric}_vs_learning_rate"
+        np.testing.assert_array_equal(
+            read_image(tmp_path / "few" / "aggregate", tag),
+            read_image(tmp_path / "all" / "aggregate", tag),
+        )
     assert final == {k: v for k, v in every_run.items() if "/aggregate/" in k}
-    for point in ("learning_rate=0.01", "learning_rate=0.1"):
+    for point in ("learning_rate=0.01", "learning_rate=0.1", "learning_rate=2.0"):
         assert read_scalars(tmp_path / "few" / point / "aggregate", "train/loss/mean") == (
             read_scalars(tmp_path / "all" / point / "aggregate", "train/loss/mean")
         )

@@ -500,7 +500,10 @@ class Evaluate(Action):
 
     def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
         values, confusion = jax.device_get(loop.program.evaluate(loop.state.params))
-        loop.writers.scalars(step, {f"eval/{k}": v for k, v in values.items()})
+        # A diverged member, frozen at its last good weights, is still evaluated
+        # in its own run, but its point's statistics are over those training.
+        eval_values = {f"eval/{k}": v for k, v in values.items()}
+        loop.writers.scalars(step, eval_values, stats_over=loop.diverged_at == 0)
         params = loop.params() if loop.probed and loop.program.dataset.num_classes > 2 else None
         for m in loop.probed:
             loop.views.at_eval(loop.writers.members[m], step, params and params[m], confusion[m])
