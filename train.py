@@ -160,7 +160,7 @@ def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
     single = loop.program.group.single
     console.say(console.done(
         loop.step, time.perf_counter() - started, loop.views.seconds,
-        loop.actions.sharpness.seconds, loop.writers.final if single else None,
+        loop.actions.sharpness.measurement_seconds, loop.writers.final if single else None,
         loop.writers.dirs[0] if single else loop.writers.run_dir,
     ))  # fmt: skip
 

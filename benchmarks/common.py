@@ -13,7 +13,7 @@ sys.path.insert(0, ROOT)
 
 from plumbing import host_memory  # noqa: E402
 
-host_memory.keep_freed_memory()  # as train.py does
+host_memory.keep_freed_memory()  # as train.py does (plumbing/startup.py), before XLA starts
 
 import jax  # noqa: E402
 

@@ -79,8 +79,9 @@ class SummaryWriter:
             self.flush()
         except BaseException:  # a full disk: no empty event file left behind
             file, self._file = self._file, None
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # (what flush could not write: it raised)
                 file.close()
+            with contextlib.suppress(OSError):
                 os.remove(self.path)
             raise
 
@@ -129,7 +130,9 @@ class SummaryWriter:
         if self._file is None:
             return
         self._io(self._file.flush)
-        if os.fstat(self._file.fileno()).st_nlink == 0:  # writes into a removed file succeed
+        # Writing into a removed file succeeds without a word (on NFS it is
+        # renamed .nfsXXXX instead, its link count left at 1).
+        if os.fstat(self._file.fileno()).st_nlink == 0 or not os.path.exists(self.path):
             raise UserError(disappeared(self.path))
 
     def close(self) -> None:
@@ -166,6 +169,8 @@ class SummaryWriter:
     def graph(self, graph_def) -> None:
         """The GRAPHS dashboard: a `tensorboard.compat.proto` GraphDef (as tf.summary.graph)."""
         self._write(event_pb2.Event(step=0, graph_def=graph_def.SerializeToString()))
+        if self._auto_flush:
+            self.flush()
 
     # Writing ---------------------------------------------------------------
 
@@ -203,6 +208,13 @@ class Discard:
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
+
+
+def open_writer(log_dir: str, owner: bool = True):
+    """A run's writer: a SummaryWriter whose events reach the disk at each
+    `flush()` (the loop flushes at every log step), or, where this process
+    does not own the files (`owner` False), a Discard."""
+    return SummaryWriter(log_dir, auto_flush=False) if owner else Discard()
 
 
 @functools.cache

@@ -138,7 +138,7 @@ class Views:
         )
 
     def _grid_probabilities(self, params):
-        probs = nets.probabilities(nnx.merge(self._graphdef, params)(self._grid))
+        probs = nets.probabilities(nets.apply(self._graphdef, params, self._grid))
         if self._dataset.num_classes == 2:
             return probs[:, -1].reshape(RESOLUTION, RESOLUTION)  # P(class 1)
         return probs.reshape(RESOLUTION, RESOLUTION, -1)

@@ -77,15 +77,9 @@ class Writers:
                 for path in summaries.event_files(log_dir):
                     os.remove(path)
         for log_dir in self.dirs:  # a failure leaves those opened for close()
-            self.members.append(self._writer(log_dir))
+            self.members.append(summaries.open_writer(log_dir, self.owner))
         for point, log_dir in self.aggregate_dirs.items():
-            self.aggregates[point] = self._writer(log_dir)
-
-    def _writer(self, log_dir: str):
-        """Its events reach the disk at each `flush()`: the loop flushes at every log step."""
-        if not self.owner:
-            return summaries.Discard()
-        return summaries.SummaryWriter(log_dir, auto_flush=False)
+            self.aggregates[point] = summaries.open_writer(log_dir, self.owner)
 
     @property
     def _writers(self) -> list:

@@ -17,8 +17,10 @@ next step. (One arena for every thread did the same for the CNN, but made
 malloc search long free lists: the XOR loop ran 25% slower.) The cost: the
 process keeps the heap of its peak use until it ends, as PyTorch's caching
 allocator keeps GPU memory; the pad is address space, not memory, until
-touched. Entry points (train.py, the benchmarks) call `keep_freed_memory()`
-first thing, before XLA's threads allocate.
+touched. Entry points (train.py through plumbing/startup.py, the
+benchmarks) call `keep_freed_memory()` before XLA's backend starts its
+threads (at the first computation; importing JAX starts none). mallopt's
+settings are global: they hold for every later allocation.
 """
 
 import ctypes

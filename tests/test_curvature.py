@@ -57,7 +57,7 @@ def test_a_sweep_logs_sharpness_and_its_limit_for_every_member(xor_config, tmp_p
     x, y = built.dataset.x_train, built.dataset.y_train
 
     def loss(p):
-        return built.train_step.loss_fn(nnx.merge(built.graphdef, p)(x), y)
+        return built.train_step.loss(p, (x, y))[0]
 
     for m in range(2):
         params = built.member_state(built.state, m).params

@@ -280,7 +280,10 @@ def test_a_writer_whose_first_write_fails_leaves_no_event_file(tmp_path, monkeyp
         def write(self, data):
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(summaries, "open", FullDisk, raising=False)
+    def buffered(path, mode):  # as open() makes it: the failure comes at flush and close
+        return io.BufferedWriter(FullDisk(path, mode))
+
+    monkeypatch.setattr(summaries, "open", buffered, raising=False)
     with pytest.raises(UserError, match="the disk is full"):
         summaries.SummaryWriter(str(tmp_path))
     assert not summaries.event_files(tmp_path)

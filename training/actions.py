@@ -352,7 +352,7 @@ class Sharpness(Action):
     def __init__(self):
         # [step, each member's sharpness, each one's limit or None] per measurement.
         self.history: list = []
-        self.seconds: list[float] = []  # each measurement's time
+        self.measurement_seconds: list[float] = []
 
     def cadence(self, loop: Loop) -> int:
         """`probes.sharpness_every`; if 0, the multiple of log_every that keeps the
@@ -380,7 +380,7 @@ class Sharpness(Action):
             values["train/sharpness_limit"] = limit
         loop.writers.scalars(step, values, loop.diverged_at == 0)
         self.history.append([step, top.tolist(), None if limit is None else limit.tolist()])
-        self.seconds.append(time.perf_counter() - start)
+        self.measurement_seconds.append(time.perf_counter() - start)
 
     def finish(self, loop: Loop) -> None:
         """A single point's picture (a sweep's is drawn at its end: finish_sweep)."""
@@ -522,10 +522,10 @@ class Checkpoint(Action):
 
 
 def finish(loop: Loop) -> None:
-    """What a run writes after its last step: the views' end reports, the
-    landscapes, the sharpness picture, each point's results table."""
-    for action in (loop.actions.histograms, loop.actions.trajectory, loop.actions.sharpness,
-                   loop.actions.log_train):  # fmt: skip
+    """What a run writes after its last step: every action's `finish`, in
+    their order (the views' end reports, the sharpness picture, the
+    landscapes, ...), `LogTrain`'s results table last, to end the output."""
+    for action in sorted(loop.actions, key=lambda action: isinstance(action, LogTrain)):
         action.finish(loop)
 
 

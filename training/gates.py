@@ -136,10 +136,10 @@ def run(config: ml_collections.ConfigDict, run_dir: str, console=print) -> dict[
         return {}
     targets = TARGETS[config.gate]
     writer = parallel.writer(run_dir)
-    writer.hparams(config.to_dict())
-    writer.text("config", summaries.config_markdown(config.to_dict()), 0)
-    writer.text("run", summaries.run_markdown(), 0)
     try:
+        writer.hparams(config.to_dict())
+        writer.text("config", summaries.config_markdown(config.to_dict()), 0)
+        writer.text("run", summaries.run_markdown(), 0)
         if config.mode == "fixed":
             result = _fixed(config, targets, writer, console)
         else:

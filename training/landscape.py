@@ -105,12 +105,12 @@ def make_losses(objective, resolution: int, span: float, one_at_a_time: bool):
     """`(initial, final, d1, d2, train, eval) -> (line (2, R), plane (R, R))`,
     jitted: the line's train and eval losses at a = linspace(-0.5, 1.5, R),
     and the train loss over a = linspace(-span, span, R) (rows) by b (columns).
-    `objective`: `steps.TrainStep.loss`, `(params, batch) -> (total, (data loss, ...))`.
+    `objective`: `steps.TrainStep.loss`, `(params, batch) -> (total, LossParts)`.
     `one_at_a_time`: the plane's points one after another instead of a row
     at a time (for convolutions, whose activations would not fit R times)."""
 
     def loss(params, split):  # the data loss (regularization apart)
-        return objective(params, split)[1][0]
+        return objective(params, split)[1].data
 
     def along(params, d, t):
         return jax.tree.map(lambda p, v: p + t * v, params, d)

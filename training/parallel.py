@@ -55,12 +55,8 @@ def is_writer() -> bool:
 
 
 def writer(log_dir: str):
-    """A `summaries.SummaryWriter` for `log_dir` on process 0; a `summaries.Discard` elsewhere.
-
-    Its events reach the disk at each `flush()` (the loop flushes at every log step)."""
-    if not is_writer():
-        return summaries.Discard()
-    return summaries.SummaryWriter(log_dir, auto_flush=False)
+    """The writer of `log_dir` (summaries.open_writer): process 0 writes the files."""
+    return summaries.open_writer(log_dir, owner=is_writer())
 
 
 def mesh() -> Mesh:

@@ -78,6 +78,14 @@ class Penalty(NamedTuple):
         return total
 
 
+class LossParts(NamedTuple):
+    """What the loss is made of (`TrainStep.loss`)."""
+
+    data: jax.Array  # the data loss: the network's outputs against the targets
+    outputs: jax.Array  # the network's outputs (logits, for a classifier)
+    penalty: jax.Array | None  # the regularization added to it (None: none)
+
+
 class Update(NamedTuple):
     """What one step computed on the way to its new state."""
 
@@ -111,9 +119,9 @@ class TrainStep:
         new_state, update = self.update(state, batch)
         return new_state, self.metrics(state, batch, update)
 
-    def loss(self, params: nnx.State, batch, **dropout):
-        """`(data loss + penalty, (data loss, outputs, penalty))` of the network
-        with `params` on `batch` (`dropout`: its `dropout_key`, when training)."""
+    def loss(self, params: nnx.State, batch, **dropout) -> tuple[jax.Array, LossParts]:
+        """`(data loss + penalty, LossParts)` of the network with `params` on
+        `batch` (`dropout`: its `dropout_key`, when training)."""
         x, y = batch
         # The named scopes group the GRAPHS dashboard (and profiler traces).
         with jax.named_scope("model"):
@@ -121,9 +129,9 @@ class TrainStep:
         with jax.named_scope("loss"):
             loss = self.loss_fn(outputs, y)
             if self.penalty is None:
-                return loss, (loss, outputs, None)
+                return loss, LossParts(loss, outputs, None)
             penalty = self.penalty(params)
-            return loss + penalty, (loss, outputs, penalty)
+            return loss + penalty, LossParts(loss, outputs, penalty)
 
     def update(self, state: TrainState, batch) -> tuple[TrainState, Update]:
         if self.batch_sharding is not None:  # data parallel: each device its rows
@@ -134,12 +142,12 @@ class TrainStep:
             dropout = {"dropout_key": jax.random.fold_in(key, state.step)}
 
         gradient = jax.value_and_grad(self.loss, has_aux=True)
-        (_, (loss, logits, penalty)), grads = gradient(state.params, batch, **dropout)
+        (_, parts), grads = gradient(state.params, batch, **dropout)
         with jax.named_scope("optimizer"):
             updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-        return new_state, Update(loss, logits, grads, updates, penalty)
+        return new_state, Update(parts.data, parts.outputs, grads, updates, parts.penalty)
 
     def metrics(self, state: TrainState, batch, update: Update) -> dict[str, jax.Array]:
         """Every metric describes update number state.step + 1 and the weights
