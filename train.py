@@ -237,4 +237,7 @@ def run_command(config: ml_collections.ConfigDict) -> str:
 
 
 if __name__ == "__main__":
+    # --help shows this module's docstring: with the recipes to pass as --config.
+    configs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+    __doc__ += "\nRecipes (--config=...):\n\n" + command_line.recipes(configs) + "\n"
     app.run(main, flags_parser=lambda argv: command_line.parse_flags(argv, _CONFIG))

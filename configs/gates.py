@@ -15,6 +15,8 @@ delta rule, from zeros: OR and AND reach 4/4 after 3 epochs, NAND after 5
 
 import ml_collections
 
+VARIANTS = ("and", "or", "nand", "xor")  # what may follow the colon (python train.py --help)
+
 
 def get_config(gate: str = "and") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()

@@ -15,6 +15,8 @@ circles, 0.98 on xor_cloud and 0.96 on spiral. About 8 s on a 2-core CPU.
 
 from configs import base
 
+VARIANTS = ("spiral", "circles", "gaussians", "xor_cloud")  # what may follow the colon
+
 
 def get_config(dataset: str = "spiral"):
     config = base.get_config()

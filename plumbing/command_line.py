@@ -4,6 +4,7 @@
 training lives here, importable by tests.
 """
 
+import ast
 import contextlib
 import difflib
 import glob
@@ -206,3 +207,24 @@ def point_name(point: dict, spec: dict) -> str:
         return str(value)
 
     return ",".join(f"{short[k]}={text(v)}" for k, v in point.items())
+
+
+def recipes(folder: str) -> str:
+    """The recipes in `folder` (configs/), one line each, for `--help`:
+    '  configs/xor.py            XOR: a 2-16-1 MLP learns ...', with
+    ':{a,b}' after a recipe that takes a variant (its VARIANTS). Read
+    from the files' text, not run."""
+    lines = []
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py") or name in ("__init__.py", "base.py"):
+            continue
+        path = os.path.join(folder, name)
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        summary = (ast.get_docstring(tree) or "").split("\n")[0]
+        variants = [ast.literal_eval(node.value) for node in tree.body
+                    if isinstance(node, ast.Assign)
+                    and [getattr(t, "id", None) for t in node.targets] == ["VARIANTS"]]  # fmt: skip
+        recipe = f"configs/{name}" + (":{" + ",".join(variants[0]) + "}" if variants else "")
+        lines.append(f"  {recipe:<34} {summary}")
+    return "\n".join(lines)
