@@ -132,7 +132,7 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
 
 def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
     """The loop: compiled chunks up to the next due action, then the actions."""
-    config, started = loop.config, time.perf_counter()
+    config, started, first = loop.config, time.perf_counter(), loop.step
     due = [(action, action.cadence(loop)) for action in loop.actions]
     if not loop.step:  # a new run: what step 0 looks like
         loop.start()
@@ -159,7 +159,7 @@ def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
     actions.finish(loop)
     single = loop.program.group.single
     console.say(console.done(
-        loop.step, time.perf_counter() - started, loop.views.seconds,
+        loop.step, first, time.perf_counter() - started, loop.views.seconds,
         loop.actions.sharpness.measurement_seconds, loop.writers.final if single else None,
         loop.writers.dirs[0] if single else loop.writers.run_dir,
     ))  # fmt: skip

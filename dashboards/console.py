@@ -74,10 +74,12 @@ def built(where: str, members: int, part: int, cap: int, params: int, seconds: f
     return f"{where}: {what}{params:,} parameters, compiled in {seconds:.2f} s{resumed}"
 
 
-def done(steps: int, seconds: float, probed: float, sharpness: list[float], final: dict | None,
-         where: str) -> str:  # fmt: skip
-    """The end of a program's training: its time, the probes' share, and for a
-    single run (`final`: its last scalars) the train and eval headline."""
+def done(steps: int, first: int, seconds: float, probed: float, sharpness: list[float],
+         final: dict | None, where: str) -> str:  # fmt: skip
+    """The end of a program's training: the steps this process trained (from
+    step `first`: a resumed run's are fewer than the run's), their time, the
+    probes' share, and for a single run (`final`: its last scalars) the train
+    and eval headline."""
     probed_text = f"{probed:.2f} s"
     if sharpness:  # the median: the first call also warms up
         probed_text += f"; sharpness {np.median(sharpness):.3f} s per measurement"
@@ -86,7 +88,9 @@ def done(steps: int, seconds: float, probed: float, sharpness: list[float], fina
         train, evaluation = ({k[len(s):]: v for k, v in final.items() if k.startswith(s)}
                              for s in ("train/", "eval/"))  # fmt: skip
         result = f"; train {headline(train)}; eval {headline(evaluation)}"
+    trained = f"{steps} steps" if not first else (
+        f"{steps - first} steps (resumed at step {first}; {steps} in the run)")  # fmt: skip
     return (
-        f"done: {steps} steps in {seconds:.2f} s (pictures and probes {probed_text})"
+        f"done: {trained} in {seconds:.2f} s (pictures and probes {probed_text})"
         f"{result}. Run written to {where}"
     )

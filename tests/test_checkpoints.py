@@ -152,6 +152,15 @@ def test_new_num_steps_refused_when_the_schedule_depends_on_it(xor_config, tmp_p
         train.train_and_evaluate(xor_config, str(tmp_path))
 
 
+def test_a_resumed_runs_done_line_counts_this_process_and_the_run(xor_config, tmp_path, capsys):
+    xor_config.num_steps = 200
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    assert "done: 200 steps in " in capsys.readouterr().out
+    xor_config.num_steps = 300
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    assert "done: 100 steps (resumed at step 200; 300 in the run) in " in capsys.readouterr().out
+
+
 def test_minibatch_run_resumes_with_the_same_batches(tmp_path):
     from configs import playground
 
