@@ -135,7 +135,6 @@ ELSEWHERE = {
     "--coordinator_address": "two hosts: tests/test_parallel.py runs two processes",
     "XLA_FLAGS=--xla_force_host_platform_device_count=4": "tests/test_parallel.py trains "
     "this config (circles, batch 8) on 4 simulated devices and compares it with one",
-    "--help": "tests/test_configs.py runs it and checks its list of recipes",
 }
 SHORT_STEPS = 12  # steps each command trains
 
