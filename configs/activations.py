@@ -8,9 +8,9 @@ and accuracy, per hidden layer i it logs:
 - train/grad_norm/layers/i: the gradient norm of the layer's weights
   (vanishing gradients: with sigmoid the first layer's is orders of
   magnitude below the last one's);
-- layers/i/saturated: fraction of (example, unit) pairs where the slope is
+- views/layers/i/saturated: fraction of (example, unit) pairs where the slope is
   below 10% of its peak (sigmoid, tanh; ReLU's flat side);
-- layers/i/dead: fraction of units with zero slope on every eval example
+- views/layers/i/dead: fraction of units with zero slope on every eval example
   (dying ReLU);
 - histograms of pre-activations and activations, and for maxout which of
   the k lines wins.

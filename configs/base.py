@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.probes.sharpness_iterations = 20  # Lanczos steps (Hessian-vector products)
     config.probes.sharpness_every = 0  # steps between measurements; 0 = auto, <= ~10% of the time
     config.probes.examples = 1000  # the probes' loss: on the first N train (eval) examples; 0 = all
-    config.probes.landscape = False  # at the end: landscape/line and landscape/plane (IMAGES)
+    config.probes.landscape = False  # at the end: IMAGES views/landscape/line and /plane
     config.probes.landscape_resolution = 41  # points along the line; the plane's grid side
     config.probes.landscape_span = 1.0  # the plane: -span..span along each direction
 

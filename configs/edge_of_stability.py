@@ -19,7 +19,7 @@ step measures each member's sharpness on the whole training subset (20
 Lanczos steps on Hessian-vector products: training/curvature.py) and logs
 it as train/sharpness beside train/sharpness_limit = 2/eta. In TensorBoard:
 SCALARS, filter "sharpness", runs learning_rate=*/seed=0; IMAGES,
-aggregate, sharpness/vs_limit: each rate's sharpness and its 2/eta dashed.
+aggregate, views/sharpness_vs_limit: each rate's sharpness and its 2/eta dashed.
 
 Expected, as measured on a 2-core CPU (69 s in all: 60 s of training, 21
 s of it the 31 sharpness measurements, 0.69 s each). The sharpness starts

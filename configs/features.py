@@ -9,7 +9,7 @@ whose boundary is a straight line. Fed (x1, x2) it cannot separate a disc
 from a ring; fed (x1^2, x2^2) its boundary w1 x1^2 + w2 x2^2 + b = 0 is an
 ellipse, and it can. Both are trained at once (a sweep over
 `data.features`); the results table compares them, and IMAGES shows each
-one's decision boundary and network (`network/train`: the input features'
+one's decision boundary and network (`views/network/train`: the input features'
 heatmaps wired to the output).
 
 Expected (seed 0, 1,000 full-batch Adam steps, about 15 s on 2 cores):

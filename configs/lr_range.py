@@ -10,7 +10,7 @@ program (the learning rate is a number the optimizer reads from its state:
 training/sweeps.py). The Playground's spiral and its 2-16-16-1 tanh MLP,
 with plain SGD.
 
-IMAGES, run `aggregate`: sweep/eval_loss_vs_learning_rate and its three
+IMAGES, run `aggregate`: views/sweep/eval_loss_vs_learning_rate and its three
 siblings (train loss, train and eval accuracy), the median over seeds
 with a band from the best seed to the worst, on a log axis, the best rate
 circled; TEXT `results`, a row per rate, the best marked.

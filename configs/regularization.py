@@ -8,7 +8,7 @@ sin(x1), sin(x2)) and no hidden layer: only x1^2 and x2^2 matter (the
 boundary is a circle). Trained twice at once, without and with L1
 (`regularization.l1`, a sweep): the penalty l1 * sum |w| drives the
 weights of the five useless features to zero. SCALARS: train/regularization
-beside train/loss, params/zero_fraction (weights below 1e-3); IMAGES:
+beside train/loss, weights/zero_fraction (weights below 1e-3); IMAGES:
 network/train, where a weight under 1% of the largest draws no line, so
 only x1^2 and x2^2 stay wired to the output. (The cosine schedule lets
 Adam's steps shrink, so the switched-off weights settle at zero instead of

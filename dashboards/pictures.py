@@ -497,7 +497,7 @@ def sharpness_chart(curves: dict[str, tuple]) -> np.ndarray:
 
 
 def landscape_pictures(line: np.ndarray, plane: np.ndarray, span: float, path) -> tuple:
-    """(landscape/line, landscape/plane): the train and eval losses `line`
+    """(views/landscape/line, views/landscape/plane): the train and eval losses `line`
     (2, R) from the initial (a = 0) to the final (a = 1) weights, and the
     train loss `plane` (R, R) around the final ones with the weights' `path`
     on it (training/landscape.py)."""

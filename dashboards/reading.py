@@ -3,7 +3,7 @@
 What TensorBoard shows, as Python values, for notebooks and tests:
 
     reading.scalars("runs/xor/default", "train/loss")   # {step: value}
-    reading.image("runs/xor/default", "decision_boundary/train")  # PNG bytes
+    reading.image("runs/xor/default", "views/decision_boundary/train")  # PNG bytes
 """
 
 import io

@@ -2,7 +2,7 @@
 
     writer = SummaryWriter("runs/xor/default", auto_flush=False)
     writer.scalar("train/loss", 0.25, 100)        # tag, value, step
-    writer.image("decision_boundary/train", picture, 100)
+    writer.image("views/decision_boundary/train", picture, 100)
     writer.flush()
 
 The calls and their arguments are those of `flax.metrics.tensorboard.

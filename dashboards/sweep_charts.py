@@ -4,7 +4,7 @@
 
 For every swept numeric field (a learning rate, a momentum, an L2 weight,
 a width...), the sweep's top-level `aggregate` run gets IMAGES
-`sweep/<metric>_vs_<field>`: the final train and eval loss (and accuracy
+`views/sweep/<metric>_vs_<field>`: the final train and eval loss (and accuracy
 for a classifier) of every point against the field's value, the median
 over seeds with a band from their min to their max, on a log axis where
 the values span more than 10x (either axis), the best point circled. They
@@ -116,8 +116,8 @@ def chart(field: str, metric: str, lines: dict) -> np.ndarray:
 
 
 def tag(metric: str, field: str) -> str:
-    """'sweep/eval_loss_vs_learning_rate'."""
-    return f"sweep/{metric.replace('/', '_')}_vs_{field.split('.')[-1]}"
+    """'views/sweep/eval_loss_vs_learning_rate'."""
+    return f"views/sweep/{metric.replace('/', '_')}_vs_{field.split('.')[-1]}"
 
 
 def write(writer, step: int, groups, final: dict, diverged: set[str], spec: dict) -> None:

@@ -36,10 +36,10 @@ MISTAKES_SHOWN = 24  # and this many are shown
 
 
 def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
-    """{'params/layers/0/kernel': array, ...} for histograms."""
+    """{'weights/layers/0/kernel': array, ...} for histograms."""
     flat = {}
     for path, value in jax.tree_util.tree_leaves_with_path(params):
-        flat["params/" + nets.param_name(path)] = np.asarray(value)
+        flat["weights/" + nets.param_name(path)] = np.asarray(value)
     return flat
 
 
@@ -58,7 +58,7 @@ def small_param_scalars(params: nnx.State) -> dict[str, float]:
     """Each entry of each parameter array of <= SCALAR_PARAMS_MAX entries.
 
     A linear regression's W and b, a perceptron's weights: curves in SCALARS
-    as well as histograms. Tags: 'params/layers/0/kernel/0', ...
+    as well as histograms. Tags: 'weights/layers/0/kernel/0', ...
     """
     scalars = {}
     for name, value in param_arrays(params).items():
@@ -72,13 +72,13 @@ def layer_statistics(model: nnx.Module, x: jax.Array) -> tuple[dict, dict]:
     """Per hidden layer of an MLP on inputs x: (scalars, arrays).
 
     scalars, for layer i:
-      layers/i/dead: fraction of units whose activation has zero slope on
+      views/layers/i/dead: fraction of units whose activation has zero slope on
         every example (a dead ReLU unit never learns again);
-      layers/i/saturated: fraction of (example, unit) pairs where the slope
+      views/layers/i/saturated: fraction of (example, unit) pairs where the slope
         is below SATURATED x its peak (sigmoid and tanh far from 0; ReLU's
         flat side).
-    arrays (histograms): layers/i/preactivations, layers/i/activations, and
-      layers/i/maxout_winner (which line is the maximum) for maxout.
+    arrays (histograms): views/layers/i/preactivations, views/layers/i/activations, and
+      views/layers/i/maxout_winner (which line is the maximum) for maxout.
     """
     scalars, arrays = {}, {}
     probe = jnp.linspace(-10.0, 10.0, 2001)
@@ -87,12 +87,12 @@ def layer_statistics(model: nnx.Module, x: jax.Array) -> tuple[dict, dict]:
         slope = jnp.abs(jax.jvp(act, (z,), (jnp.ones_like(z),))[1])
         grid = jnp.broadcast_to(probe[:, None], (len(probe), z.shape[-1]))
         peak = jnp.max(jnp.abs(jax.jvp(act, (grid,), (jnp.ones_like(grid),))[1]))
-        scalars[f"layers/{i}/dead"] = jnp.mean(jnp.all(slope == 0, axis=0))
-        scalars[f"layers/{i}/saturated"] = jnp.mean(slope < SATURATED * peak)
-        arrays[f"layers/{i}/preactivations"] = z
-        arrays[f"layers/{i}/activations"] = a
+        scalars[f"views/layers/{i}/dead"] = jnp.mean(jnp.all(slope == 0, axis=0))
+        scalars[f"views/layers/{i}/saturated"] = jnp.mean(slope < SATURATED * peak)
+        arrays[f"views/layers/{i}/preactivations"] = z
+        arrays[f"views/layers/{i}/activations"] = a
         if isinstance(act, nets.activations.Maxout):
-            arrays[f"layers/{i}/maxout_winner"] = act.winners(z)
+            arrays[f"views/layers/{i}/maxout_winner"] = act.winners(z)
     return scalars, arrays
 
 
@@ -160,7 +160,7 @@ class Views:
             # One compiled call, not a dozen eager ops each compiled on first use.
             y, slope = jax.jit(lambda x, f=activation: jax.jvp(f, (x,), (jnp.ones_like(x),)))(x)
             image = pictures.curves(x[:, 0], [np.asarray(y[:, 0]), np.asarray(slope[:, 0])])
-            writer.image(f"activation/{name}", image, 0)
+            writer.image(f"views/activation/{name}", image, 0)
         self.seconds += time.perf_counter() - start
 
     def at_log(self, writer, step: int, params: nnx.State) -> None:
@@ -185,9 +185,10 @@ class Views:
             units = jax.device_get(self._units(params)) if self._network else None
             for split, x, y in splits:
                 image = pictures.decision_boundary(probs, x, y, *self._extent)
-                writer.image(f"decision_boundary/{split}", image, step)
+                writer.image(f"views/decision_boundary/{split}", image, step)
                 if units:
-                    writer.image(f"network/{split}", self._network_picture(units, image), step)
+                    network = self._network_picture(units, image)
+                    writer.image(f"views/network/{split}", network, step)
         self.seconds += time.perf_counter() - start
 
     def _network_picture(self, units, output: np.ndarray) -> np.ndarray:
@@ -214,7 +215,7 @@ class Views:
             step,
             {f"eval/class_accuracy/{n}": float(a) for n, a in zip(names, per_class, strict=True)},
         )
-        writer.image("eval/confusion_matrix", pictures.confusion_matrix(confusion, names), step)
+        writer.image("views/confusion_matrix", pictures.confusion_matrix(confusion, names), step)
         if ds.images_eval is not None:
             x, y = ds.x_eval[:MISTAKES_FROM], ds.y_eval[:MISTAKES_FROM]
             predicted = np.asarray(self._predict(params, x))
@@ -222,7 +223,7 @@ class Views:
             if len(wrong):
                 captions = [f"{names[y[i]]} -> {names[predicted[i]]}" for i in wrong]
                 grid = pictures.captioned_grid(ds.images_eval[wrong], captions)
-                writer.image("eval/misclassified", grid, step)
+                writer.image("views/misclassified", grid, step)
         self.seconds += time.perf_counter() - start
 
     def at_end(self, writer, step: int, params: nnx.State, run_dir: str) -> str | None:
@@ -233,7 +234,8 @@ class Views:
         model = nnx.merge(self._graphdef, params)
         for i, act in enumerate(getattr(model, "activations", [])):
             if isinstance(act, nets.activations.Maxout):
-                writer.image(f"activation/maxout_learned/layers_{i}", maxout_panels(act), step)
+                tag = f"views/activation/maxout_learned/layers_{i}"
+                writer.image(tag, maxout_panels(act), step)
         classifier = not self._dataset.is_regression
         if classifier and self._embedding_examples and hasattr(model, "features"):
             self._write_embedding(model, run_dir)

@@ -68,7 +68,7 @@ def test_a_sweep_logs_sharpness_and_its_limit_for_every_member(xor_config, tmp_p
         assert sorted(logged) == [0, 400, 600]
         assert set(read_scalars(tmp_path / f"seed={m}", "train/sharpness_limit").values()) == {4.0}
     assert final["aggregate/train/sharpness/max"] >= final["aggregate/train/sharpness/min"]
-    picture = read_image(tmp_path / "aggregate", "sharpness/vs_limit")
+    picture = read_image(tmp_path / "aggregate", "views/sharpness_vs_limit")
     assert (np.abs(picture.astype(int) - [255, 255, 255]).sum(-1) > 0).mean() > 0.05  # drawn
     assert "sharpness 0.0" in capsys.readouterr().out  # its cost, s per measurement
 

@@ -51,10 +51,10 @@ def test_xor_from_gates_truth_table_with_hidden_outputs(tmp_path, capsys):
         ["| 1", "0", "1", "1", "1", "1"],
         ["| 1", "1", "1", "0", "0", "0"],
     ]
-    image = read_events(tmp_path).Tensors("decision_regions")[0]
+    image = read_events(tmp_path).Tensors("views/decision_regions")[0]
     width, height = tensor_util.make_ndarray(image.tensor_proto)[:2]
     assert (int(width), int(height)) == (200, 200)
-    _hidden_units_are_or_and_nand(read_image(tmp_path, "network/train"))
+    _hidden_units_are_or_and_nand(read_image(tmp_path, "views/network/train"))
 
 
 def _hidden_units_are_or_and_nand(image):
@@ -106,7 +106,7 @@ def test_delta_rule_never_solves_xor(tmp_path, capsys):
     assert len(accuracy) == 41 and max(accuracy.values()) <= 0.75
     assert "No straight line separates XOR" in capsys.readouterr().out
     assert "No straight line separates XOR" in text(tmp_path, "truth_table")
-    assert len(read_events(tmp_path).Tensors("decision_line")) == 41
+    assert len(read_events(tmp_path).Tensors("views/decision_line")) == 41
 
 
 @pytest.mark.parametrize(

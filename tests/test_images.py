@@ -27,8 +27,8 @@ def test_mnist_cnn_end_to_end_on_generated_files(tmp_path):
     right = sum(accuracy * 2 for accuracy in per_class)  # 2 test images of each class
     assert final["eval/accuracy"] == pytest.approx(right / 20)
     tags = events.Tags()["tensors"]
-    assert {"eval/confusion_matrix", "eval/class_accuracy/7", "eval/misclassified"} <= set(tags)
-    assert [e.step for e in events.Tensors("eval/confusion_matrix")] == [0, 3, 6]
+    assert {"views/confusion_matrix", "eval/class_accuracy/7", "views/misclassified"} <= set(tags)
+    assert [e.step for e in events.Tensors("views/confusion_matrix")] == [0, 3, 6]
     assert (tmp_path / "run" / "sprite.png").exists()
 
 

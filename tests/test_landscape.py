@@ -67,11 +67,11 @@ def test_the_line_and_plane_are_the_losses_there(small_net):
 def test_a_run_draws_its_landscapes_and_says_how_long(xor_config, tmp_path, capsys):
     xor_config.probes.landscape = True
     train.train_and_evaluate(xor_config, str(tmp_path))
-    plane = read_image(tmp_path, "landscape/plane", 600)
+    plane = read_image(tmp_path, "views/landscape/plane", 600)
     assert plane.shape == (340, 320, 3)
     # The path's ends: green (the first log step) and red (the last, the centre).
     red = np.argwhere(np.all(plane == [214, 39, 40], axis=-1)).mean(axis=0)
     assert np.abs(red - [20 + 159.5, 159.5]).max() < 3
     assert np.all(plane == [44, 160, 44], axis=-1).any()
-    assert read_image(tmp_path, "landscape/line", 600).shape == (300, 480, 3)
+    assert read_image(tmp_path, "views/landscape/line", 600).shape == (300, 480, 3)
     assert "landscape: the line and a 41x41 plane for 1 member in" in capsys.readouterr().out

@@ -20,7 +20,7 @@ def test_input_features_let_a_linear_model_draw_a_circle(tmp_path):
     assert read_scalars(plain / "seed=0", "eval/accuracy")[300] < 0.7  # a line cannot
     assert read_scalars(squares / "seed=0", "eval/accuracy")[300] > 0.95  # an ellipse can
     # The network picture: the two input features wired straight to the output.
-    image = read_image(squares / "seed=0", "network/train")
+    image = read_image(squares / "seed=0", "views/network/train")
     place = network.layout(2, [])
     assert image.shape[:2] == place.shape
     (top, left), _ = place.units[0]  # x1^2: white in the middle, blue at the sides
@@ -33,8 +33,8 @@ def test_l1_switches_off_the_useless_input_features(tmp_path):
     config.num_steps = config.log_every = config.eval_every = config.picture_every = 500
     final = train.train_and_evaluate(config, str(tmp_path))
     off, on = tmp_path / "l1=0.0" / "seed=0", tmp_path / "l1=0.02" / "seed=0"
-    assert read_scalars(off, "params/zero_fraction")[500] == 0
-    assert read_scalars(on, "params/zero_fraction")[500] >= 5 / 7  # all but x1^2 and x2^2
+    assert read_scalars(off, "weights/zero_fraction")[500] == 0
+    assert read_scalars(on, "weights/zero_fraction")[500] >= 5 / 7  # all but x1^2 and x2^2
     assert read_scalars(on, "train/regularization")[500] > 0
     assert "l1=0.0/seed=0/train/regularization" not in final  # logged only where it is on
     assert final["l1=0.02/seed=0/eval/accuracy"] > 0.95
@@ -47,14 +47,14 @@ def test_three_classes_on_the_plane_with_an_activation_per_layer(tmp_path):
     config.num_steps = config.log_every = config.eval_every = config.picture_every = 300
     final = train.train_and_evaluate(config, str(tmp_path))
     assert final["eval/accuracy"] > 0.85
-    image = read_image(tmp_path, "decision_boundary/eval")
+    image = read_image(tmp_path, "views/decision_boundary/eval")
     ds = data.load_dataset(config.data)
     # The pixel under each class's centre has that class's colour (paled).
     for c in range(3):
         x1, x2 = ds.x_train[ds.y_train == c].mean(axis=0)
         assert _class_at(image, x1, x2, ds.x_train) == c
     for name in ("relu", "tanh"):
-        assert read_image(tmp_path, f"activation/{name}").shape[2] == 3
+        assert read_image(tmp_path, f"views/activation/{name}").shape[2] == 3
 
 
 def _class_at(image, x1, x2, points):
@@ -91,7 +91,7 @@ def test_your_own_data_from_a_csv_file_and_a_bad_copy(tmp_path):
     assert done.returncode == 0, done.stderr
     (run,) = (tmp_path / "runs" / "csv").iterdir()
     assert read_scalars(run, "eval/accuracy")[1000] > 0.9
-    assert read_image(run, "network/train").shape[2] == 3  # 2-D files get every 2-D picture
+    assert read_image(run, "views/network/train").shape[2] == 3  # 2-D files get every 2-D picture
     bad = tmp_path / "bad.csv"
     lines = good.read_text().splitlines()
     lines[7] = lines[7].replace(",", ",x", 1)  # line 8: 'x0.123' is not a number

@@ -33,7 +33,7 @@ def test_members_equal_single_runs_and_are_separate_runs(sweep_config, tmp_path)
         assert read_scalars(run, "train/loss")[200] == final[f"seed={seed}/train/loss"]
         tags = read_events(run).Tags()["tensors"]
         assert "_hparams_/session_start_info" in tags
-        assert {"params/layers/0/kernel", "decision_boundary/train"} <= set(tags)
+        assert {"weights/layers/0/kernel", "views/decision_boundary/train"} <= set(tags)
     losses = [final[f"seed={s}/train/loss"] for s in (5, 6, 7)]
     assert final["aggregate/train/loss/mean"] == pytest.approx(np.mean(losses))
     assert final["aggregate/train/loss/max"] == pytest.approx(max(losses))
@@ -159,7 +159,7 @@ def test_cnn_sweep_members_equal_single_runs(tmp_path):
 
 
 def test_a_sweep_draws_each_final_metric_against_the_swept_rate(sweep_config, tmp_path):
-    """sweep/<metric>_vs_learning_rate: medians over seeds, the best circled."""
+    """views/sweep/<metric>_vs_learning_rate: medians over seeds, the best circled."""
     from dashboards import sweep_charts
     from training import sweeps
 
@@ -169,7 +169,7 @@ def test_a_sweep_draws_each_final_metric_against_the_swept_rate(sweep_config, tm
     final = train.train_and_evaluate(sweep_config, str(tmp_path))
     tags = set(read_events(tmp_path / "aggregate").Tags()["tensors"])
     for metric in ("train_loss", "eval_loss", "train_accuracy", "eval_accuracy"):
-        assert f"sweep/{metric}_vs_learning_rate" in tags
+        assert f"views/sweep/{metric}_vs_learning_rate" in tags
     medians = [np.median([final[f"learning_rate={r}/seed={s}/eval/loss"] for s in (0, 1)])
                for r in rates]  # fmt: skip
     best = rates[int(np.argmin(medians))]
@@ -179,7 +179,7 @@ def test_a_sweep_draws_each_final_metric_against_the_swept_rate(sweep_config, tm
     groups, spec = sweeps.groups(sweep_config), sweeps.sweep_spec(sweep_config)
     lines = sweep_charts.curves("optimizer.learning_rate", "eval/loss", groups, final, set(), spec)
     np.testing.assert_allclose(lines[""][1], medians)
-    picture = read_image(tmp_path / "aggregate", "sweep/eval_loss_vs_learning_rate")
+    picture = read_image(tmp_path / "aggregate", "views/sweep/eval_loss_vs_learning_rate")
     red = np.all(picture == [214, 39, 40], axis=-1)
     columns = np.flatnonzero(red.any(axis=0))
     left, width = 56, picture.shape[1] - 56 - 12
@@ -206,7 +206,7 @@ def test_a_sweep_above_max_member_runs_writes_only_its_aggregates(sweep_config, 
     tables = [t.tensor_proto.string_val[0].decode() for t in tables]
     assert tables[0] == tables[1] and tables[0].count("(best) |") == 1
     for metric in ("train_loss", "eval_loss", "train_accuracy", "eval_accuracy"):
-        tag = f"sweep/{metric}_vs_learning_rate"
+        tag = f"views/sweep/{metric}_vs_learning_rate"
         np.testing.assert_array_equal(
             read_image(tmp_path / "few" / "aggregate", tag),
             read_image(tmp_path / "all" / "aggregate", tag),

@@ -124,13 +124,13 @@ def test_tensorboard_server_shows_every_dashboard(xor_config, tmp_path):
         scalars = get("/data/plugin/scalars/tags")
         assert {"train/loss", "train/accuracy", "eval/loss"} <= set(scalars["relu"])
         histograms = get("/data/plugin/histograms/tags")
-        assert "params/layers/0/kernel" in histograms["tanh"]
+        assert "weights/layers/0/kernel" in histograms["tanh"]
         graphs = get("/data/plugin/graphs/info")
         assert graphs["relu"]["run_graph"] is True
         text = get("/data/plugin/text/tags")
         assert {"config", "run"} <= set(text["relu"])
         images = get("/data/plugin/images/tags")
-        assert {"decision_boundary/train", "activation/relu"} <= set(images["relu"])
+        assert {"views/decision_boundary/train", "views/activation/relu"} <= set(images["relu"])
         assert sorted(get("/data/plugin/projector/runs"))[::3] == ["relu", "tanh"]
         (embedding,) = get("/data/plugin/projector/info?run=tanh")["embeddings"]
         assert embedding["tensorName"] == "features" and embedding["tensorShape"] == [4, 16]

@@ -32,8 +32,8 @@ def test_histograms_of_every_parameter_and_hparams(xor_config, tmp_path):
     train.train_and_evaluate(xor_config, str(tmp_path))
     events = read_events(tmp_path)
     histograms = set(events.PluginTagToContent("histograms"))
-    assert histograms == {f"params/layers/{i}/{p}" for i in (0, 1) for p in ("kernel", "bias")}
-    assert sorted(e.step for e in events.Tensors("params/layers/0/kernel")) == [0, 200, 400, 600]
+    assert histograms == {f"weights/layers/{i}/{p}" for i in (0, 1) for p in ("kernel", "bias")}
+    assert sorted(e.step for e in events.Tensors("weights/layers/0/kernel")) == [0, 200, 400, 600]
     assert events.PluginTagToContent("hparams"), "no HPARAMS summary"
     hparams = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
     assert b"model.activation" in hparams and b"optimizer.learning_rate" in hparams
@@ -48,7 +48,7 @@ def test_xor_solved_by_each_activation(xor_config, tmp_path, activation):
 
 def test_step_layer_learns_only_with_straight_through(xor_config, tmp_path):
     def first_layer_moved(run_dir):
-        first = read_events(run_dir).Tensors("params/layers/0/kernel")
+        first = read_events(run_dir).Tensors("weights/layers/0/kernel")
         buckets = [tensor_util.make_ndarray(e.tensor_proto) for e in first]
         return not np.array_equal(buckets[0], buckets[-1])
 

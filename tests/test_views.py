@@ -28,10 +28,10 @@ def test_linear_regression_recovers_w_and_b(true_w, tmp_path, capsys):
     final = train.train_and_evaluate(config, str(tmp_path))
     assert final["eval/mse"] < 0.02  # the noise's variance is 0.01
     for i, w in enumerate(true_w):
-        learned = read_scalars(tmp_path, f"params/layers/0/kernel/{i}")[300]
+        learned = read_scalars(tmp_path, f"weights/layers/0/kernel/{i}")[300]
         assert learned == pytest.approx(w, abs=0.06)
-    assert read_scalars(tmp_path, "params/layers/0/bias/0")[300] == pytest.approx(0.5, abs=0.05)
-    assert "params/layers/0/kernel" in read_events(tmp_path).Tags()["tensors"]  # histogram
+    assert read_scalars(tmp_path, "weights/layers/0/bias/0")[300] == pytest.approx(0.5, abs=0.05)
+    assert "weights/layers/0/kernel" in read_events(tmp_path).Tags()["tensors"]  # histogram
     assert f"| W[0] | {true_w[0]:.4f} |" in capsys.readouterr().out
 
 
@@ -65,7 +65,7 @@ def test_dead_units_under_a_huge_learning_rate(activation, dead, tmp_path):
     config.model.activation = activation
     config.optimizer.name, config.optimizer.learning_rate = "sgd", 10.0
     train.train_and_evaluate(config, str(tmp_path))
-    fractions = [read_scalars(tmp_path, f"layers/{i}/dead")[20] for i in range(3)]
+    fractions = [read_scalars(tmp_path, f"views/layers/{i}/dead")[20] for i in range(3)]
     if dead == "most":
         assert np.mean(fractions) > 0.5, fractions  # measured 0, 0.69, 1.0
     else:
@@ -80,9 +80,9 @@ def test_saturation_and_layer_histograms(tmp_path):
     tags = read_events(tmp_path).Tags()["tensors"]
     for i in range(2):
         for name in ("preactivations", "activations", "maxout_winner"):
-            assert f"layers/{i}/{name}" in tags
-        assert sorted(read_scalars(tmp_path, f"layers/{i}/saturated")) == [0, 5]  # each log
-    assert image_shape(tmp_path, "activation/maxout_learned/layers_0") == (80, 8 * 82, 3)
+            assert f"views/layers/{i}/{name}" in tags
+        assert sorted(read_scalars(tmp_path, f"views/layers/{i}/saturated")) == [0, 5]  # each log
+    assert image_shape(tmp_path, "views/activation/maxout_learned/layers_0") == (80, 8 * 82, 3)
 
 
 @pytest.mark.parametrize("dataset", ["spiral", "circles"])
@@ -91,6 +91,6 @@ def test_decision_boundary_pictures(dataset, tmp_path):
     config.picture_every = 10
     train.train_and_evaluate(config, str(tmp_path))
     events = read_events(tmp_path)
-    assert [e.step for e in events.Tensors("decision_boundary/train")] == [0, 10, 20]
-    assert image_shape(tmp_path, "decision_boundary/eval") == (200, 200, 3)
-    assert image_shape(tmp_path, "activation/tanh") == (160, 240, 3)
+    assert [e.step for e in events.Tensors("views/decision_boundary/train")] == [0, 10, 20]
+    assert image_shape(tmp_path, "views/decision_boundary/eval") == (200, 200, 3)
+    assert image_shape(tmp_path, "views/activation/tanh") == (160, 240, 3)

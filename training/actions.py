@@ -323,7 +323,7 @@ class Histograms(Action):
         start = time.perf_counter()
         stacked = views.param_arrays(loop.stacked_params())  # (members, ...) each
         zeros = views.zero_fraction(stacked)
-        loop.writers.scalars(step, {"params/zero_fraction": zeros}, loop.diverged_at == 0)
+        loop.writers.scalars(step, {"weights/zero_fraction": zeros}, loop.diverged_at == 0)
         for m, writer in enumerate(loop.writers.members):
             writer.write_histograms(step, {name: a[m] for name, a in stacked.items()})
         loop.views.seconds += time.perf_counter() - start
@@ -387,7 +387,7 @@ class Sharpness(Action):
         if self.history and list(loop.writers.points) in ([], [""]):
             picture = pictures.sharpness_chart(self.curves(loop))
             writer = loop.writers.aggregates[""] if loop.writers.points else loop.writers.members[0]
-            writer.image("sharpness/vs_limit", picture, loop.step)
+            writer.image("views/sharpness_vs_limit", picture, loop.step)
 
     def curves(self, loop: Loop) -> dict[str, tuple]:
         """{point: (steps, mean, min, max, limit)} of the members' sharpness, over
@@ -445,7 +445,7 @@ class Trajectory(Action):
         loop.views.seconds += time.perf_counter() - start
 
     def finish(self, loop: Loop) -> None:
-        """landscape/line and landscape/plane of each probed member."""
+        """views/landscape/line and views/landscape/plane of each probed member."""
         if not (loop.config.probes.landscape and loop.probed):
             return
         start = time.perf_counter()
@@ -464,8 +464,8 @@ class Trajectory(Action):
             line, plane = jax.device_get(losses(initial, final, d1, d2, train, evaluation))
             path = landscape.project([where[i] for _, where in self.history], final, directions)
             line_picture, plane_picture = pictures.landscape_pictures(line, plane, span, path)
-            loop.writers.members[m].image("landscape/line", line_picture, loop.step)
-            loop.writers.members[m].image("landscape/plane", plane_picture, loop.step)
+            loop.writers.members[m].image("views/landscape/line", line_picture, loop.step)
+            loop.writers.members[m].image("views/landscape/plane", plane_picture, loop.step)
         seconds = time.perf_counter() - start
         loop.views.seconds += seconds
         console.say(
@@ -549,7 +549,7 @@ def finish_sweep(config, run_dir: str, groups, final: dict, sharpness: dict, div
         aggregate.text("config", summaries.config_markdown(sweeps.plain(config)), 0)
         aggregate.text("results", table, config.num_steps)
         if sharpness:
-            aggregate.image("sharpness/vs_limit", pictures.sharpness_chart(sharpness),
+            aggregate.image("views/sharpness_vs_limit", pictures.sharpness_chart(sharpness),
                             config.num_steps)  # fmt: skip
         spec = sweeps.sweep_spec(config)
         sweep_charts.write(aggregate, config.num_steps, groups, final, diverged, spec)

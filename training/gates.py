@@ -165,9 +165,9 @@ def _fixed(config, targets, writer, console) -> dict[str, float]:
     accuracy = float(np.mean(outputs == targets))
     console(f"{title}\n{table}\n{int(accuracy * 4)}/4 right")
     writer.text("truth_table", f"**{summaries.escape_markdown(title)}**\n\n{table}", 0)
-    writer.image("decision_regions", region_picture(model, targets), 0)
+    writer.image("views/decision_regions", region_picture(model, targets), 0)
     if config.gate == "xor":
-        writer.image("network/train", network_picture(model, targets), 0)
+        writer.image("views/network/train", network_picture(model, targets), 0)
     writer.write_scalars(0, {"train/accuracy": accuracy, "train/wrong": 4 - accuracy * 4})
     return {"accuracy": accuracy, "epochs": 0}
 
@@ -195,7 +195,7 @@ def _delta(config, targets, writer, console) -> dict[str, float]:
                 "perceptron/theta": float(theta),
             },
         )
-        writer.image("decision_line", region_picture(model, targets), epoch)
+        writer.image("views/decision_line", region_picture(model, targets), epoch)
         console(
             f"epoch {epoch:>3}  {int(accuracy * 4)}/4 right  "
             f"w = ({w1:+.3f}, {w2:+.3f})  theta = {float(theta):+.3f}"

@@ -266,7 +266,7 @@ def results_table(final: dict[str, float], best: str | None = None, order=None) 
     columns = ["train/loss", "train/accuracy", "eval/loss", "eval/accuracy", "train/regularization"]
     columns = [c for c in columns if any(f"{p}/aggregate/{c}/mean" in final for p in points)]
     if "train/regularization" in columns:  # what L1 switched off
-        columns.append("params/zero_fraction")
+        columns.append("weights/zero_fraction")
     header = ["point", *columns, "solved", "diverged", "steps to solve (median)"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for point in points:
