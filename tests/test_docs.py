@@ -11,6 +11,7 @@ line shown must still come out, numbers and paths aside.
 """
 
 import glob
+import importlib.util
 import io
 import itertools
 import json
@@ -247,3 +248,207 @@ def test_documented_command_runs(key, tmp_path, files):
     for where, line in shown_output(command):
         regex = pattern(line, os.path.join(str(tmp_path), "runs"))
         assert regex.search(printed), f"{where} shows {line!r}; it printed:\n{printed}"
+
+
+# Result tables: each names the command that made it, and the cheap ones are
+# rerun here, shortened, by docs/tables.py's own functions (which read the
+# numbers back from the runs' event files, not from what they printed).
+
+_spec = importlib.util.spec_from_file_location("tables", os.path.join(ROOT, "docs", "tables.py"))
+tables = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tables)
+
+REFERENCE_PAGES = {"docs/config.md"}  # the config fields' defaults, not results
+BENCHMARK = re.compile(r"benchmarks/\w+\.py")
+
+
+def markdown_tables(text: str) -> list[tuple[int, list[str]]]:
+    """(first line's index, lines) of every table, indented ones (printed output) too."""
+    found, lines, number = [], text.splitlines(), 0
+    while number < len(lines):
+        if (
+            lines[number].strip().startswith("|")
+            and number + 1 < len(lines)
+            and re.match(r"\s*\|[\s|:-]+\|\s*$", lines[number + 1])
+        ):
+            start = number
+            while number < len(lines) and lines[number].strip().startswith("|"):
+                number += 1
+            found.append((start, lines[start:number]))
+        number += 1
+    return found
+
+
+def has_numbers(table: list[str]) -> bool:
+    """Whether a body cell but a row's first is a measured number (12, 0.93, 92.8%, ~3,800)."""
+    number = re.compile(r"\**[~<>]?\d[\d,.]*(%|x|M|k| s\b)?")
+    return any(number.match(cell) for row in table[2:] for cell in tables.cells(row)[1:])
+
+
+def paragraph(lines: list[str], start: int, step: int) -> str:
+    """The paragraph right above (step -1) or below (step 1) line `start`, blank lines skipped."""
+    number, out = start + step, []
+    while 0 <= number < len(lines) and not lines[number].strip():
+        number += step
+    while 0 <= number < len(lines) and lines[number].strip():
+        out.append(lines[number])
+        number += step
+    return "\n".join(out[::step])
+
+
+def result_tables() -> list[tuple[str, int, list[str], str]]:
+    """(page, line number, table, its section) of every table of numbers in the docs."""
+    out = []
+    for page in PAGES:
+        if page in REFERENCE_PAGES:
+            continue
+        text = open(os.path.join(ROOT, page), encoding="utf-8").read()
+        lines = text.splitlines()
+        for start, table in markdown_tables(text):
+            if has_numbers(table):
+                heading = max((i for i in range(start) if lines[i].startswith("#")), default=0)
+                out.append((page, start + 1, table, "\n".join(lines[heading:start])))
+    return out
+
+
+def test_every_result_table_names_its_command():
+    """A table of results names its command: a train.py table is in docs/tables.py (which
+    reruns it) and the text beside it says so; a printed table follows its command; a
+    speed table names its benchmarks/ scripts beside it or in its cells."""
+    found, headers = result_tables(), {t.header: name for name, t in tables.TABLES.items()}
+    assert len(found) >= 12, "the tables of results were not found"
+    for page, number, table, section in found:
+        lines = open(os.path.join(ROOT, page), encoding="utf-8").read().splitlines()
+        beside = (
+            paragraph(lines, number - 1, -1) + "\n" + paragraph(lines, number + len(table) - 2, 1)
+        )
+        header, where = table[0].strip(), f"{page}:{number}"
+        if table[0].startswith("    "):  # printed by the command shown above it
+            assert "python train.py" in section, f"{where}: a printed table with no command above"
+        elif header in headers:  # rerun by docs/tables.py
+            name = headers[header]
+            assert tables.TABLES[name].page == page, where
+            assert f"docs/tables.py {name}" in beside, f"{where}: name `docs/tables.py {name}`"
+        else:  # a speed table: noise, not rerun
+            assert BENCHMARK.search(beside + "\n".join(table)), (
+                f"{where}: name the command that made it (a train.py table: in docs/tables.py)"
+            )
+
+
+@pytest.fixture(scope="module")
+def run_here(files) -> tables.Runner:
+    """docs/tables.py's runner, in this process: the command line's own parsing and run."""
+
+    def run(args: list[str], workdir: str) -> str:
+        parse(shlex.join(["python", "train.py", *args]), workdir, files)
+        with redirect_stdout(io.StringIO()):
+            train.run_command(train._CONFIG.value)
+        return tables.run_dir(workdir)
+
+    return run
+
+
+def test_linear_regression_table_is_what_it_learns(run_here):
+    """The README's W and b, learned: the whole run (500 steps on 50 points)."""
+    shown = tables.read(tables.TABLES["linear_regression"])
+    assert [row[0] for row in shown] == ["W[0]", "b[0]"]
+    assert tables.linear_regression_rows(run_here, shown) == shown
+
+
+def test_activation_table_is_what_its_loop_writes(run_here):
+    """The README's activation study, exactly as shown: sigmoid's vanishing gradient at
+    step 100 (a run of 100 steps) and ReLU's whole row (its 3,000 steps). The other rows:
+    `python docs/tables.py activations --check`."""
+    shown = {row[0]: row for row in tables.read(tables.TABLES["activations"])}
+    assert list(shown) == list(tables.ACTIVATIONS)
+    assert tables.activation_row(run_here, "sigmoid", num_steps=100)[3] == shown["sigmoid"][3]
+    assert tables.activation_row(run_here, "relu") == shown["relu"]
+
+
+XOR_SHORT_SEEDS = 300  # of the table's 10,000: member k is seed k whatever the count
+XOR_MEDIAN_SLACK = 10  # steps: one log step
+
+
+def test_xor_seeds_table_holds_on_fewer_seeds(run_here):
+    """The README's solve rates with 2 hidden units, from the first 300 of the 10,000
+    seeds: each within sampling error of the table's, its median steps within a log step,
+    ReLU the lowest and maxout the highest. (A cell takes 4-8 s here; the 4-unit row and
+    the whole table: `python docs/tables.py xor_seeds --check`, 3 minutes.)"""
+    cell = re.compile(r"\**([\d.]+)%\** \(([\d.]+)-([\d.]+)\), (\d+)")
+    shown = tables.read(tables.TABLES["xor_seeds"])
+    assert [row[0] for row in shown] == [str(h) for h in tables.XOR_HIDDEN]
+    for row, hidden in zip(shown[:1], tables.XOR_HIDDEN[:1], strict=True):
+        solved = {}
+        for activation, text in zip(tables.XOR_ACTIVATIONS, row[1:], strict=True):
+            share, low, high, steps = (float(x) for x in cell.match(text).groups())
+            assert low <= share <= high, text
+            found = tables.xor_solved(run_here, hidden, activation, seeds=XOR_SHORT_SEEDS)
+            p = share / 100
+            spread = 3 * (p * (1 - p) / XOR_SHORT_SEEDS) ** 0.5 + 0.001
+            where = f"{hidden} units, {activation}: {text}; {XOR_SHORT_SEEDS} seeds"
+            assert abs(found["solved"] - p) <= spread, f"{where} solved {found['solved']:.3f}"
+            assert abs(found["median_steps"] - steps) <= XOR_MEDIAN_SLACK, f"{where} {found}"
+            solved[activation] = found["solved"]
+        assert min(solved, key=solved.get) == "relu", solved  # "ReLU fails most often"
+        assert max(solved, key=solved.get) == "maxout", solved  # "maxout ... the most"
+
+
+def numbers(text: str) -> list[float]:
+    return [float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", text)]
+
+
+def printed_table(page: str, first_cell: str) -> tuple[list[str], list[list[str]]]:
+    """(header cells, rows) of the printed (indented) table on `page` with a row starting
+    `| first_cell |`."""
+    text = open(os.path.join(ROOT, page), encoding="utf-8").read()
+    for _, table in markdown_tables(text):
+        rows = [tables.cells(line) for line in table[2:]]
+        if table[0].startswith("    ") and any(row[0] == first_cell for row in rows):
+            return tables.cells(table[0]), rows
+    raise LookupError(f"{page} prints no table with a row {first_cell!r}")
+
+
+def assert_aggregate_row(aggregate: str, header: list[str], row: list[str], where: str):
+    """A printed results row's numbers against the point's aggregate run, column by column:
+    a metric column holds the mean or the median over seeds, as rounded."""
+    for name, cell in zip(header[1:], row[1:], strict=True):
+        shown = numbers(cell)
+        if name.startswith(("train/", "eval/")):
+            options = [tables.last(aggregate, f"{name}/{s}") for s in ("mean", "median")]
+            decimals = len(cell.split()[0].partition(".")[2])
+            close = [abs(v - shown[0]) <= 0.51 * 10**-decimals for v in options]
+            assert any(close), f"{where}: {name} shows {cell}, the aggregate has {options}"
+        elif name.startswith("solved"):
+            found = [tables.last(aggregate, t) for t in ("solved", "solved/low95", "solved/high95")]
+            assert np.allclose(shown, found, atol=5e-4), f"{where}: solved {cell}, found {found}"
+        elif name.startswith("diverged"):
+            assert shown == [tables.last(aggregate, "diverged")], f"{where}: diverged {cell}"
+        elif name.startswith("steps to solve"):
+            found = tables.last(aggregate, "steps_to_solve/median")
+            assert shown == [found], f"{where}: steps to solve {cell}, found {found}"
+
+
+def test_sweep_pages_tables_are_what_their_commands_write(run_here, tmp_path):
+    """docs/sweeps.md's two printed tables, their numbers read back from the aggregates:
+    256 XOR seeds (the whole command), and the two-field sweep's first row (3 seeds, 300
+    steps, as the page says). Member runs are not written: the aggregates are the same."""
+    page, short = "docs/sweeps.md", "--config.max_member_runs=1"
+    header, rows = printed_table(page, "eval/accuracy")
+    args = ["--config=configs/xor.py", "--config.num_seeds=256", short]
+    aggregate = os.path.join(run_here(args, str(tmp_path / "seeds")), "aggregate")
+    for row in rows:
+        label, where = row[0], f"{page}: | {' | '.join(row)} |"
+        if label.startswith(("train/", "eval/")):
+            found = [tables.last(aggregate, f"{label}/{s}") for s in ("mean", "std", "min", "max")]
+            assert np.allclose(numbers(" ".join(row[1:])), found, atol=5.1e-5), f"{where}: {found}"
+        else:
+            assert_aggregate_row(aggregate, ["", label], row[:2], where)
+
+    point = "activation=relu,learning_rate=0.01"
+    header, rows = printed_table(page, point)
+    args = ["--config=configs/xor.py", "--config.num_seeds=3", "--config.num_steps=300", short,
+            "--config.sweep.optimizer.learning_rate=(0.01, 0.1, 1.0)",
+            "--config.sweep.model.activation=(relu, tanh)"]  # fmt: skip
+    sweep = run_here(args, str(tmp_path / "fields"))
+    row = next(r for r in rows if r[0] == point)
+    assert_aggregate_row(os.path.join(sweep, point, "aggregate"), header, row, f"{page}: {point}")
