@@ -6,7 +6,8 @@
 Hypothesis X * W + b (an MLP with no hidden layer), loss = the SUM of
 squared errors, plain gradient descent with learning rate 0.01, on 50
 points made from a known W and b plus Gaussian noise. W and b appear as
-histograms and, since they are small, as scalars; the loss as a scalar.
+histograms and, since they are small, as scalars; the loss as a scalar;
+IMAGES `views/fit/train` the points and the fitted line every 10 steps.
 At the end the learned W and b are printed next to the true ones.
 
 Expected: W = 1.976 and b = 0.498 against the true 2.0 and 0.5 (the
@@ -24,6 +25,7 @@ def get_config():
     config.num_steps = 500
     config.log_every = 10
     config.eval_every = 50
+    config.picture_every = 10  # views/fit/train: the points and the line as it learns
     config.data.name = "linear"
     config.data.num_train = 50
     config.data.num_eval = 50

@@ -13,6 +13,12 @@ must be cheap.
   activation and its derivative.
 - `chart`: labelled line charts with bands, e.g. sharpness against its
   limit over training, or a sweep's final loss against the swept value.
+
+Pictures with text are drawn for TensorBoard's image card: the card fits a
+picture into a box about CARD pixels (height, width) at its default size,
+scaling it up or down without smoothing. Drawn near that size, their FONT-px
+text shows at about the size of TensorBoard's own 13 px labels
+(`shown_scale` says by how much a picture is scaled).
 """
 
 from collections.abc import Sequence
@@ -26,6 +32,9 @@ WHITE = np.array([255, 255, 255], np.float32)
 BLACK = np.array([0, 0, 0], np.float32)
 OUTLINE = np.array([60, 60, 60], np.float32)
 GRID = np.array([225, 225, 225], np.float32)
+GRID_INK = (190, 190, 190)  # a legend's border
+CARD = (210, 320)  # (height, width) of the box an image card shows a picture in
+FONT = 13  # text size in pixels, as drawn
 COLORS = [BLUE, ORANGE, np.array([44, 160, 44]), np.array([214, 39, 40])]  # curves
 # One colour per class (data.MAX_CLASSES of them): the Playground's two, then
 # matplotlib's "tab10" for the rest.
@@ -181,10 +190,18 @@ def _polyline(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.round(r).astype(int), np.round(c).astype(int)
 
 
-def _font(size: int):
+def font(size: int = FONT):
+    """Pillow's bundled font at `size` px: no files, no network."""
     from PIL import ImageFont
 
-    return ImageFont.load_default(size)  # bundled with Pillow: no files, no network
+    return ImageFont.load_default(size)
+
+
+def shown_scale(shape: tuple[int, ...]) -> float:
+    """How much TensorBoard's image card scales a picture of `shape`
+    (height, width, ...) to fit it in CARD: text of FONT px shows at
+    FONT * shown_scale(shape) px."""
+    return min(CARD[0] / shape[0], CARD[1] / shape[1])
 
 
 def confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], cell: int = 44):
@@ -203,7 +220,7 @@ def confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], cell: in
     margin = 90
     image = Image.new("RGB", (margin + k * cell, margin + k * cell), "white")
     draw = ImageDraw.Draw(image)
-    font = _font(11)
+    typeface = font(11)
     for i in range(k):
         for j in range(k):
             shade = WHITE + (BLUE - WHITE) * rows[i, j]
@@ -216,19 +233,23 @@ def confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], cell: in
                 (box[0] + cell / 2, box[1] + cell / 2),
                 str(confusion[i, j]),
                 fill=ink,
-                font=font,
+                font=typeface,
                 anchor="mm",
             )
         name = str(class_names[i])[:12]
         draw.text(
-            (margin - 4, margin + i * cell + cell / 2), name, fill="black", font=font, anchor="rm"
+            (margin - 4, margin + i * cell + cell / 2),
+            name,
+            fill="black",
+            font=typeface,
+            anchor="rm",
         )
         label = Image.new("RGB", (margin - 4, cell), "white")  # column names, rotated
         ImageDraw.Draw(label).text(
-            (margin - 6, cell / 2), name, fill="black", font=font, anchor="rm"
+            (margin - 6, cell / 2), name, fill="black", font=typeface, anchor="rm"
         )
         image.paste(label.rotate(90, expand=True), (margin + i * cell, 0))
-    draw.text((4, 4), "rows: true class\ncolumns: predicted", fill="black", font=font)
+    draw.text((4, 4), "rows: true class\ncolumns: predicted", fill="black", font=typeface)
     return np.asarray(image)
 
 
@@ -251,7 +272,7 @@ def captioned_grid(images: np.ndarray, captions: Sequence[str], columns: int = 8
     rows = -(-n // columns)
     sheet = Image.new("RGB", (columns * tile_w, rows * tile_h), "white")
     draw = ImageDraw.Draw(sheet)
-    font = _font(10)
+    typeface = font(10)
     for i in range(n):
         r, c = divmod(i, columns)
         picture = Image.fromarray(images[i]).resize((w * scale, h * scale), Image.NEAREST)
@@ -262,14 +283,14 @@ def captioned_grid(images: np.ndarray, captions: Sequence[str], columns: int = 8
             (c * tile_w + tile_w / 2, r * tile_h + h * scale + 2),
             true.strip(),
             fill="black",
-            font=font,
+            font=typeface,
             anchor="ma",
         )
         draw.text(
             (c * tile_w + tile_w / 2, r * tile_h + h * scale + 14),
             "as " + predicted.strip(),
             fill=(214, 39, 40),
-            font=font,
+            font=typeface,
             anchor="ma",
         )
     return np.asarray(sheet)
@@ -284,6 +305,8 @@ class Series(NamedTuple):
     high: np.ndarray | None = None
     dashed: bool = False
     color: int | None = None  # an index into the chart's colours; None: its place
+    x: np.ndarray | None = None  # (m,) its own x values; None: the chart's
+    dots: bool = False  # a dot per value, no line (data points)
 
 
 def ticks(lo: float, hi: float, log: bool = False, count: int = 5) -> list[float]:
@@ -322,6 +345,17 @@ def _dashed(draw, points: list, color, on: float = 7, off: float = 5) -> None:
             t = end
 
 
+def _wrap(draw, text: str, typeface, width: float) -> list[str]:
+    """`text` broken at spaces into lines no wider than `width` pixels."""
+    lines = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=typeface) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
 def chart(
     x: np.ndarray,
     series: Sequence[Series],
@@ -330,19 +364,28 @@ def chart(
     log_x: bool = False,
     mark: tuple[float, float] | None = None,
     log_y: bool = False,
-    size: tuple[int, int] = (300, 480),
+    size: tuple[int, int] = (224, 336),
+    y_label: str = "",
 ) -> np.ndarray:
-    """A line chart with labelled axes: each series a colour, its band shaded,
-    a legend, and `mark` (x, y) circled (the best value of a sweep). `log_x`,
-    `log_y`: logarithmic axes (for positive values).
+    """A line chart sized for a TensorBoard card (CARD), text FONT px.
+
+    Each series a colour, its band shaded; the title wrapped to the width;
+    both axes labelled; a legend naming every labelled series, in the
+    corner of the plot its lines cross least; `mark` (x, y) circled (the
+    best value of a sweep); zero drawn darker when inside the range.
+    `log_x`, `log_y`: logarithmic axes (for positive values).
 
     Returns (height, width, 3) uint8.
     """
     from PIL import Image, ImageDraw
 
     h, w = size
-    left, right, top, bottom = 56, 12, 24 if title else 10, 34
+    image = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(image)
+    typeface, line_height = font(), FONT + 3
+    title_lines = _wrap(draw, title, typeface, w - 8)
     x = np.asarray(x, np.float64)
+    xs = [np.asarray(s.x if s.x is not None else x, np.float64) for s in series]
     ys = [np.asarray(v, np.float64) for s in series for v in (s.y, s.low, s.high) if v is not None]
     fx = np.log10 if log_x else (lambda v: v)
     fy = np.log10 if log_y else (lambda v: v)
@@ -350,8 +393,16 @@ def chart(
     y0, y1 = (float(fy(finite.min())), float(fy(finite.max()))) if finite.size else (0.0, 1.0)
     pad = 0.05 * max(y1 - y0, 1e-6 * max(abs(y1), 1))
     y0, y1 = y0 - pad, y1 + pad
-    x0, x1 = float(fx(x.min())), float(fx(x.max()))
+    every_x = np.concatenate([x, *xs])
+    x0, x1 = float(fx(every_x.min())), float(fx(every_x.max()))
     x1 = x1 if x1 > x0 else x0 + 1
+    x_ticks = ticks(10**x0 if log_x else x0, 10**x1 if log_x else x1, log_x)
+    y_ticks = ticks(10**y0 if log_y else y0, 10**y1 if log_y else y1, log_y)
+    widest = max((draw.textlength(_number(t), font=typeface) for t in y_ticks), default=0)
+    left = int(widest) + 8 + (line_height if y_label else 0)
+    top = 6 + line_height * len(title_lines) if title_lines else 8
+    bottom = line_height + 4 + (line_height if x_label else 0)
+    right = 14
 
     def px(v):
         return left + (np.asarray(fx(v), np.float64) - x0) / (x1 - x0) * (w - left - right)
@@ -361,28 +412,32 @@ def chart(
             value = fy(np.asarray(v, np.float64))
         return top + (y1 - value) / (y1 - y0) * (h - top - bottom)
 
-    image = Image.new("RGB", (w, h), "white")
-    draw = ImageDraw.Draw(image)
-    font = _font(11)
     grid, ink = tuple(int(c) for c in GRID), (90, 90, 90)
-    for t in ticks(10**x0 if log_x else x0, 10**x1 if log_x else x1, log_x):
-        draw.line([(px(t), top), (px(t), h - bottom)], fill=grid)
-        draw.text((px(t), h - bottom + 3), _number(t), fill=ink, font=font, anchor="ma")
-    for t in ticks(10**y0 if log_y else y0, 10**y1 if log_y else y1, log_y):
-        draw.line([(left, py(t)), (w - right, py(t))], fill=grid)
-        draw.text((left - 4, py(t)), _number(t), fill=ink, font=font, anchor="rm")
+    for t in x_ticks:
+        draw.line([(px(t), top), (px(t), h - bottom)], fill=ink if t == 0 else grid)
+        draw.text((px(t), h - bottom + 3), _number(t), fill=ink, font=typeface, anchor="ma")
+    for t in y_ticks:
+        draw.line([(left, py(t)), (w - right, py(t))], fill=ink if t == 0 else grid)
+        draw.text((left - 4, py(t)), _number(t), fill=ink, font=typeface, anchor="rm")
     draw.rectangle([left, top, w - right, h - bottom], outline=ink)
-    draw.text((w / 2, h - 4), x_label, fill="black", font=font, anchor="md")
-    draw.text((w / 2, 4), title, fill="black", font=font, anchor="ma")
+    middle = (left + w - right) / 2
+    draw.text((middle, h - 3), x_label, fill="black", font=typeface, anchor="md")
+    for row, text in enumerate(title_lines):
+        draw.text((w / 2, 4 + row * line_height), text, fill="black", font=typeface, anchor="ma")
+    if y_label:  # rotated a quarter turn, left of the tick labels
+        label = Image.new("RGB", (h - top - bottom, line_height), "white")
+        ImageDraw.Draw(label).text((label.width / 2, line_height / 2), y_label, fill="black",
+                                   font=typeface, anchor="mm")  # fmt: skip
+        image.paste(label.rotate(90, expand=True), (2, top))
     legend = []
-    for i, s in enumerate(series):
+    for i, (s, sx) in enumerate(zip(series, xs, strict=True)):
         index = i if s.color is None else s.color
         color = tuple(int(c) for c in CLASS_COLORS[(index + 1) % len(CLASS_COLORS)])
         if s.low is not None and s.high is not None:
             ok = np.isfinite(s.low) & np.isfinite(s.high)
             band = Image.new("RGB", (w, h), "white")
-            upper = zip(px(x[ok]), py(np.asarray(s.high)[ok]), strict=True)
-            lower = zip(px(x[ok][::-1]), py(np.asarray(s.low)[ok][::-1]), strict=True)
+            upper = zip(px(sx[ok]), py(np.asarray(s.high)[ok]), strict=True)
+            lower = zip(px(sx[ok][::-1]), py(np.asarray(s.low)[ok][::-1]), strict=True)
             outline = [*upper, *lower]
             if len(outline) >= 3:
                 ImageDraw.Draw(band).polygon(outline, fill=color)
@@ -391,32 +446,64 @@ def chart(
                 image.paste(band, (0, 0), mask)
                 draw = ImageDraw.Draw(image)
         ok = np.isfinite(s.y)
-        points = list(zip(px(x[ok]), py(np.asarray(s.y)[ok]), strict=True))
+        points = list(zip(px(sx[ok]), py(np.asarray(s.y)[ok]), strict=True))
         if s.dashed:
             _dashed(draw, points, color)
-        elif len(points) > 1:
+        elif len(points) > 1 and not s.dots:
             draw.line(points, fill=color, width=2)
-        elif points:
-            draw.ellipse([points[0][0] - 2, points[0][1] - 2, points[0][0] + 2, points[0][1] + 2],
-                         fill=color)  # fmt: skip
+        else:
+            for cx, cy in points:
+                draw.ellipse([cx - 2.5, cy - 2.5, cx + 2.5, cy + 2.5], fill=color)
         if s.label:
-            legend.append((s.label, color))
-    for row, (label, color) in enumerate(legend):  # top left, on white
-        y = top + 8 + 14 * row
-        box = draw.textbbox((left + 30, y), label, font=font, anchor="lm")
-        draw.rectangle([left + 4, box[1] - 2, box[2] + 4, box[3] + 2], fill="white")
-        draw.line([(left + 8, y), (left + 26, y)], fill=color, width=2)
-        draw.text((left + 30, y), label, fill="black", font=font, anchor="lm")
+            legend.append((s.label, color, s))
     if mark is not None:
         mx, my = float(px(mark[0])), float(py(mark[1]))
         draw.ellipse([mx - 6, my - 6, mx + 6, my + 6], outline=(214, 39, 40), width=2)
-        below = my - 8 < top + 14  # no room above
+        below = my - 8 < top + line_height  # no room above
         label = f"best {_number(mark[0])}"
-        half = draw.textlength(label, font=font) / 2  # kept inside the picture:
+        half = draw.textlength(label, font=typeface) / 2  # kept inside the picture:
         lx = min(max(mx, half + 2), w - half - 2)
         where, anchor = ((lx, my + 8), "ma") if below else ((lx, my - 8), "md")
-        draw.text(where, label, fill=(214, 39, 40), font=font, anchor=anchor)
+        draw.text(where, label, fill=(214, 39, 40), font=typeface, anchor=anchor)
+    _legend(image, legend, (left, top, w - right, h - bottom))
     return np.asarray(image)
+
+
+def _legend(image, entries: list, plot: tuple[int, int, int, int]) -> None:
+    """Each (label, colour, series) a row with its line's sample, on white,
+    in the corner of the `plot` box (left, top, right, bottom) that covers
+    the fewest drawn pixels; as many rows as fit, then '+N more'."""
+    from PIL import ImageDraw
+
+    if not entries:
+        return
+    draw, typeface, row = ImageDraw.Draw(image), font(), FONT + 4
+    left, top, right, bottom = plot
+    fit = max(1, (bottom - top - 8) // row)
+    if len(entries) > fit:
+        entries = [*entries[: fit - 1], (f"+{len(entries) - fit + 1} more", None, None)]
+    width = 34 + max(draw.textlength(label, font=typeface) for label, *_ in entries)
+    height = row * len(entries) + 4
+    pixels = np.asarray(image)
+    drawn = np.any(pixels != 255, axis=-1) & np.any(pixels != GRID.astype(np.uint8), axis=-1)
+    lefts, tops = (left + 3, right - 3 - width), (top + 3, bottom - 3 - height)
+    corners = [(cx, cy) for cy in tops for cx in lefts]  # top left first, on a tie
+
+    def covered(corner):
+        cx, cy = int(corner[0]), int(corner[1])
+        return drawn[cy : cy + int(height), cx : cx + int(width)].sum()
+
+    x, y = min(corners, key=covered)
+    draw.rectangle([x, y, x + width, y + height], fill="white", outline=GRID_INK)
+    for i, (label, color, s) in enumerate(entries):
+        cy = y + 2 + row * i + row / 2
+        if s is not None and s.dots:
+            draw.ellipse([x + 14, cy - 2.5, x + 19, cy + 2.5], fill=color)
+        elif s is not None and s.dashed:
+            _dashed(draw, [(x + 6, cy), (x + 28, cy)], color, on=6, off=4)
+        elif color is not None:
+            draw.line([(x + 6, cy), (x + 28, cy)], fill=color, width=2)
+        draw.text((x + 32, cy), label, fill="black", font=typeface, anchor="lm")
 
 
 # Low to high: dark blue, teal, green, yellow (viridis's anchors).
@@ -457,12 +544,14 @@ def surface(
     edge[:, 1:] |= bands[:, 1:] != bands[:, :-1]
     edge[1:, :] |= bands[1:, :] != bands[:-1, :]
     image[edge] = image[edge] * 0.45 + 255 * 0.55  # contour lines: paler
-    top = 20 if title else 0
+    typeface = font()
+    title_lines = _wrap(ImageDraw.Draw(Image.new("RGB", (1, 1))), title, typeface, size - 8)
+    top = 4 + (FONT + 3) * len(title_lines) if title_lines else 0
     canvas = Image.new("RGB", (size, size + top), "white")
     canvas.paste(Image.fromarray(image.astype(np.uint8)), (0, top))
     draw = ImageDraw.Draw(canvas)
-    if title:
-        draw.text((size / 2, 3), title, fill="black", font=_font(11), anchor="ma")
+    for row, text in enumerate(title_lines):
+        draw.text((size / 2, 3 + row * (FONT + 3)), text, fill="black", font=typeface, anchor="ma")
 
     def px(ab):
         a, b = np.clip(np.asarray(ab, np.float64), -span, span).T
@@ -493,7 +582,8 @@ def sharpness_chart(curves: dict[str, tuple]) -> np.ndarray:
         series.append(Series(mean, name, low if many else None, high if many else None, color=i))
         if np.isfinite(limit).any():
             series.append(Series(limit, "limit 2/eta" if not point else "", dashed=True, color=i))
-    return chart(x, series, "sharpness (solid) and its limit (dashed)", "step")
+    title = "sharpness (solid) and its limit 2/eta (dashed)"
+    return chart(x, series, title, "step", y_label="sharpness")
 
 
 def landscape_pictures(line: np.ndarray, plane: np.ndarray, span: float, path) -> tuple:
@@ -505,6 +595,25 @@ def landscape_pictures(line: np.ndarray, plane: np.ndarray, span: float, path) -
     series = [Series(line[0], "train loss"), Series(line[1], "eval loss")]
     wide = np.all(line > 0) and line.max() / line.min() > 10
     title = "loss from the initial (0) to the final (1) weights"
-    line_picture = chart(alphas, series, title, "a", log_y=wide)
+    # Larger than a card (CARD): TensorBoard shows them at about 0.65 of
+    # their size, and whole with the card's 'actual size' button.
+    line_picture = chart(alphas, series, title, "a", log_y=wide, size=(300, 480), y_label="loss")
     title = "train loss around the final weights; the path"
-    return line_picture, surface(plane, span, path, title)
+    return line_picture, surface(plane, span, path, title, size=320)
+
+
+def activation_chart(name: str, x: np.ndarray, f: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """An activation f and its derivative f' over `x` (views/activation/NAME)."""
+    series = [Series(f, f"f(x) = {name}(x)"), Series(slope, "f'(x), its slope", dashed=True)]
+    return chart(x, series, f"activation {name}", "x", y_label="f(x), f'(x)")
+
+
+def fit_chart(x: np.ndarray, y: np.ndarray, line_x: np.ndarray, fitted: np.ndarray,
+              true: np.ndarray | None = None, title: str = "") -> np.ndarray:  # fmt: skip
+    """A regression on one input: the data (x, y) as dots, the model's
+    `fitted` values over `line_x`, and the `true` line (dashed) if known."""
+    series = [Series(y, "data", x=x, dots=True, color=0)]
+    if true is not None:  # under the fitted line
+        series.append(Series(true, "true line", dashed=True, color=2))
+    series.append(Series(fitted, "fitted line", color=1))
+    return chart(line_x, series, title, "x", y_label="y")

@@ -5,7 +5,8 @@ measurements of training/curvature.py and landscape.py.) `Views` is the
 one object the training loop asks for these, at these moments:
 `at_start` (the activation and its derivative, once per run), `at_log`
 (layer statistics, small parameters as scalars), `at_picture` (a 2-D
-classifier's decision boundary), `at_eval` (the confusion matrix) and
+classifier's decision boundary and network; a regression's fit), `at_eval`
+(the confusion matrix) and
 `at_end` (maxout's learned functions; a regression's recovered
 parameters next to the true ones). Each computation is one jitted
 function of the parameters; drawing happens on the host, with NumPy
@@ -127,12 +128,14 @@ class Views:
             self._probabilities = jax.jit(self._grid_probabilities)
         else:
             self._grid = None
+        self._fit = dataset.is_regression and config.model.name == "mlp"
         self._network = self._grid is not None and config.model.name == "mlp"
         if self._network:  # the Playground's view of the units (dashboards/network.py)
             self._feature_names = nets.feature_names(config.data.features)
             self._unit_grid = jnp.asarray(pictures.grid_points(UNIT_RESOLUTION, *self._extent))
             self._units = jax.jit(self._unit_values)
         self._predict = jax.jit(lambda params, x: nets.predictions(nets.apply(graphdef, params, x)))
+        self._predict_values = jax.jit(lambda params, x: nets.apply(graphdef, params, x))
         self._statistics = jax.jit(
             lambda params, x: layer_statistics(nnx.merge(graphdef, params), nets.to_inputs(x))
         )
@@ -159,7 +162,7 @@ class Views:
             activation = nets.make_activation(name, nets.activation_options(self._model))(1)
             # One compiled call, not a dozen eager ops each compiled on first use.
             y, slope = jax.jit(lambda x, f=activation: jax.jvp(f, (x,), (jnp.ones_like(x),)))(x)
-            image = pictures.curves(x[:, 0], [np.asarray(y[:, 0]), np.asarray(slope[:, 0])])
+            image = pictures.activation_chart(name, x[:, 0], y[:, 0], slope[:, 0])
             writer.image(f"views/activation/{name}", image, 0)
         self.seconds += time.perf_counter() - start
 
@@ -174,8 +177,11 @@ class Views:
         self.seconds += time.perf_counter() - start
 
     def at_picture(self, writer, step: int, params: nnx.State) -> None:
-        """A 2-D classifier's decision boundary, with the train (and eval) points."""
+        """A 2-D classifier's decision boundary, with the train (and eval)
+        points, and its network; a regression's fit to its train points."""
         start = time.perf_counter()
+        if self._fit:
+            writer.image("views/fit/train", self._fit_picture(params), step)
         if self._grid is not None:
             probs = np.asarray(self._probabilities(params))
             ds = self._dataset
@@ -187,11 +193,13 @@ class Views:
                 image = pictures.decision_boundary(probs, x, y, *self._extent)
                 writer.image(f"views/decision_boundary/{split}", image, step)
                 if units:
-                    network = self._network_picture(units, image)
-                    writer.image(f"views/network/{split}", network, step)
+                    for tag, picture in self._network_pictures(units, image).items():
+                        writer.image(f"views/network/{split}{tag}", picture, step)
         self.seconds += time.perf_counter() - start
 
-    def _network_picture(self, units, output: np.ndarray) -> np.ndarray:
+    def _network_pictures(self, units, output: np.ndarray) -> dict[str, np.ndarray]:
+        """{'': the picture} for up to network.BAND hidden layers; a deeper
+        network's bands {'/layers_1-3': ..., '/layers_4-6': ...}."""
         inputs, hidden, kernels = units
 
         def panels(values):  # (points, units) -> a (R, R) heatmap per unit
@@ -199,8 +207,38 @@ class Views:
 
         sizes = [k.shape[0] for k in kernels]  # each column's units, the inputs first
         hidden = [panels(a) for a in hidden]
-        names = self._feature_names
-        return network.network(panels(inputs), names, hidden, kernels, output, sizes=sizes)
+        args = (panels(inputs), self._feature_names, hidden, kernels, output)
+        bands = network.bands(len(hidden))
+        return {
+            "" if len(bands) == 1 else f"/layers_{a + 1}-{b}": network.network(
+                *args, sizes=sizes, columns=(a, b)
+            )
+            for a, b in bands
+        }
+
+    def _fit_picture(self, params: nnx.State) -> np.ndarray:
+        """The train points and the model's fit: with one input, y against x
+        with the fitted (and true) line; with more, predicted against true y."""
+        ds = self._dataset
+        x, y = ds.x_train, ds.y_train[:, 0]
+        if x.shape[1] > 1:
+            predicted = np.asarray(self._predict_values(params, x))[:, 0]
+            ends = np.array([min(y.min(), predicted.min()), max(y.max(), predicted.max())])
+            series = [
+                pictures.Series(predicted, "train points", x=y, dots=True),
+                pictures.Series(ends, "perfect fit", dashed=True),
+            ]
+            title = "predictions against targets"
+            return pictures.chart(ends, series, title, "target y", y_label="predicted y")
+        line_x = np.linspace(x.min(), x.max(), 101, dtype=np.float32)
+        fitted = np.asarray(self._predict_values(params, line_x[:, None]))[:, 0]
+        true, title = None, "the model's fit"
+        if ds.truth:
+            true = line_x * float(ds.truth["kernel"][0, 0]) + float(ds.truth["bias"][0])
+        if not self._model.hidden_sizes:  # y = x w + b: say w and b
+            w, b = (float(v) for v in np.polyfit(line_x, fitted, 1))
+            title = f"fitted line y = {w:.3f} x {'-' if b < 0 else '+'} {abs(b):.3f}"
+        return pictures.fit_chart(x[:, 0], y, line_x, fitted, true, title)
 
     def at_eval(self, writer, step: int, params: nnx.State, confusion: np.ndarray) -> None:
         """For multi-class classifiers: per-class accuracy, the confusion

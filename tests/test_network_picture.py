@@ -97,15 +97,15 @@ def test_the_output_picture_fills_the_output_box_scaled():
     output[:, 15:] = (0, 200, 0)
     image = network.network([constant(1.0)], ["x"], [[constant(1.0)]], [[[1.0]], [[1.0]]], output)
     top, left, bottom, right = network.layout(1, [1]).output
-    assert bottom - top == right - left == 3 * 48
+    assert bottom - top == right - left == network.OUTPUT[0]  # 1 unit: the smallest box
     side = bottom - top
     np.testing.assert_array_equal(image[top + side // 4, left + side // 4], (200, 0, 0))
     np.testing.assert_array_equal(image[bottom - side // 4, right - side // 4], (0, 200, 0))
 
 
-def test_only_max_units_are_drawn_and_the_header_says_so():
-    place = network.layout(10, [16, 4], max_units=8)
-    assert [len(column) for column in place.units] == [8, 8, 4]
+def test_only_max_units_are_drawn_and_the_count_under_the_column_says_so():
+    place = network.layout(10, [16, 4], max_units=6)
+    assert [len(column) for column in place.units] == [6, 6, 4]
 
     def draw(num_inputs: int, units: int) -> np.ndarray:
         hidden = [[constant(1.0)] * units]
@@ -113,17 +113,32 @@ def test_only_max_units_are_drawn_and_the_header_says_so():
         inputs = [constant(1.0)] * num_inputs
         return network.network(inputs, ["x"] * num_inputs, hidden, weights, BLANK)
 
-    eight, sixteen = draw(8, 8), draw(10, 16)
-    assert eight.shape == sixteen.shape
-    headers = network.HEADER - 2
+    six, sixteen = draw(6, 6), draw(10, 16)
+    assert six.shape == sixteen.shape
+    footer = slice(six.shape[0] - network.FOOTER, None)  # '6 inputs' and '6 units' or '6 of 16'
     (_, inputs_col), (_, layer_col) = place.units[0][0], place.units[1][0]
-    pitch = layer_col - inputs_col
     for col in inputs_col, layer_col:
-        strip = slice(max(col - pitch // 2, 0), col + pitch // 2)
-        assert (eight[:headers, strip] != 255).any(), "a header is written"
-        assert (eight[:headers, strip] != sixteen[:headers, strip]).any(), "'first 8 of ...'"
-    below = slice(headers, None)
-    np.testing.assert_array_equal(eight[below], sixteen[below])  # same panels and lines
+        strip = slice(col - 12, col + place.panel + 12)
+        assert (six[footer, strip] != 255).any(), "a count is written"
+        assert (six[footer, strip] != sixteen[footer, strip]).any(), "'6 of ...'"
+    np.testing.assert_array_equal(six[: footer.start], sixteen[: footer.start])  # same panels
+
+
+def test_a_deep_network_is_drawn_in_bands_that_fit_a_card():
+    assert network.bands(1) == [(0, 1)] and network.bands(3) == [(0, 3)]
+    assert network.bands(8) == [(0, 3), (3, 6), (6, 8)]
+    sizes = [16] * 8
+    hidden = [[constant(float(layer))] * 6 for layer in range(1, 9)]
+    weights = [np.ones((a, b)) for a, b in zip([2, *sizes], [*sizes, 1], strict=True)]
+    for columns in network.bands(8):
+        image = network.network([constant(1.0)] * 2, ["x1", "x2"], hidden, weights, BLANK,
+                                sizes=[2, *sizes], columns=columns)  # fmt: skip
+        place = network.layout(2, sizes, columns=columns)
+        assert image.shape == (*place.shape, 3)
+        assert image.shape[0] <= network.SIZE[0] and image.shape[1] <= network.SIZE[1]
+        assert pictures.FONT * pictures.shown_scale(image.shape) >= 12
+        assert (place.output is not None) == (columns[1] == 8), "only the last band has the output"
+        assert len(place.units) == columns[1] - columns[0] + 1
 
 
 def test_no_hidden_layer_joins_inputs_to_the_output():
@@ -135,7 +150,7 @@ def test_no_hidden_layer_joins_inputs_to_the_output():
 
 
 @pytest.mark.parametrize(
-    "num_inputs, sizes, panel", [(2, [2], 48), (3, [8, 4, 1], 32), (12, [], 40)]
+    "num_inputs, sizes, panel", [(2, [2], None), (3, [8, 4, 1], 20), (12, [], None)]
 )
 def test_image_shape_matches_layout_and_boxes_fit(num_inputs, sizes, panel):
     hidden = [[constant(0.5)] * n for n in sizes]
@@ -147,7 +162,8 @@ def test_image_shape_matches_layout_and_boxes_fit(num_inputs, sizes, panel):
     place = network.layout(num_inputs, sizes, panel=panel)
     assert image.shape == (*place.shape, 3) and image.dtype == np.uint8
     height, width = place.shape
-    boxes = [(r, c, r + panel, c + panel) for column in place.units for r, c in column]
+    side = place.panel
+    boxes = [(r, c, r + side, c + side) for column in place.units for r, c in column]
     for top, left, bottom, right in [*boxes, place.output]:
         assert network.HEADER <= top and bottom <= height and 0 < left and right < width
 

@@ -58,3 +58,50 @@ def test_captioned_grid_lays_out_images_with_captions():
     images = np.zeros((10, 28, 28), np.uint8)
     grid = pictures.captioned_grid(images, ["Shirt -> Coat"] * 10, columns=4, scale=2)
     assert grid.shape == (3 * (56 + 28), 4 * 110, 3)
+
+
+def colour(image, rgb) -> np.ndarray:
+    """(height, width) bool: the pixels of exactly that colour."""
+    return (image == np.asarray(rgb, np.uint8)).all(axis=-1)
+
+
+def test_activation_chart_draws_f_and_f_prime_with_a_legend_readable_in_a_card():
+    x = np.linspace(-4, 4, 801)
+    image = pictures.activation_chart("relu", x, np.maximum(x, 0), (x > 0).astype(float))
+    assert pictures.FONT * pictures.shown_scale(image.shape) >= 12  # was 11 * 0.75 (160 x 240)
+    f, slope = colour(image, pictures.BLUE), colour(image, pictures.CLASS_COLORS[2])
+    rows, cols = np.nonzero(f)
+    rising = cols > np.median(cols)  # f's rising half: up (fewer rows) as it goes right
+    assert np.corrcoef(cols[rising], rows[rising])[0, 1] < -0.9
+    # f' is 0 then 1: green on one row left of 0 and on a higher one right of it.
+    left, right = np.nonzero(slope[:, : image.shape[1] // 3]), np.nonzero(slope[:, -40:])
+    assert np.median(right[0]) < np.median(left[0]) - 20
+    # The legend: a sample of each line, on white in a grey box, with its name.
+    box = np.nonzero(colour(image, pictures.GRID_INK))
+    assert box[0].size > 100
+    inside = image[box[0].min() : box[0].max(), box[1].min() : box[1].max()]
+    assert colour(inside, pictures.BLUE).any() and colour(inside, pictures.CLASS_COLORS[2]).any()
+    assert (inside.max(axis=-1) < 80).sum() > 100, "the names, in black"
+    assert (image[:, :14].max(axis=-1) < 80).sum() > 50, "the y axis has a label"
+
+
+def test_a_chart_puts_its_legend_where_its_lines_are_not():
+    x = np.linspace(0, 1, 50)
+    falling = pictures.chart(x, [pictures.Series(1 - x, "falling")])  # crosses top left
+    rising = pictures.chart(x, [pictures.Series(x, "rising")])  # crosses top right
+    for image, side in ((falling, "right"), (rising, "left")):
+        cols = np.nonzero(colour(image, pictures.GRID_INK))[1]
+        middle = image.shape[1] / 2
+        assert (cols > middle).all() if side == "right" else (cols < middle).all()
+
+
+def test_a_long_title_is_wrapped_to_the_width():
+    x = np.arange(3.0)
+    title = "final eval/loss against learning_rate: median over seeds, min to max"
+    image = pictures.chart(x, [pictures.Series(x, "")], title)
+    dark = (image[:, :].max(axis=-1) < 80)[:40].any(axis=1)
+    assert dark[:18].any() and dark[18:36].any(), "two lines of title"
+    assert (
+        not (image[:40, :3].max(axis=-1) < 80).any()
+        and not (image[:40, -3:].max(axis=-1) < 80).any()
+    )

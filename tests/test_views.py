@@ -6,6 +6,7 @@ from conftest import read_events, read_image, read_scalars
 
 import train
 from configs import activations, linear_regression, playground
+from dashboards import network, pictures
 from plumbing.failures import UserError
 
 
@@ -93,4 +94,59 @@ def test_decision_boundary_pictures(dataset, tmp_path):
     events = read_events(tmp_path)
     assert [e.step for e in events.Tensors("views/decision_boundary/train")] == [0, 10, 20]
     assert image_shape(tmp_path, "views/decision_boundary/eval") == (200, 200, 3)
-    assert image_shape(tmp_path, "views/activation/tanh") == (160, 240, 3)
+    assert image_shape(tmp_path, "views/activation/tanh") == (224, 336, 3)  # pictures.chart
+
+
+GREEN, RED = (pictures.CLASS_COLORS[i].astype(np.uint8) for i in (2, 3))  # fitted, true line
+
+
+def line_rows(image, color) -> dict[int, float]:
+    """{column: mean row} of the pixels of exactly `color`."""
+    rows, cols = np.nonzero((image == color).all(axis=-1))
+    return {c: rows[cols == c].mean() for c in np.unique(cols)}
+
+
+def test_linear_regression_draws_its_fit_as_it_learns(tmp_path):
+    config = short(linear_regression.get_config(), 40)
+    config.picture_every = 20
+    train.train_and_evaluate(config, str(tmp_path))
+    events = read_events(tmp_path)
+    assert [e.step for e in events.Tensors("views/fit/train")] == [0, 20, 40]
+
+    def gap(step):  # how far the fitted line is drawn from the true one, in pixels
+        image = read_image(tmp_path, "views/fit/train", step)
+        fitted, true = line_rows(image, GREEN), line_rows(image, RED)
+        shared = [c for c in fitted if c in true]
+        assert len(shared) > 50, "both lines are drawn across the chart"
+        return np.median([abs(fitted[c] - true[c]) for c in shared])
+
+    assert gap(0) > 20 and gap(40) < 3  # from W = 0 (a flat line) to the true one
+    data_points = read_image(tmp_path, "views/fit/train") == pictures.BLUE.astype(np.uint8)
+    assert data_points.all(axis=-1).sum() > 50 * 10, "50 dots"
+
+
+def test_a_sweep_draws_each_members_fit_once(tmp_path):
+    config = short(linear_regression.get_config(), 20)
+    config.data.true_w = (1.0, -3.0)  # two inputs: predictions against targets
+    config.sweep.optimizer.learning_rate = (0.001, 0.01)
+    train.train_and_evaluate(config, str(tmp_path))
+    for point in ("learning_rate=0.001", "learning_rate=0.01"):
+        member = tmp_path / point / "seed=0"
+        assert [e.step for e in read_events(member).Tensors("views/fit/train")] == [0, 20]
+        assert (
+            "views/fit/train" not in read_events(tmp_path / point / "aggregate").Tags()["tensors"]
+        )
+
+
+def test_a_deep_networks_picture_is_drawn_in_bands(tmp_path):
+    config = short(activations.get_config(), 1)  # 8 hidden layers of 16
+    train.train_and_evaluate(config, str(tmp_path))
+    tags = [t for t in read_events(tmp_path).Tags()["tensors"] if t.startswith("views/network/")]
+    bands = ["layers_1-3", "layers_4-6", "layers_7-8"]
+    assert sorted(tags) == sorted(
+        f"views/network/{s}/{b}" for s in ("train", "eval") for b in bands
+    )
+    for band in bands:  # was one picture 1,676 px wide
+        shape = image_shape(tmp_path, f"views/network/train/{band}")
+        assert shape[0] <= network.SIZE[0] and shape[1] <= network.SIZE[1]
+        assert pictures.FONT * pictures.shown_scale(shape) >= 12
