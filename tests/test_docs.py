@@ -8,6 +8,11 @@ what `main()` runs), shortened: a few steps, a few seeds, small images and
 landscapes, a tiny MNIST for the image sets and small files for the CSV
 placeholders. Where the docs show what a command prints, every printed
 line shown must still come out, numbers and paths aside.
+
+Tables of results name the command that made them; the cheap ones are
+rerun here, their numbers read back from the runs' event files with
+docs/tables.py's functions (which rerun every one: `python docs/tables.py
+--check`).
 """
 
 import glob
