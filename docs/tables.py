@@ -74,6 +74,19 @@ def at(run: str, tag: str, step: int) -> float:
     return reading.scalars(run, tag)[step]
 
 
+def parameters(run: str) -> int:
+    """The run's parameter count: the counts of its last weight histograms (weights/...)."""
+    from tensorboard.util import tensor_util
+
+    accumulator, total = reading.events(run), 0
+    for tag in accumulator.Tags()["tensors"]:
+        if tag.startswith("weights/"):
+            value = tensor_util.make_ndarray(accumulator.Tensors(tag)[-1].tensor_proto)
+            if value.ndim == 2 and value.shape[1] == 3:  # a histogram: (left, right, count) rows
+                total += int(value[:, 2].sum())
+    return total
+
+
 class Table(NamedTuple):
     page: str  # where it is, relative to the repository root
     header: str  # its first line, stripped: how it is found
@@ -297,14 +310,14 @@ FASHION_COMMANDS = {
 
 
 def fashion_rows(run: Runner, old: list[list[str]]) -> list[list[str]]:
-    """The test accuracy (the last eval); model, parameters, times and speeds as shown."""
+    """The parameters and the test accuracy (the last eval); model, times, speeds as shown."""
     rows = []
-    for label, model, parameters, accuracy, *timing in old:
+    for label, model, _, accuracy, *timing in old:
         with tempfile.TemporaryDirectory() as workdir:
             r = run(FASHION_COMMANDS[label], workdir)
-            shown = percent(last(r, "eval/accuracy"))
+            shown, count = percent(last(r, "eval/accuracy")), thousands(parameters(r))
         bold = accuracy.startswith("**")
-        rows.append([label, model, parameters, f"**{shown}**" if bold else shown, *timing])
+        rows.append([label, model, count, f"**{shown}**" if bold else shown, *timing])
     return rows
 
 
@@ -363,7 +376,7 @@ TABLES = {
     "fashion_mnist": Table(
         "README.md",
         "| config | model | parameters | test accuracy | training time | images/s |",
-        "the first three python train.py commands of the README's Images section",
+        "; ".join("python train.py " + shlex.join(a) for a in FASHION_COMMANDS.values()),
         fashion_rows,
         noisy=(4, 5),
     ),

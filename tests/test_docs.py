@@ -27,6 +27,7 @@ import sys
 from contextlib import redirect_stdout
 from typing import NamedTuple
 
+import jax
 import numpy as np
 import pytest
 from absl import flags
@@ -457,3 +458,33 @@ def test_sweep_pages_tables_are_what_their_commands_write(run_here, tmp_path):
     sweep = run_here(args, str(tmp_path / "fields"))
     row = next(r for r in rows if r[0] == point)
     assert_aggregate_row(os.path.join(sweep, point, "aggregate"), header, row, f"{page}: {point}")
+
+
+def test_fashion_mnist_table_parameters(files, tmp_path):
+    """The README's Fashion-MNIST table counts the parameters each command's model has
+    (its accuracies take 10 minutes: `python docs/tables.py fashion_mnist --check`)."""
+    from flax import nnx
+
+    import nets
+
+    rows = tables.read(tables.TABLES["fashion_mnist"])
+    assert [row[0] for row in rows] == list(tables.FASHION_COMMANDS)
+    for label, _, shown, *_ in rows:
+        parse(
+            shlex.join(["python", "train.py", *tables.FASHION_COMMANDS[label]]),
+            str(tmp_path),
+            files,
+        )
+        model = nets.build_model(train._CONFIG.value.model, (28, 28, 1), 10, nnx.Rngs(0))
+        count = sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+        assert f"{count:,}" == shown, f"README.md: {label}: {shown} parameters shown, {count:,}"
+
+
+def test_parameters_are_read_back_from_the_weight_histograms(run_here, tmp_path):
+    """docs/tables.py's parameter count: configs/xor.py's 2-16-1 MLP has 65."""
+    assert (
+        tables.parameters(
+            run_here(["--config=configs/xor.py", "--config.num_steps=10"], str(tmp_path))
+        )
+        == 65
+    )
