@@ -20,6 +20,7 @@ machines:
 runs it the same way and saves it with its new outputs.
 """
 
+import contextlib
 import glob
 import json
 import math
@@ -86,7 +87,7 @@ def execute(folder: str):
         client.execute(env=env)  # raises CellExecutionError, naming the cell, on any error
     finally:  # %tensorboard's server outlives the kernel
         for info in glob.glob(os.path.join(tmp, ".tensorboard-info", "pid-*.info")):
-            with open(info) as f:
+            with open(info) as f, contextlib.suppress(ProcessLookupError):  # (if it ended)
                 os.kill(json.load(f)["pid"], signal.SIGTERM)
     for cell in notebook.cells:  # the runs' folder, as a user's notebook names it
         for output in cell.get("outputs", []):
