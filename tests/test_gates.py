@@ -8,7 +8,7 @@ from tensorboard.util import tensor_util
 
 from configs import gates as gates_config
 from configs import xor_from_gates
-from dashboards import network
+from dashboards import network, pictures
 from plumbing.failures import UserError
 from training import gates
 
@@ -82,11 +82,14 @@ def test_one_delta_rule_epoch_by_hand():
     # AND from zeros, lr 0.1: (0,0) fires wrongly -> theta 0.1; (0,1), (1,0)
     # are right; (1,1) misses -> w (0.1, 0.1), theta 0.
     x = jnp.asarray(gates.INPUTS)
-    w, theta, wrong = gates.delta_rule_epoch(
+    w, theta, wrong, (ws, thetas) = gates.delta_rule_epoch(
         jnp.zeros(2), jnp.float32(0), x, jnp.asarray(gates.TARGETS["and"]), jnp.float32(0.1)
     )
     np.testing.assert_allclose(w, [0.1, 0.1], atol=1e-7)
-    assert float(theta) == pytest.approx(0.0, abs=1e-7) and int(wrong) == 2
+    assert float(theta) == pytest.approx(0.0, abs=1e-7)
+    assert np.asarray(wrong).tolist() == [True, False, False, True]
+    np.testing.assert_allclose(ws, [[0, 0], [0, 0], [0, 0], [0.1, 0.1]], atol=1e-7)
+    np.testing.assert_allclose(thetas, [0.1, 0.1, 0.1, 0.0], atol=1e-7)
 
 
 @pytest.mark.parametrize("gate", ["or", "and", "nand"])
@@ -106,7 +109,38 @@ def test_delta_rule_never_solves_xor(tmp_path, capsys):
     assert len(accuracy) == 41 and max(accuracy.values()) <= 0.75
     assert "No straight line separates XOR" in capsys.readouterr().out
     assert "No straight line separates XOR" in text(tmp_path, "truth_table")
-    assert len(read_events(tmp_path).Tensors("views/decision_line")) == 41
+    assert [e.step for e in read_events(tmp_path).Tensors("views/decision_line")] == list(
+        range(1, 41)
+    )
+
+
+def test_the_xor_picture_shows_the_line_swing_within_every_epoch(tmp_path):
+    """From zeros, each epoch from the third on goes: all 0, the diagonal
+    x2 >= x1, all 1, x1 <= 0, and back; every point wrong on the way."""
+    gates.run(gates_config.get_config("xor"), str(tmp_path))
+    image = read_image(tmp_path, "views/decision_line", 3)
+    assert pictures.FONT * pictures.shown_scale(image.shape) >= 12
+    panel, gap = 80, 4  # gates.updates_picture
+
+    def side(i, x1, x2):  # 'blue' = output 1, 'orange' = output 0, in panel i at (x1, x2)
+        span = gates.HI - gates.LO
+        r = int((gates.HI - x2) / span * (panel - 1))
+        c = i * (panel + gap) + int((x1 - gates.LO) / span * (panel - 1))
+        red, _, blue = image[r, c].astype(int)
+        return "blue" if blue > red else "orange"
+
+    probes = [(-0.3, 0.5), (0.5, -0.3), (1.3, 0.5), (0.5, 1.3)]  # off the points and lines
+    assert [[side(i, *p) for p in probes] for i in range(4)] == [
+        ["orange"] * 4,  # after (0, 0): w = (-0.1, 0), theta 0.1
+        ["blue", "orange", "orange", "blue"],  # after (0, 1): x2 >= x1
+        ["blue"] * 4,  # after (1, 0)
+        ["blue", "orange", "orange", "orange"],  # after (1, 1): x1 <= 0
+    ]
+    text = image[panel:].astype(int)
+    red = (text[..., 0] > 150) & (text[..., 1] < 120)  # 'wrong', in red, under every panel
+    for i in range(4):
+        assert red[:, i * (panel + gap) : (i + 1) * (panel + gap) - gap].any()
+    assert np.array_equal(image, read_image(tmp_path, "views/decision_line", 50)), "a cycle"
 
 
 @pytest.mark.parametrize(

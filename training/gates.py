@@ -13,9 +13,11 @@ with `experiment = "gates"`):
 - delta mode: learns w and theta with the delta rule, NOT gradient descent:
   for each point in turn, `w += lr * (t - y) * x` and `theta -= lr * (t - y)`.
   One jit-compiled epoch (a `lax.scan` over the four points) per call;
-  after each epoch it logs accuracy, wrong points, w1, w2, theta and the
-  decision line, and it stops once all four points are right. XOR never
-  gets there: no line separates its classes, so 3/4 is the best.
+  after each epoch it logs accuracy, wrong points, w1, w2, theta and a
+  picture of the epoch's four updates (the line after each point), and it
+  stops once all four points are right. XOR never gets there: no line
+  separates its classes, so 3/4 is the best; the line swings within every
+  epoch and ends it where it began.
 """
 
 import os
@@ -66,18 +68,20 @@ def delta_rule_epoch(w, theta, x, t, learning_rate):
       learning_rate: the step size lr.
 
     Returns:
-      (w, theta) after the epoch, and the number of points the perceptron
-      got wrong as it met them.
+      (w, theta) after the epoch; wrong, (n,) bool: the points the
+      perceptron got wrong as it met them (each one moved the line); and
+      (ws, thetas), (n, in_features) and (n,): w and theta after each point.
     """
 
     def one_point(carry, example):
         w, theta = carry
         xi, ti = example
         error = ti - Perceptron(w, theta)(xi)  # -1, 0 or +1
-        return (w + learning_rate * error * xi, theta - learning_rate * error), error != 0
+        w, theta = w + learning_rate * error * xi, theta - learning_rate * error
+        return (w, theta), (error != 0, w, theta)
 
-    (w, theta), wrong = jax.lax.scan(one_point, (w, theta), (x, t))
-    return w, theta, jnp.sum(wrong)
+    (w, theta), (wrong, ws, thetas) = jax.lax.scan(one_point, (w, theta), (x, t))
+    return w, theta, wrong, (ws, thetas)
 
 
 def truth_table(outputs, targets, hidden=None) -> str:
@@ -92,16 +96,48 @@ def truth_table(outputs, targets, hidden=None) -> str:
     return "\n".join(rows)
 
 
-def region_picture(model, targets: np.ndarray) -> np.ndarray:
+def region_picture(model, targets: np.ndarray, size: int = 200) -> np.ndarray:
     """Where the model outputs 1 (blue) and 0 (orange), the four points on top.
 
     Each point is coloured by its TARGET, so a point on the wrong side of
     the line stands out.
     """
-    size = 200
     grid = jnp.asarray(pictures.grid_points(size, LO, HI))
     outputs = np.asarray(model(grid)).reshape(size, size)
     return pictures.decision_boundary(outputs, INPUTS, targets, LO, HI)
+
+
+def updates_picture(ws, thetas, wrong, targets: np.ndarray, panel: int = 80) -> np.ndarray:
+    """One delta-rule epoch, update by update: a panel per point met, in
+    order, with the regions after it, that point ringed and, under it,
+    whether it was wrong (so the line moved) or right (it stayed).
+
+    Args:
+      ws, thetas: (4, 2) and (4,), w and theta after each point
+        (`delta_rule_epoch`'s last output); wrong: (4,) bool.
+
+    Returns (height, width, 3) uint8, sized for a TensorBoard card.
+    """
+    from PIL import Image, ImageDraw
+
+    gap, row = 4, pictures.FONT + 3
+    sheet = Image.new("RGB", (len(INPUTS) * (panel + gap) - gap, panel + 2 * row + 4), "white")
+    draw, typeface = ImageDraw.Draw(sheet), pictures.font()
+    for i, (point, moved) in enumerate(zip(INPUTS, wrong, strict=True)):
+        left = i * (panel + gap)
+        regions = region_picture(Perceptron(ws[i], thetas[i]), targets, panel)
+        sheet.paste(Image.fromarray(regions), (left, 0))
+        r = (HI - point[1]) / (HI - LO) * (panel - 1)  # the point's pixel
+        c = left + (point[0] - LO) / (HI - LO) * (panel - 1)
+        draw.ellipse([c - 8, r - 8, c + 8, r + 8], outline="black", width=2)
+        x1, x2 = point.astype(int)
+        middle = left + panel / 2
+        draw.text(
+            (middle, panel + 3), f"x = ({x1}, {x2})", fill="black", font=typeface, anchor="ma"
+        )
+        verdict, ink = ("wrong", (214, 39, 40)) if moved else ("right", (90, 90, 90))
+        draw.text((middle, panel + 3 + row), verdict, fill=ink, font=typeface, anchor="ma")
+    return np.asarray(sheet)
 
 
 def network_picture(model: XorFromGates, targets: np.ndarray) -> np.ndarray:
@@ -180,7 +216,7 @@ def _delta(config, targets, writer, console) -> dict[str, float]:
     lr = jnp.float32(config.learning_rate)
     start, best = time.perf_counter(), 0.0
 
-    def log(epoch):
+    def log(epoch, updates=None):
         model = Perceptron(w, theta)
         outputs = np.asarray(model(INPUTS))
         accuracy = float(np.mean(outputs == targets))
@@ -195,7 +231,8 @@ def _delta(config, targets, writer, console) -> dict[str, float]:
                 "perceptron/theta": float(theta),
             },
         )
-        writer.image("views/decision_line", region_picture(model, targets), epoch)
+        if updates is not None:  # the epoch's four updates, not only where it ended
+            writer.image("views/decision_line", updates_picture(*updates, targets), epoch)
         console(
             f"epoch {epoch:>3}  {int(accuracy * 4)}/4 right  "
             f"w = ({w1:+.3f}, {w2:+.3f})  theta = {float(theta):+.3f}"
@@ -205,9 +242,9 @@ def _delta(config, targets, writer, console) -> dict[str, float]:
     accuracy, outputs = log(0)
     epoch = 0
     while accuracy < 1 and epoch < config.max_epochs:
-        w, theta, _ = delta_rule_epoch(w, theta, x, t, lr)
+        w, theta, wrong, (ws, thetas) = delta_rule_epoch(w, theta, x, t, lr)
         epoch += 1
-        accuracy, outputs = log(epoch)
+        accuracy, outputs = log(epoch, (np.asarray(ws), np.asarray(thetas), np.asarray(wrong)))
         best = max(best, accuracy)
     table = truth_table(outputs, targets)
     w1, w2 = np.asarray(w).tolist()
