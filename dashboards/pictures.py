@@ -484,14 +484,13 @@ def _legend(image, entries: list, plot: tuple[int, int, int, int]) -> None:
         entries = [*entries[: fit - 1], (f"+{len(entries) - fit + 1} more", None, None)]
     width = 34 + max(draw.textlength(label, font=typeface) for label, *_ in entries)
     height = row * len(entries) + 4
-    pixels = np.asarray(image)
-    drawn = np.any(pixels != 255, axis=-1) & np.any(pixels != GRID.astype(np.uint8), axis=-1)
+    pixels = np.asarray(image)  # drawn: darker than the grid lines (white, GRID)
     lefts, tops = (left + 3, right - 3 - width), (top + 3, bottom - 3 - height)
     corners = [(cx, cy) for cy in tops for cx in lefts]  # top left first, on a tie
 
     def covered(corner):
         cx, cy = int(corner[0]), int(corner[1])
-        return drawn[cy : cy + int(height), cx : cx + int(width)].sum()
+        return np.sum(pixels[cy : cy + int(height), cx : cx + int(width)].min(axis=-1) < GRID[0])
 
     x, y = min(corners, key=covered)
     draw.rectangle([x, y, x + width, y + height], fill="white", outline=GRID_INK)
