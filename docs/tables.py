@@ -316,6 +316,7 @@ def fashion_rows(run: Runner, old: list[list[str]]) -> list[list[str]]:
         with tempfile.TemporaryDirectory() as workdir:
             r = run(FASHION_COMMANDS[label], workdir)
             shown, count = percent(last(r, "eval/accuracy")), thousands(parameters(r))
+        print(f"    {label}: {count} parameters, {shown}", flush=True)
         bold = accuracy.startswith("**")
         rows.append([label, model, count, f"**{shown}**" if bold else shown, *timing])
     return rows
@@ -332,6 +333,7 @@ def fashion_sweep_rows(run: Runner, old: list[list[str]]) -> list[list[str]]:
                     f"--config.optimizer.learning_rate={lr}"]  # fmt: skip
             with tempfile.TemporaryDirectory() as workdir:
                 found[activation, lr] = last(run(args, workdir), "eval/accuracy")
+            print(f"    {activation}, {lr}: {found[activation, lr]:.3f}", flush=True)
     best = max(found, key=found.get)
     for label, _, _, wall in old:
         activation = label.split()[0]
