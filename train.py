@@ -1,7 +1,7 @@
 """Trains networks from a config and logs every run to TensorBoard.
 
     python train.py --config=configs/xor.py [--config.KEY=VALUE ...] [--workdir=runs]
-    tensorboard --logdir runs
+    tensorboard --logdir runs/xor
 
 `train_and_evaluate(config, run_dir)` is the whole job and what tests and
 notebooks call; `main()` only parses flags and picks the run directory.
@@ -211,8 +211,9 @@ def main(argv: list[str]) -> None:
     startup.prepare(_COMPILATION_CACHE.value)  # the allocator, compilation cache, quiet logs
     with failures.one_line_errors():
         parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-        run_command(_CONFIG.value)
-    console.say(f"see it with: tensorboard --logdir {_WORKDIR.value}")
+        run_dir = run_command(config := _CONFIG.value)
+    sweep = "num_seeds" in config and sweeps.num_members(config) > 1  # (gates have no seeds)
+    console.say(console.see_it(run_dir, sweep))
     startup.finish()  # everything is written, flushed and closed: exit at once
 
 

@@ -14,6 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.seed = 0  # initialisation and minibatch order
     config.num_seeds = 1  # > 1: train seeds seed..seed+N-1 at once, vmapped (sweeps.py)
     config.max_member_runs = 256  # a sweep of more members writes only its aggregates
+    config.best_metric = "eval/loss"  # a sweep's (best) point: lowest loss, highest accuracy
     config.members_per_program = 0  # members per compiled call, in turn; 0 = what memory holds
     config.num_steps = 1000  # optimizer updates in the whole run
     config.batch_size = 0  # examples per step, reshuffled every epoch; 0 = all

@@ -2,7 +2,7 @@
 
     xor/default: 65 parameters, compiled in 2.57 s
     step  100  loss 0.0014  accuracy 1.000  3,609 steps/s
-    step  100  learning_rate=0.1  loss mean 0.0123 (min 0.0101, max 0.0150)  solved 8/8
+    step  100  learning_rate=0.1  loss median 0.0123 (min 0.0101, max 0.0150)  solved 8/8
     done: 2000 steps in 0.31 s (pictures and probes 0.18 s); train loss 0.0000 ...
 
 `say(line)` prints; only process 0 of a multi-host run does, and a closed
@@ -32,16 +32,25 @@ def headline(metrics: dict[str, float]) -> str:
     return f"loss {metrics['loss']:.4f}  mse {metrics['mse']:.4f}"
 
 
-def spread(metrics: dict[str, np.ndarray], solvable: bool) -> str:
-    """One point's members in a line: the loss's mean and range, how many solved."""
+def spread(metrics: dict[str, np.ndarray], solvable: bool, unstable: int = 0) -> str:
+    """One point's members in a line: the loss's median and range, how many
+    solved, how many are unstable (a loss above their first)."""
     loss = metrics["loss"]
-    text = f"loss mean {np.mean(loss):.4f} (min {np.min(loss):.4f}, max {np.max(loss):.4f})"
+    text = f"loss median {np.median(loss):.4f} (min {np.min(loss):.4f}, max {np.max(loss):.4f})"
     if "accuracy" in metrics:
         accuracy = metrics["accuracy"]
-        text += f"  accuracy mean {np.mean(accuracy):.3f}"
+        text += f"  accuracy median {np.median(accuracy):.3f}"
         if solvable:
             text += f"  solved {int(np.sum(accuracy == 1))}/{len(accuracy)}"
-    return text
+    return text + (f"  unstable {unstable}" if unstable else "")
+
+
+def sharpness(point: str, value: float, limit: float | None, name: str) -> str:
+    """'learning_rate=1.0  sharpness 2.07 (2/eta 2)': the top Hessian
+    eigenvalue beside the limit gradient descent stays stable under (`name`)."""
+    where = f"{point}  " if point else ""
+    beside = "" if limit is None else f" ({name} {limit:.3g})"
+    return f"{where}sharpness {value:.3g}{beside}"
 
 
 def step_line(step: int, num_steps: int, text: str) -> str:
@@ -94,3 +103,13 @@ def done(steps: int, first: int, seconds: float, probed: float, sharpness: list[
         f"done: {trained} in {seconds:.2f} s (pictures and probes {probed_text})"
         f"{result}. Run written to {where}"
     )
+
+
+def see_it(run_dir: str, sweep: bool) -> str:
+    """The TensorBoard command for a finished run: its experiment's folder
+    (its runs side by side, named by their overrides), or a sweep's own
+    directory (its members and aggregates, none of the folder's other runs)."""
+    if sweep:
+        hint = "; type aggregate in its run filter for the means over seeds alone"
+        return f"see it with: tensorboard --logdir {run_dir}{hint}"
+    return f"see it with: tensorboard --logdir {os.path.dirname(run_dir)}"

@@ -31,7 +31,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import google_crc32c
 import numpy as np
@@ -119,11 +119,15 @@ class SummaryWriter:
         tensor = tensor_util.make_tensor_proto(np.asarray(tensor))
         self._summary(step, tag, metadata or summary_pb2.SummaryMetadata(), tensor)
 
-    def hparams(self, hparams: Mapping) -> None:
-        """The HPARAMS dashboard's row for this run (nested mappings are flattened)."""
+    def hparams(self, hparams: Mapping, trial_id: str | None = None) -> None:
+        """The HPARAMS dashboard's row for this run (nested mappings are flattened).
+
+        `trial_id` (an extra) names the row; rows that share it are one trial,
+        each seed a session of it. Without it TensorBoard shows a hash.
+        """
         from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 
-        self._write_summary(0, hparams_pb(flatten(hparams)))
+        self._write_summary(0, hparams_pb(flatten(hparams), trial_id=trial_id))
 
     def flush(self) -> None:
         """Puts everything written so far on disk (the operating system's)."""
@@ -154,6 +158,15 @@ class SummaryWriter:
     def write_histograms(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
         for tag, values in arrays.items():
             self.histogram(tag, values, step)
+
+    def hparams_columns(self, values: Mapping[str, list], metrics: Sequence[str]) -> None:
+        """The HPARAMS dashboard's columns: each hparam with the values it takes
+        in the runs compared, then each metric (a scalar's tag). Without them
+        TensorBoard shows every hparam written and every scalar: 100+ columns."""
+        from tensorboard.plugins.hparams import summary_v2 as hp
+
+        hparams = [hp.HParam(name, hp.Discrete(_same_type(v))) for name, v in values.items()]
+        self._write_summary(0, hp.hparams_config_pb(hparams, [hp.Metric(m) for m in metrics]))
 
     def layout(self, layout) -> None:
         """The CUSTOM SCALARS dashboard's charts: a `layout_pb2.Layout`.
@@ -262,6 +275,16 @@ def _image_tensor(image, max_outputs: int) -> tensor_pb2.TensorProto:
     return tensor_util.make_tensor_proto(
         [str(width).encode(), str(height).encode(), *pngs], dtype=np.object_
     )
+
+
+def _same_type(values: list) -> list:
+    """An HParam's values as one type: TensorBoard's Discrete domain needs it."""
+    values = list(dict.fromkeys(values))  # once each, in order
+    if all(isinstance(v, bool) for v in values):
+        return values
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return [float(v) for v in values]
+    return [str(v) for v in values]
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict:

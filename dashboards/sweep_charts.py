@@ -128,12 +128,15 @@ def write(writer, step: int, groups, final: dict, diverged: set[str], spec: dict
             writer.image(tag(metric, field), chart(field, metric, lines), step)
 
 
-def best_point(groups, final: dict, diverged: set[str]) -> str | None:
-    """The point with the lowest median final eval loss over its seeds (or
-    train loss, without an eval split), for the results table to mark: from
-    the points' aggregates, as `curves`."""
-    metric = "eval/loss" if "eval/loss" in metrics(final) else "train/loss"
+def best_point(groups, final: dict, diverged: set[str], metric: str) -> tuple[str | None, str]:
+    """(point, metric): the point with the best median final `metric` over
+    its seeds (the lowest loss, the highest accuracy; `train/` in place of
+    `eval/` without an eval split), for the results table to mark: from the
+    points' aggregates, as `curves`."""
+    if not any(k.endswith(f"/aggregate/{metric}/median") for k in final):
+        metric = metric.replace("eval/", "train/")
+    sign = -1.0 if metric.endswith("accuracy") else 1.0
     medians = {point: final.get(f"{point}/aggregate/{metric}/median")
                for point in points(groups, diverged)}  # fmt: skip
-    medians = {p: m for p, m in medians.items() if m is not None and np.isfinite(m)}
-    return min(medians, key=medians.get) if medians else None
+    medians = {p: sign * m for p, m in medians.items() if m is not None and np.isfinite(m)}
+    return (min(medians, key=medians.get) if medians else None), metric

@@ -93,6 +93,7 @@ def config_of(file: str):
         ("configs/playground.py:circles", {"data.num_classes": 3}, "has 2 classes; gaussians"),
         ("configs/csv.py", {}, "data.name=csv needs --config.data.path=FILE"),
         ("configs/xor.py", {"model.dropout": 1.0}, r"model.dropout must be a rate in \[0, 1\)"),
+        ("configs/xor.py", {"best_metric": "eval/acc"}, "best_metric must be train/ or eval/"),
     ],
 )
 def test_config_mistakes(file, values, message):
@@ -118,7 +119,7 @@ def test_a_model_that_does_not_fit_the_data(tmp_path):
 @pytest.mark.parametrize(
     "key, message",
     [
-        ("lr", "unknown config key 'lr'.*the config: batch_size, checkpoint_every"),
+        ("lr", "unknown config key 'lr'.*the config: batch_size, best_metric, checkpoint_"),
         ("sweep.optimizer.lr", "unknown config key 'sweep.optimizer.lr'.*sweep.optimizer: b1, b2"),
         ("num_steps.x", "'num_steps' is a value, not a section"),
     ],
@@ -200,6 +201,7 @@ def test_xor_end_to_end(tmp_path):
     assert re.search(r"done: 400 steps .*; train loss \S+  accuracy 1.000;", first.stdout)
     run_dir = tmp_path / "xor" / "model.activation=tanh,num_steps=400"
     assert f"Run written to {run_dir}" in first.stdout
+    assert f"see it with: tensorboard --logdir {tmp_path / 'xor'}\n" in first.stdout  # its folder
     assert read_scalars(run_dir, "train/accuracy")[400] == 1.0
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
     again = run(*args, workdir=tmp_path)

@@ -70,7 +70,12 @@ def test_a_sweep_logs_sharpness_and_its_limit_for_every_member(xor_config, tmp_p
     assert final["aggregate/train/sharpness/max"] >= final["aggregate/train/sharpness/min"]
     picture = read_image(tmp_path / "aggregate", "views/sharpness_vs_limit")
     assert (np.abs(picture.astype(int) - [255, 255, 255]).sum(-1) > 0).mean() > 0.05  # drawn
-    assert "sharpness 0.0" in capsys.readouterr().out  # its cost, s per measurement
+    printed = capsys.readouterr().out
+    assert "sharpness 0.0" in printed  # its cost, s per measurement
+    # the console: at each measurement, the median over seeds beside 2/eta
+    at_400 = [read_scalars(tmp_path / f"seed={m}", "train/sharpness")[400] for m in (0, 1)]
+    median = np.median(at_400)
+    assert f"step 400  sharpness {median:.3g} (2/eta 4)\n" in printed
 
 
 def test_sharpness_every_sets_the_cadence(xor_config, tmp_path):

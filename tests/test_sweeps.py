@@ -101,19 +101,30 @@ def test_swept_learning_rate_differs_per_member_in_one_program(sweep_config, tmp
     content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
     hparams = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
     assert hparams["optimizer.learning_rate"].number_value == pytest.approx(0.01)
-    assert hparams["seed"].number_value == 1
+    # HPARAMS: a member is a session of its point's row (its trial), seeds grouped
+    start = hparams_metadata.parse_session_start_info_plugin_data(content)
+    assert start.group_name == "sweep/learning_rate=0.01"  # as TensorBoard names its runs
+    assert "seed" not in hparams and "log_every" not in hparams
 
 
 def test_structural_sweep_runs_a_program_per_value_and_tabulates(sweep_config, tmp_path, capsys):
     sweep_config.num_steps = 100
     sweep_config.sweep.model.activation = "(relu, tanh)"  # as the command line gives it
     sweep_config.sweep.optimizer.learning_rate = (0.05,)
+    sweep_config.best_metric = "train/accuracy"
     final = train.train_and_evaluate(sweep_config, str(tmp_path))
     names = ["activation=relu,learning_rate=0.05", "activation=tanh,learning_rate=0.05"]
     printed = capsys.readouterr().out
     assert printed.count("compiled in") == 2  # one program per activation
+    # one seed per point: each point's values, not a spread over one member
+    assert "step 100  activation=tanh,learning_rate=0.05  loss 0." in printed
+    assert "median" not in printed.split("| point")[0] and "solved 0/1" not in printed
+    assert "| point (one seed) |" in printed and "| std |" not in printed
+    assert "(best): the highest train/accuracy\n" in printed  # by the metric asked for
     for name in names:
         assert f"| {name} " in printed  # (the best one marked)
+        row = next(line for line in printed.splitlines() if line.startswith(f"| {name}"))
+        assert row.split(" | ")[5] in ("yes", "no")  # solved, for one seed
         assert (
             read_scalars(tmp_path / name / "aggregate", "train/loss/mean")[100]
             == (final[f"{name}/aggregate/train/loss/mean"])

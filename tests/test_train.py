@@ -1,6 +1,7 @@
 """train_and_evaluate end to end, read back from the event files."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -26,6 +27,21 @@ def test_xor_is_learned_and_logged(xor_config, tmp_path):
     error = read_scalars(tmp_path, "train/classification_error")[600]
     assert error == 1 - accuracy[600]
     assert read_scalars(tmp_path, "train/learning_rate")[600] == pytest.approx(0.05)
+
+
+def test_a_plateau_is_one_line_that_says_so(xor_config, tmp_path, capsys):
+    xor_config.num_steps, xor_config.log_every = 2000, 100
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step")]
+    values = [re.search(r"loss \S+  accuracy \S+", line).group() for line in lines]  # no speed
+    assert lines[-1].startswith("step 2000  loss 0.0000")  # the last is always printed
+    quiet = [i for i, line in enumerate(lines) if "quiet until it changes" in line]
+    assert quiet and len(lines) < 20  # of 20 log steps
+    for i in quiet:  # the plateau's first repeat, then nothing until the values change
+        assert values[i] == values[i - 1]
+        assert values[i + 1] != values[i] or lines[i + 1] == lines[-1]
+        assert f"the same since step {lines[i - 1].split()[1]}:" in lines[i]
+    assert sorted(read_scalars(tmp_path, "train/loss")) == list(range(100, 2001, 100))  # all logged
 
 
 def test_histograms_of_every_parameter_and_hparams(xor_config, tmp_path):

@@ -110,7 +110,7 @@ class Loop:
                            else [tempfile.mkdtemp()] * len(writers.dirs))  # fmt: skip
         self._params = None  # (state, its members' host parameters: stacked, each)
         self.actions = Actions(LogTrain(self), Histograms(), Sharpness(), Trajectory(), Pictures(),
-                               Evaluate(), Checkpoint())  # fmt: skip
+                               Evaluate(self), Checkpoint())  # fmt: skip
 
     def stacked_params(self):
         """The members' parameters on the host, stacked (copied once per
@@ -217,17 +217,30 @@ class Loop:
 
     def start(self) -> None:
         """What a new run writes before its first step."""
-        program = self.program
-        for m, writer in enumerate(self.writers.members):
+        program, writers = self.program, self.writers
+        # HPARAMS: a row per run, named as TensorBoard names it when opened on
+        # the experiment's folder; a sweep's seeds are sessions of their
+        # point's row (or, without member runs, the point's aggregate is it).
+        experiment = os.path.basename(os.path.normpath(writers.run_dir))
+        points = {p: sweeps.plain(self.members[i[0]].config) for p, i in writers.points.items()}
+        for point_config in points.values():
+            point_config.pop("seed")
+        runs = list(points.values()) or [sweeps.plain(self.members[0].config)]
+        columns = sweeps.hparam_columns(runs, writers.run_dir)
+        metrics = headline_metrics(program, aggregates=not writers.members)
+        for m, writer in enumerate(writers.members):
             member = sweeps.plain(self.members[m].config)
-            writer.hparams(member)
+            trial = os.path.join(experiment, self.members[m].point)
+            writer.hparams(_only(member, columns), trial_id=trial.rstrip("/"))
+            writer.hparams_columns(columns, metrics)
             writer.text("config", summaries.config_markdown(member), 0)
             writer.text("run", summaries.run_markdown(), 0)
-        for point, writer in self.writers.aggregates.items():
-            point_config = sweeps.plain(self.members[self.writers.points[point][0]].config)
-            point_config.pop("seed")
-            writer.hparams(point_config)
-            writer.text("config", summaries.config_markdown(point_config), 0)
+        for point, writer in writers.aggregates.items():
+            if not writers.members:
+                trial = os.path.join(experiment, point, "aggregate")
+                writer.hparams(_only(points[point], columns), trial_id=trial)
+                writer.hparams_columns(columns, metrics)
+            writer.text("config", summaries.config_markdown(points[point]), 0)
             writer.layout(summaries.seed_bands(band_tags(program)))
         if not self.probed:
             return
@@ -236,6 +249,23 @@ class Loop:
         for m in self.probed:
             self.writers.members[m].graph(graph)
             self.views.at_start(self.writers.members[m])
+
+
+def _only(config: dict, fields) -> dict:
+    return {k: v for k, v in summaries.flatten(config).items() if k in fields}
+
+
+def headline_metrics(program: Program, aggregates: bool) -> list[str]:
+    """HPARAMS' metric columns: the loss and accuracy (or mse), train and eval,
+    and the sharpness where measured; of a point's aggregate, their medians
+    over its seeds, the fraction solved and the number diverged."""
+    task = "mse" if program.dataset.is_regression else "accuracy"
+    tags = [f"{split}/{m}" for split in ("train", "eval") for m in ("loss", task)]
+    tags += ["train/sharpness"] if program.sharpness else []
+    if not aggregates:
+        return tags
+    solved = ["solved"] if task == "accuracy" and program.group.config.batch_size == 0 else []
+    return [f"{tag}/median" for tag in tags] + solved + ["diverged"]
 
 
 def band_tags(program: Program) -> list[str]:
@@ -248,13 +278,16 @@ def band_tags(program: Program) -> list[str]:
 class LogTrain(Action):
     """Train scalars of every member and their aggregates; the console line.
     Keeps each member's first log step at 100% train accuracy (its solved-at
-    step), and each point's results table at the end."""
+    step), and each point's results table at the end. A member whose train
+    loss is finite but more than twice its loss before training
+    (`Evaluate.initial_loss`) is `unstable`, apart from `diverged` (NaN/Inf)."""
 
     def __init__(self, loop: Loop):
         # Solved means the whole training set, which only a full-batch step
         # measures; a minibatch's accuracy says nothing of the kind.
         self.solvable = loop.config.batch_size == 0 and not loop.program.dataset.is_regression
         self.solved_at = np.zeros(len(loop.members), np.int64)  # 0: not yet
+        self.said: dict[str, tuple] = {}  # point -> its last line's (text, step or None)
 
     def __call__(self, loop: Loop, step: int, metrics: dict) -> None:
         writers = loop.writers
@@ -263,8 +296,10 @@ class LogTrain(Action):
         solved = training & (np.asarray(metrics.get("accuracy", 0)) == 1)
         if self.solvable:
             self.solved_at[(self.solved_at == 0) & solved] = step
+        unstable = training & (np.asarray(metrics["loss"]) > 2 * loop.actions.evaluate.initial_loss)
         for point, indices in writers.points.items():
             counts = {"diverged": float(np.sum(~training[indices]))}
+            counts["unstable"] = float(np.sum(unstable[indices]))
             if self.solvable:
                 counts["solved"] = float(np.mean(solved[indices]))
                 low, high = wilson_interval(int(np.sum(solved[indices])), len(indices))
@@ -273,27 +308,44 @@ class LogTrain(Action):
         writers.flush()
         rate = loop.steps_timed / max(loop.seconds, 1e-9)
         loop.seconds, loop.steps_timed = 0.0, 0
-        num_steps = loop.config.num_steps
         if loop.program.group.single:
             values = {k: float(v[0]) for k, v in metrics.items()}
-            speed = console.speed(loop.program.batches, step, num_steps, rate)
-            console.say(console.step_line(step, num_steps, f"{console.headline(values)}  {speed}"))
+            speed = console.speed(loop.program.batches, step, loop.config.num_steps, rate)
+            self.say(loop, step, "", console.headline(values), f"  {speed}")
             return
         for point, indices in writers.points.items():
-            where = f"{point}  " if point else ""
-            indices = [m for m in indices if training[m]]
-            if indices:
-                values = {k: np.asarray(v)[indices] for k, v in metrics.items()}
-                line = f"{where}{console.spread(values, self.solvable)}"
-                console.say(console.step_line(step, num_steps, line))
+            alive = [m for m in indices if training[m]]
+            if len(indices) == 1 and alive:  # one seed: its values, not a spread
+                line = console.headline({k: float(v[alive[0]]) for k, v in metrics.items()})
+                self.say(loop, step, point, line + "  unstable" * bool(unstable[alive[0]]))
+            elif alive:
+                values = {k: np.asarray(v)[alive] for k, v in metrics.items()}
+                unstable_ = int(np.sum(unstable[alive]))
+                self.say(loop, step, point, console.spread(values, self.solvable, unstable_))
+
+    def say(self, loop: Loop, step: int, point: str, text: str, speed: str = "") -> None:
+        """A point's line, thinned on a plateau: the first repeat of the same
+        values says so, the next are left out until they change (the last
+        step's line is always printed)."""
+        num_steps, where = loop.config.num_steps, f"{point}  " if point else ""
+        last_text, since = self.said.get(point, ("", None))
+        if text == last_text and step < num_steps:
+            if since is not None:
+                quiet = f"  (the same since step {since}: quiet until it changes)"
+                console.say(console.step_line(step, num_steps, where + text + quiet))
+                self.said[point] = (text, None)
+            return
+        console.say(console.step_line(step, num_steps, where + text + speed))
+        self.said[point] = (text, step)
 
     def finish(self, loop: Loop) -> None:
         """Each point's results table (TEXT; the console, for one point)."""
         for point, writer in loop.writers.aggregates.items():
             summary = self.point_summary(loop, point)
-            writer.text("results", sweeps.summary_table(summary), loop.step)
+            table = sweeps.summary_table(summary, len(loop.writers.points[point]))
+            writer.text("results", table, loop.step)
             if len(loop.writers.points) == 1:
-                console.say(sweeps.summary_table(summary))
+                console.say(table)
 
     def point_summary(self, loop: Loop, point: str) -> dict[str, float]:
         """A point's aggregate scalars (last values) and its median steps to solve."""
@@ -381,6 +433,13 @@ class Sharpness(Action):
         loop.writers.scalars(step, values, loop.diverged_at == 0)
         self.history.append([step, top.tolist(), None if limit is None else limit.tolist()])
         self.measurement_seconds.append(time.perf_counter() - start)
+        for point, indices in (loop.writers.points or {"": [0]}).items():
+            alive = [m for m in indices if loop.diverged_at[m] == 0]
+            if alive:  # each point's median over its seeds, beside its limit
+                bound = None if limit is None else float(np.median(limit[alive]))
+                name = "2/eta" if loop.config.optimizer.name == "sgd" else "stability limit"
+                text = console.sharpness(point, float(np.median(top[alive])), bound, name)
+                console.say(console.step_line(step, loop.config.num_steps, text))
 
     def finish(self, loop: Loop) -> None:
         """A single point's picture (a sweep's is drawn at its end: finish_sweep)."""
@@ -493,13 +552,20 @@ class Pictures(Action):
 
 
 class Evaluate(Action):
-    """Every member on the eval split; its confusion matrix for the probed."""
+    """Every member on the eval split; its confusion matrix for the probed.
+    Keeps each member's loss before training (`initial_loss`, at step 0):
+    where a loss that grows beyond it (`LogTrain`'s unstable) started."""
 
     every = "eval_every"
     at_start = True
 
+    def __init__(self, loop: Loop):
+        self.initial_loss = np.full(len(loop.members), np.inf)  # until step 0 is evaluated
+
     def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
         values, confusion = jax.device_get(loop.program.evaluate(loop.state.params))
+        if step == 0:
+            self.initial_loss = np.asarray(values["loss"], np.float64)
         # A diverged member, frozen at its last good weights, is still evaluated
         # in its own run, but its point's statistics are over those training.
         eval_values = {f"eval/{k}": v for k, v in values.items()}
@@ -512,6 +578,13 @@ class Evaluate(Action):
                                                               config.num_steps):  # fmt: skip
             line = console.headline({k: float(v[0]) for k, v in values.items()})  # its own line
             console.say(console.step_line(step, config.num_steps, f"eval {line}"))
+
+    def state_dict(self) -> dict:
+        return {"initial_loss": self.initial_loss.tolist()}
+
+    def load_state_dict(self, saved: dict) -> None:
+        if "initial_loss" in saved:  # (checkpoints from before 2026-12-04 have none)
+            self.initial_loss = np.array(saved["initial_loss"], np.float64)
 
 
 class Checkpoint(Action):
@@ -541,9 +614,9 @@ def finish_sweep(config, run_dir: str, groups, final: dict, sharpness: dict, div
     `aggregate` run: the config, the results table (the best point marked),
     the sharpness picture and each metric against each swept number
     (dashboards/sweep_charts.py). Returns the table."""
-    best = sweep_charts.best_point(groups, final, diverged)
+    best = sweep_charts.best_point(groups, final, diverged, config.best_metric)
     order = dict.fromkeys(m.point for group in groups for m in group.members)  # as swept
-    table = sweeps.results_table(final, best, order)
+    table = sweeps.results_table(final, config.num_seeds, best, order)
     aggregate = parallel.writer(os.path.join(run_dir, "aggregate"))
     try:
         aggregate.text("config", summaries.config_markdown(sweeps.plain(config)), 0)

@@ -32,12 +32,15 @@ is checkpointed, resumed, pictured and checked for divergence the same way.
 """
 
 import ast
+import contextlib
 import itertools
+import json
 import os
 from typing import NamedTuple
 
 import ml_collections
 
+from dashboards import summaries
 from plumbing import command_line
 from plumbing.failures import UserError
 from training import optimizers
@@ -146,12 +149,59 @@ def writes_member_runs(config: ml_collections.ConfigDict) -> bool:
     return num_members(config) <= config.max_member_runs
 
 
+# HPARAMS' columns: these fields always, and any other that a run being
+# compared sets away from configs/base.py or that differs between the runs;
+# never one that only says how a run is logged or run (NOT_HPARAMS).
+KEY_HPARAMS = ("data.name", "model.name", "model.hidden_sizes", "model.activation", "loss",
+               "optimizer.name", "optimizer.learning_rate", "num_steps", "batch_size")  # fmt: skip
+NOT_HPARAMS = ("checkpoint_every", "embedding_examples", "eval_batch_size", "eval_every",
+               "keep_checkpoints", "layer_stats", "log_every", "max_member_runs", "num_seeds",
+               "members_per_program", "picture_every", "probes.", "sweep.")  # fmt: skip
+
+
+def hparam_columns(runs: list[dict], run_dir: str) -> dict[str, list]:
+    """{field: its values} for HPARAMS, over `runs` (plain configs, as `plain`
+    gives them) and the runs beside `run_dir` in its experiment's folder
+    (their config.json): the rows TensorBoard compares when opened there."""
+    from configs import base
+
+    default = summaries.flatten(base.get_config().to_dict())
+    folder = os.path.dirname(os.path.abspath(run_dir))
+    beside = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name, "config.json")
+        if os.path.join(folder, name) != os.path.abspath(run_dir) and os.path.isfile(path):
+            with contextlib.suppress(OSError, ValueError), open(path) as f:
+                beside.append(json.load(f, object_pairs_hook=_tuples))
+    flat = [summaries.flatten(run) for run in runs + beside]
+    fields = dict.fromkeys(k for run in flat for k in run)  # in the config's order
+    columns = {}
+    for field in fields:
+        if field.startswith(NOT_HPARAMS):
+            continue
+        values = [run[field] for run in flat if field in run]
+        if field in KEY_HPARAMS or len(set(values)) > 1 or values[0] != default.get(field):
+            columns[field] = values
+    return columns
+
+
+def _tuples(pairs: list) -> dict:
+    """A config.json section with its lists as the tuples they were."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in pairs}
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
     """What a sweep cannot do, before any work."""
     if config.num_seeds < 1:
         raise UserError(f"num_seeds must be >= 1, got {config.num_seeds}")
     if config.max_member_runs < 1:
         raise UserError(f"max_member_runs must be >= 1, got {config.max_member_runs}")
+    split, _, metric = config.best_metric.partition("/")
+    if split not in ("train", "eval") or metric not in ("loss", "accuracy", "mse"):
+        raise UserError(
+            f"best_metric must be train/ or eval/ then loss, accuracy or mse, "
+            f"got {config.best_metric!r}"
+        )
     if config.members_per_program < 0:
         raise UserError(
             f"members_per_program must be >= 0 (0: as many as the device's memory holds), "
@@ -227,23 +277,42 @@ def groups(config: ml_collections.ConfigDict) -> list[Group]:
     return out
 
 
-def summary_table(summary: dict[str, float]) -> str:
-    """Markdown: one row per metric (mean, std, min, max), then `solved`."""
+def summary_table(summary: dict[str, float], seeds: int) -> str:
+    """Markdown: one row per metric (median, mean, std, min, max over the
+    point's `seeds`; its value if it has one), then `solved` and the rest."""
     names = sorted({k.rsplit("/", 1)[0] for k in summary if k.count("/") >= 2})
     names = [m for m in names if m.split("/")[1] in ("loss", "accuracy", "mse")]
-    rows = ["| metric | mean | std | min | max |", "|---|---|---|---|---|"]
+    stats = ("median", "mean", "std", "min", "max") if seeds > 1 else ("median",)
+    header = (
+        f"| metric (over {seeds} seeds) | {' | '.join(stats)} |"
+        if seeds > 1
+        else "| metric | value |"
+    )
+    rows = [header, "|---|" + "---|" * len(stats)]
+    blank = " |" * (len(stats) - 1)
     for m in names:
-        stats = [f"{summary[f'{m}/{s}']:.4f}" for s in ("mean", "std", "min", "max")]
-        rows.append(f"| {m} | {' | '.join(stats)} |")
+        values = [f"{summary[m + '/' + s]:.4f}" for s in stats]
+        rows.append(f"| {m} | {' | '.join(values)} |")
     if "solved" in summary:
-        interval = _interval(summary)
-        rows.append(f"| solved (100% train accuracy) | {summary['solved']:.3f}{interval} | | | |")
-    if "diverged" in summary:
-        rows.append(f"| diverged (members) | {summary['diverged']:.0f} | | | |")
+        solved = _solved(summary, seeds)
+        rows.append(f"| solved (100% train accuracy) | {solved} |{blank}")
+    for name in ("diverged", "unstable"):
+        if name in summary:
+            rows.append(f"| {name} ({WHAT[name]}) | {summary[name]:.0f} |{blank}")
     if "steps_to_solve/median" in summary:
         median = summary["steps_to_solve/median"]
-        rows.append(f"| steps to solve (first log step at 100%) | median {median:.0f} | | | |")
+        rows.append(f"| steps to solve (first log step at 100%) | {median:.0f} |{blank}")
     return "\n".join(rows)
+
+
+WHAT = {"diverged": "NaN/Inf", "unstable": "train loss above twice its initial loss"}
+
+
+def _solved(summary: dict, seeds: int) -> str:
+    """'0.562 (0.470-0.650)': the fraction and its 95% interval; 'yes' or 'no' for one seed."""
+    if seeds == 1:
+        return "yes" if summary["solved"] == 1 else "no"
+    return f"{summary['solved']:.3f}{_interval(summary)}"
 
 
 def _interval(summary: dict) -> str:
@@ -253,31 +322,37 @@ def _interval(summary: dict) -> str:
     return f" ({summary['solved/low95']:.3f}-{summary['solved/high95']:.3f})"
 
 
-def results_table(final: dict[str, float], best: str | None = None, order=None) -> str:
-    """Markdown: one row per point, means over its seeds, solved and steps to solve.
+def results_table(final: dict[str, float], seeds: int, best=(None, ""), order=None) -> str:
+    """Markdown: one row per point: the medians over its `seeds` (its values,
+    for one), solved, diverged, unstable and steps to solve.
 
-    `final`: train_and_evaluate's scalars ('POINT/aggregate/train/loss/mean', ...);
-    `best`: a point to mark (the lowest median eval loss: sweep_charts.best_point);
+    `final`: train_and_evaluate's scalars ('POINT/aggregate/train/loss/median', ...);
+    `best`: (a point to mark, the metric it is best by: sweep_charts.best_point);
     `order`: the points in the order of their rows (default: sorted by name).
     """
     points = sorted({k.split("/aggregate/")[0] for k in final if "/aggregate/" in k})
     if order is not None:
         points = sorted(points, key=list(order).index)
     columns = ["train/loss", "train/accuracy", "eval/loss", "eval/accuracy", "train/regularization"]
-    columns = [c for c in columns if any(f"{p}/aggregate/{c}/mean" in final for p in points)]
+    columns = [c for c in columns if any(f"{p}/aggregate/{c}/median" in final for p in points)]
     if "train/regularization" in columns:  # what L1 switched off
         columns.append("weights/zero_fraction")
-    header = ["point", *columns, "solved", "diverged", "steps to solve (median)"]
+    over = f"median of {seeds} seeds" if seeds > 1 else "one seed"
+    header = [f"point ({over})", *columns, "solved", "diverged", "unstable", "steps to solve"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for point in points:
         summary = {k.split("/aggregate/", 1)[1]: v for k, v in final.items()
                    if k.startswith(f"{point}/aggregate/")}  # fmt: skip
-        means = [summary.get(f"{c}/mean") for c in columns]  # none if every member diverged
-        name = f"{point} (best)" if point == best else point
-        cells = [name] + ["" if m is None else f"{m:.4f}" for m in means]
-        cells.append(f"{summary['solved']:.3f}{_interval(summary)}" if "solved" in summary else "")
-        cells.append(f"{summary['diverged']:.0f}" if "diverged" in summary else "")
+        medians = [summary.get(f"{c}/median") for c in columns]  # none if every member diverged
+        name = f"{point} (best)" if point == best[0] else point
+        cells = [name] + ["" if m is None else f"{m:.4f}" for m in medians]
+        cells.append(_solved(summary, seeds) if "solved" in summary else "")
+        for count in ("diverged", "unstable"):
+            cells.append(f"{summary[count]:.0f}" if count in summary else "")
         median = summary.get("steps_to_solve/median")
         cells.append(f"{median:.0f}" if median is not None else "")
         rows.append("| " + " | ".join(cells) + " |")
+    if best[0] is not None:
+        most = "highest" if best[1].endswith("accuracy") else "lowest"
+        rows.append(f"\n(best): the {most} {best[1]}" + " (median over seeds)" * (seeds > 1))
     return "\n".join(rows)
