@@ -594,11 +594,9 @@ def landscape_pictures(line: np.ndarray, plane: np.ndarray, span: float, path) -
     series = [Series(line[0], "train loss"), Series(line[1], "eval loss")]
     wide = np.all(line > 0) and line.max() / line.min() > 10
     title = "loss from the initial (0) to the final (1) weights"
-    # Larger than a card (CARD): TensorBoard shows them at about 0.65 of
-    # their size, and whole with the card's 'actual size' button.
-    line_picture = chart(alphas, series, title, "a", log_y=wide, size=(300, 480), y_label="loss")
+    line_picture = chart(alphas, series, title, "a", log_y=wide, y_label="loss")
     title = "train loss around the final weights; the path"
-    return line_picture, surface(plane, span, path, title, size=320)
+    return line_picture, surface(plane, span, path, title, size=192)  # a card's size (CARD)
 
 
 def activation_chart(name: str, x: np.ndarray, f: np.ndarray, slope: np.ndarray) -> np.ndarray:

@@ -112,7 +112,9 @@ def chart(field: str, metric: str, lines: dict) -> np.ndarray:
     values = np.concatenate([np.concatenate(v[1:]) for v in lines.values()])
     values = values[np.isfinite(values)]
     log_y = bool(values.size and values.min() > 0 and values.max() / values.min() > 10)
-    return pictures.chart(xs, series, title, name, log_x=log, mark=mark, log_y=log_y)
+    return pictures.chart(
+        xs, series, title, name, log_x=log, mark=mark, log_y=log_y, y_label=metric
+    )
 
 
 def tag(metric: str, field: str) -> str:

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import read_events, read_image, read_scalars
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.util import tensor_util
 
 from configs import gates as gates_config
@@ -34,6 +35,15 @@ def test_fixed_gates_are_exact(gate, tmp_path, capsys):
     assert "WRONG" not in table and table.count("right") == 4
     # TEXT reads Markdown: the rule's asterisks are escaped, or they become italics
     assert r"y = 1 if 0.5\*x1 + 0.5\*x2" in table
+    # HPARAMS: its own row, named as its run: the gate's fields and its accuracy
+    events = read_events(tmp_path)
+    content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    start = hparams_metadata.parse_session_start_info_plugin_data(content)
+    assert start.group_name == tmp_path.name and start.hparams["gate"].string_value == gate
+    content = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
+    experiment = hparams_metadata.parse_experiment_plugin_data(content)
+    assert [m.name.tag for m in experiment.metric_infos] == ["train/accuracy", "train/wrong"]
+    assert "experiment" not in [h.name for h in experiment.hparam_infos]
 
 
 def test_xor_from_gates_truth_table_with_hidden_outputs(tmp_path, capsys):
