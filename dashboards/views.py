@@ -44,15 +44,18 @@ def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
     return flat
 
 
-def zero_fraction(stacked: dict[str, np.ndarray]) -> np.ndarray:
+@jax.jit
+def zero_fraction(params: nnx.State) -> jax.Array:
     """Each member's fraction of weights (kernel entries; not biases) with
-    |w| < ZERO, from `param_arrays` of the members' stacked parameters (a
-    leading members axis): L1 regularization drives the useless ones there."""
-    weights = [np.abs(w) for name, w in stacked.items() if name.endswith("/kernel")]
-    if not weights:
-        return np.zeros(len(next(iter(stacked.values()))))
-    zeros = sum(np.sum((w < ZERO).reshape(len(w), -1), axis=1) for w in weights)
-    return zeros / sum(w[0].size for w in weights)
+    |w| < ZERO, from the members' stacked parameters (a leading members
+    axis), where they are (a device): L1 regularization drives the useless
+    ones there. Only these numbers, one per member, need reach the host."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    kernels = [w for path, w in leaves if nets.param_name(path).endswith("kernel")]
+    if not kernels:
+        return jnp.zeros(len(leaves[0][1]))
+    zeros = sum(jnp.sum((jnp.abs(w) < ZERO).reshape(len(w), -1), axis=1) for w in kernels)
+    return zeros / sum(w[0].size for w in kernels)
 
 
 def small_param_scalars(params: nnx.State) -> dict[str, float]:

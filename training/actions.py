@@ -314,11 +314,11 @@ class LogTrain(Action):
             self.say(loop, step, "", console.headline(values), f"  {speed}")
             return
         for point, indices in writers.points.items():
-            alive = [m for m in indices if training[m]]
-            if len(indices) == 1 and alive:  # one seed: its values, not a spread
+            alive = indices[training[indices]]
+            if len(indices) == 1 and len(alive):  # one seed: its values, not a spread
                 line = console.headline({k: float(v[alive[0]]) for k, v in metrics.items()})
                 self.say(loop, step, point, line + "  unstable" * bool(unstable[alive[0]]))
-            elif alive:
+            elif len(alive):
                 values = {k: np.asarray(v)[alive] for k, v in metrics.items()}
                 unstable_ = int(np.sum(unstable[alive]))
                 self.say(loop, step, point, console.spread(values, self.solvable, unstable_))
@@ -373,11 +373,12 @@ class Histograms(Action):
 
     def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
         start = time.perf_counter()
-        stacked = views.param_arrays(loop.stacked_params())  # (members, ...) each
-        zeros = views.zero_fraction(stacked)
+        zeros = jax.device_get(views.zero_fraction(loop.state.params))  # one number a member
         loop.writers.scalars(step, {"weights/zero_fraction": zeros}, loop.diverged_at == 0)
-        for m, writer in enumerate(loop.writers.members):
-            writer.write_histograms(step, {name: a[m] for name, a in stacked.items()})
+        if loop.writers.members:  # (a sweep above max_member_runs brings no weights over)
+            stacked = views.param_arrays(loop.stacked_params())  # (members, ...) each
+            for m, writer in enumerate(loop.writers.members):
+                writer.write_histograms(step, {name: a[m] for name, a in stacked.items()})
         loop.views.seconds += time.perf_counter() - start
         params = loop.params() if loop.probed else []
         for m in loop.probed:
@@ -433,9 +434,9 @@ class Sharpness(Action):
         loop.writers.scalars(step, values, loop.diverged_at == 0)
         self.history.append([step, top.tolist(), None if limit is None else limit.tolist()])
         self.measurement_seconds.append(time.perf_counter() - start)
-        for point, indices in (loop.writers.points or {"": [0]}).items():
-            alive = [m for m in indices if loop.diverged_at[m] == 0]
-            if alive:  # each point's median over its seeds, beside its limit
+        for point, indices in (loop.writers.points or {"": np.array([0])}).items():
+            alive = indices[loop.diverged_at[indices] == 0]
+            if len(alive):  # each point's median over its seeds, beside its limit
                 bound = None if limit is None else float(np.median(limit[alive]))
                 name = "2/eta" if loop.config.optimizer.name == "sgd" else "stability limit"
                 text = console.sharpness(point, float(np.median(top[alive])), bound, name)
