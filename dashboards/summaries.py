@@ -159,6 +159,15 @@ class SummaryWriter:
         for tag, values in arrays.items():
             self.histogram(tag, values, step)
 
+    def histogram_buckets(self, tag: str, buckets: np.ndarray, step: int) -> None:
+        """HISTOGRAMS and DISTRIBUTIONS from counts made elsewhere (a device):
+        `buckets` (k, 3) of [left edge, right edge, count], as `histogram` makes."""
+        from tensorboard.plugins.histogram import metadata
+        from tensorboard.util import tensor_util
+
+        tensor = tensor_util.make_tensor_proto(np.asarray(buckets, np.float64))
+        self._summary(step, tag, metadata.create_summary_metadata(None, None), tensor)
+
     def hparams_columns(self, values: Mapping[str, list], metrics: Sequence[str]) -> None:
         """The HPARAMS dashboard's columns: each hparam with the values it takes
         in the runs compared, then each metric (a scalar's tag). Without them

@@ -29,7 +29,7 @@ from plumbing.registry import name_list
 
 RESOLUTION = 200  # pixels per side of a decision-boundary picture
 UNIT_RESOLUTION = 48  # points per side of a unit's heatmap in the network picture
-ZERO = 1e-3  # a weight this small counts as switched off (params/zero_fraction)
+ZERO = 1e-3  # a weight this small counts as switched off (weights/zero_fraction)
 SCALAR_PARAMS_MAX = 4  # parameter arrays this small are also logged as scalars
 SATURATED = 0.1  # a slope below this fraction of its peak counts as saturated
 MISTAKES_FROM = 1000  # misclassified images are looked for among the first N eval images
@@ -56,6 +56,38 @@ def zero_fraction(params: nnx.State) -> jax.Array:
         return jnp.zeros(len(leaves[0][1]))
     zeros = sum(jnp.sum((jnp.abs(w) < ZERO).reshape(len(w), -1), axis=1) for w in kernels)
     return zeros / sum(w[0].size for w in kernels)
+
+
+def buckets(values: jax.Array, weights: jax.Array, bins: int = 30) -> jax.Array:
+    """(bins, 3): [left edge, right edge, count] of `values` counted by
+    `weights` (1 or 0), as TensorBoard's histogram summaries bucket them:
+    `bins` equal widths from the least to the greatest counted value (all in
+    the last bucket if they are equal)."""
+    low = jnp.min(jnp.where(weights > 0, values, jnp.inf))
+    high = jnp.max(jnp.where(weights > 0, values, -jnp.inf))
+    width = (high - low) / bins
+    index = jnp.where(width > 0, jnp.floor((values - low) / jnp.where(width > 0, width, 1)), bins)
+    counts = jnp.zeros(bins).at[jnp.clip(index.astype(jnp.int32), 0, bins - 1)].add(weights)
+    edges = jnp.where(width > 0, jnp.linspace(low, high, bins + 1), low)
+    return jnp.stack([edges[:-1], edges[1:], counts], axis=1)
+
+
+@jax.jit
+def point_histograms(params: nnx.State, points: jax.Array, alive: jax.Array) -> dict:
+    """{'weights/layers/0/kernel': (points, 30, 3), ...}: each parameter's
+    buckets over every member of each point (`points`: (points, seeds) of
+    member indices) still training (`alive`), computed where the weights
+    are: what a sweep without member runs writes into its aggregate runs."""
+
+    def of_point(leaf, members):
+        values = leaf[members].reshape(len(members), -1)  # (seeds, entries)
+        weights = jnp.broadcast_to(alive[members][:, None], values.shape).astype(values.dtype)
+        return buckets(values.ravel(), weights.ravel())
+
+    return {
+        "weights/" + nets.param_name(path): jax.vmap(of_point, in_axes=(None, 0))(leaf, points)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+    }
 
 
 def small_param_scalars(params: nnx.State) -> dict[str, float]:

@@ -150,3 +150,44 @@ def test_a_deep_networks_picture_is_drawn_in_bands(tmp_path):
         shape = image_shape(tmp_path, f"views/network/train/{band}")
         assert shape[0] <= network.SIZE[0] and shape[1] <= network.SIZE[1]
         assert pictures.FONT * pictures.shown_scale(shape) >= 12
+
+
+def test_buckets_are_tensorboards():
+    """The device's buckets are those TensorBoard's own histogram summary makes."""
+    from tensorboard.plugins.histogram.summary_v2 import histogram_pb
+    from tensorboard.util import tensor_util
+
+    from dashboards import views
+
+    rng = np.random.default_rng(0)
+    for data in (rng.normal(size=1000), np.full(7, 0.5), np.arange(4.0)):
+        data = data.astype(np.float32)
+        reference = tensor_util.make_ndarray(histogram_pb("w", data).value[0].tensor)
+        counted = np.asarray(views.buckets(data, np.ones(len(data), np.float32)))
+        np.testing.assert_array_equal(counted[:, 2], reference[:, 2])
+        np.testing.assert_allclose(counted[:, :2], reference[:, :2], rtol=1e-6, atol=1e-6)
+    # a member left out (diverged) counts nothing and sets no edge
+    counted = np.asarray(views.buckets(np.float32([0, 1, 100]), np.float32([1, 1, 0])))
+    assert counted[:, 2].sum() == 2 and counted[-1, 1] == 1
+
+
+def test_a_sweep_without_member_runs_has_each_points_weight_histograms(xor_config, tmp_path):
+    """Counted where the weights are, over the point's seeds together, in its aggregate run."""
+    from tensorboard.plugins.histogram.summary_v2 import histogram_pb
+    from tensorboard.util import tensor_util
+
+    from training.checkpoints import load_run
+
+    xor_config.num_seeds, xor_config.max_member_runs = 3, 2
+    xor_config.sweep.optimizer.learning_rate = (0.01, 0.1)
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    for point in ("learning_rate=0.01", "learning_rate=0.1"):
+        events = read_events(tmp_path / point / "aggregate").Tensors("weights/layers/0/kernel")
+        assert [e.step for e in events] == [0, 200, 400, 600]
+        kernels = [load_run(str(tmp_path / point / f"seed={s}"))[0].layers[0].kernel[...]
+                   for s in range(3)]  # fmt: skip
+        reference = histogram_pb("w", np.concatenate([np.ravel(k) for k in kernels]))
+        reference = tensor_util.make_ndarray(reference.value[0].tensor)
+        written = tensor_util.make_ndarray(events[-1].tensor_proto)
+        np.testing.assert_array_equal(written[:, 2], reference[:, 2])  # 3 seeds x 2 x 16
+        np.testing.assert_allclose(written[:, :2], reference[:, :2], rtol=1e-5, atol=1e-6)

@@ -366,8 +366,9 @@ class LogTrain(Action):
 
 
 class Histograms(Action):
-    """Histograms of every member's weights; small weights as scalars and
-    layer statistics for the probed members; their end reports."""
+    """Histograms of every member's weights (without member runs, of each
+    point's members together, in its aggregate run); small weights as scalars
+    and layer statistics for the probed members; their end reports."""
 
     at_start = True
 
@@ -375,10 +376,16 @@ class Histograms(Action):
         start = time.perf_counter()
         zeros = jax.device_get(views.zero_fraction(loop.state.params))  # one number a member
         loop.writers.scalars(step, {"weights/zero_fraction": zeros}, loop.diverged_at == 0)
-        if loop.writers.members:  # (a sweep above max_member_runs brings no weights over)
+        if loop.writers.members:
             stacked = views.param_arrays(loop.stacked_params())  # (members, ...) each
             for m, writer in enumerate(loop.writers.members):
                 writer.write_histograms(step, {name: a[m] for name, a in stacked.items()})
+        else:  # a sweep above max_member_runs: only the buckets come over, not the weights
+            points = np.stack(list(loop.writers.points.values()))  # (points, seeds) in a program
+            counts = views.point_histograms(loop.state.params, points, loop.diverged_at == 0)
+            for name, each in jax.device_get(counts).items():
+                for point, buckets in zip(loop.writers.points, each, strict=True):
+                    loop.writers.aggregates[point].histogram_buckets(name, buckets, step)
         loop.views.seconds += time.perf_counter() - start
         params = loop.params() if loop.probed else []
         for m in loop.probed:
