@@ -40,3 +40,56 @@ def test_sweep_benchmark_quick_mode_prints_json():
     assert numbers["members"] == 8
     assert numbers["member_steps_per_second"] > 0 and numbers["sequential_steps_per_second"] > 0
     assert 0 < numbers["bytes_per_member"] < 10_000  # a 2-4-1 net and its metrics
+
+
+def run_gpu_check(*args, tmp_path):
+    """Runs benchmarks/gpu_check.py ARGS --json=...; returns (the process, its JSON summary)."""
+    path = tmp_path / "gpu_check.json"
+    path.unlink(missing_ok=True)
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gpu_check.py", *args, f"--json={path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return result, (json.loads(path.read_text()) if path.exists() else None)
+
+
+def test_gpu_check_runs_its_parts_and_skips_pytorch_when_there_is_none(tmp_path):
+    # A big sweep of the README's kind (above max_member_runs: aggregates only), small;
+    # a PyTorch part with no PyTorch ('' : none) is skipped, not failed.
+    result, summary = run_gpu_check(
+        "--quick", "--parts=seeds,torch_xor", "--seeds=512", "--torch-python=", tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary["ok"] and summary["quick"]
+    assert list(summary["parts"]) == ["env", "seeds", "torch_xor"]  # env: which PyTorch, device
+    env = summary["parts"]["env"]
+    assert env["status"] == "pass" and env["numbers"]["backend"] == summary["env"]["backend"]
+    seeds = summary["parts"]["seeds"]
+    assert seeds["status"] == "pass", seeds
+    assert seeds["command"] == (
+        "python train.py --config=configs/xor.py --config.num_seeds=512 --config.log_every=10"
+    )
+    numbers = seeds["numbers"]
+    assert numbers["seeds"] == 512 and numbers["steps"] == 2000 and 0 < numbers["train_s"]
+    assert numbers["train_s"] < numbers["command_s"] and 0 <= numbers["solved"] <= 1
+    assert numbers["member_steps_per_s"] == round(512 * 2000 / numbers["train_s"])
+    torch_xor = summary["parts"]["torch_xor"]
+    assert torch_xor["status"] == "skip" and "no PyTorch" in torch_xor["note"]
+    # The printed summary: one line per part, its status and numbers, then the verdict.
+    tail = result.stdout[result.stdout.index("== GPU check summary") :].splitlines()
+    assert tail[1].split()[:2] == ["env", "PASS"]
+    assert tail[2].split()[:2] == ["seeds", "PASS"] and "512 seeds x 2000 steps" in tail[2]
+    assert tail[3].split()[:2] == ["torch_xor", "SKIP"]
+    assert tail[-1] == "OK: no part failed"
+
+
+def test_gpu_check_reports_a_failing_part_and_refuses_unknown_parts(tmp_path):
+    result, summary = run_gpu_check("--parts=seeds", "--seeds=0", tmp_path=tmp_path)
+    assert result.returncode == 1
+    seeds = summary["parts"]["seeds"]
+    assert seeds["status"] == "fail" and "error: num_seeds must be >= 1" in seeds["note"]
+    assert not summary["ok"] and result.stdout.splitlines()[-1] == "FAILED: seeds"
+
+    result, summary = run_gpu_check("--parts=suite,gpu", tmp_path=tmp_path)
+    assert result.returncode == 2 and summary is None
+    assert "unknown --parts gpu: choose from env, suite, seeds" in result.stderr
