@@ -1,5 +1,6 @@
 """Shared test settings and helpers."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -87,3 +88,59 @@ def xor_config():
     config.log_every = 200
     config.eval_every = 300
     return config
+
+
+# Numbers on CPU and on a GPU. XLA:CPU computes float32 matrix products and
+# convolutions in float32, and the tests found its results the same bits
+# whatever the shape around a member (how many members a program trains, how
+# the steps are cut into calls). On a GPU neither holds: XLA rounds float32
+# products' inputs to TF32 by default (10 bits of mantissa, about 5e-4
+# relative), and it picks each kernel, and with it the order of each sum, by
+# the shape. So a test whose point is that a value IS an exact reference
+# computes both under `exact_matmuls()`, and a test that two ways of training
+# give the same numbers asserts `assert_same_numbers`: bitwise where
+# docs/design.md promises bitwise, float32 rounding elsewhere.
+SAME_NUMBERS_RTOL, SAME_NUMBERS_ATOL = 1e-4, 1e-5
+
+
+def exact_matmuls():
+    """`with exact_matmuls():` every float32 matrix product and convolution
+    traced inside, of the programs a run compiles and of a test's own
+    reference, computes at float32 precision, on any backend (HIGHEST in each
+    dot's and convolution's HLO). It changes no number on CPU."""
+    return jax.default_matmul_precision("highest")
+
+
+def bitwise_backend() -> bool:
+    """Whether members trained in parts are promised the bits of members
+    trained all at once here: on XLA:CPU (docs/design.md). The environment
+    variable HNL_TESTS_AS_IF_NOT_CPU=1 takes the other branch on a CPU, to
+    check that branch's code; its numbers there are still the CPU's."""
+    return jax.default_backend() == "cpu" and not os.environ.get("HNL_TESTS_AS_IF_NOT_CPU")
+
+
+def assert_same_numbers(actual, expected, rtol=SAME_NUMBERS_RTOL, atol=SAME_NUMBERS_ATOL):
+    """Two pytrees (dicts of final values, states, metrics) of the same shape
+    hold the same numbers: the same bits on a `bitwise_backend()`; elsewhere
+    integers and booleans equal and floats to `rtol` and `atol`, computed
+    under `same_numbers_precision()` (float32 rounding summed in another
+    order, through a test's few dozen steps; a member given another's seed,
+    batches or learning rate differs by 1e-1 or more)."""
+    leaves, tree = jax.tree_util.tree_flatten_with_path(actual)
+    expected_leaves, expected_tree = jax.tree_util.tree_flatten_with_path(expected)
+    assert tree == expected_tree, (tree, expected_tree)
+    for (path, x), (_, y) in zip(leaves, expected_leaves, strict=True):
+        x, y, where = np.asarray(x), np.asarray(y), jax.tree_util.keystr(path)
+        floats = np.issubdtype(x.dtype, np.inexact) or np.issubdtype(y.dtype, np.inexact)
+        if bitwise_backend() or not floats:
+            np.testing.assert_array_equal(x, y, err_msg=where)
+        else:
+            np.testing.assert_allclose(x, y, rtol, atol, err_msg=where)
+
+
+def same_numbers_precision():
+    """`with same_numbers_precision():` around what `assert_same_numbers`
+    compares: XLA's own precision on a `bitwise_backend()` (the programs a
+    user runs), float32 products elsewhere, so that the tolerance is float32
+    rounding, not TF32's, should the kernels of the two shapes differ in it."""
+    return contextlib.nullcontext() if bitwise_backend() else exact_matmuls()

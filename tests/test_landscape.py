@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import read_image
+from conftest import exact_matmuls, read_image
 from flax import nnx
 
 import nets
@@ -53,16 +53,18 @@ def test_the_line_and_plane_are_the_losses_there(small_net):
     d1, d2 = landscape.normalised(final, directions, landscape.scales(final, directions))
     objective = steps.TrainStep(graphdef, bce, None, None).loss
     losses_at = landscape.make_losses(objective, 41, 1.0, one_at_a_time=False)
-    line, plane = losses_at(initial, final, d1, d2, (x, y), (x[:2], y[:2]))
 
     def loss(params, n=4):
         return float(bce(nnx.merge(graphdef, params)(x[:n]), y[:n]))
 
-    assert line[0][10] == pytest.approx(loss(initial), rel=1e-5)  # a = 0
-    assert line[1][30] == pytest.approx(loss(final, 2), rel=1e-5)  # a = 1, the eval split
-    assert plane[20, 20] == pytest.approx(loss(final), rel=1e-5)  # the centre
     corner = jax.tree.map(lambda f, u, v: f - u + v, final, d1, d2)  # a = -1, b = 1
-    assert plane[0, 40] == pytest.approx(loss(corner), rel=1e-5)
+    with exact_matmuls():  # the grid's and the references' products at float32, on a GPU too
+        line, plane = losses_at(initial, final, d1, d2, (x, y), (x[:2], y[:2]))
+        expected = [loss(initial), loss(final, 2), loss(final), loss(corner)]
+    assert line[0][10] == pytest.approx(expected[0], rel=1e-5)  # a = 0
+    assert line[1][30] == pytest.approx(expected[1], rel=1e-5)  # a = 1, the eval split
+    assert plane[20, 20] == pytest.approx(expected[2], rel=1e-5)  # the centre
+    assert plane[0, 40] == pytest.approx(expected[3], rel=1e-5)
 
 
 def test_a_run_draws_its_landscapes_and_says_how_long(xor_config, tmp_path, capsys):
