@@ -13,7 +13,8 @@ and a max-norm constraint on MNIST; neither is used here.
 Expected (seed 0, 2-core CPU): 90.4% test accuracy in 97 s
 of training, 107 s for the whole command (about 12,000-19,000 images/s:
 no convolutions, so the whole loop runs fused). The ReLU MLP of the same
-budget (784-782-782-10, 1,234,006 parameters) also reaches 90.4%, in 76 s (README.md: python docs/tables.py fashion_mnist).
+budget (784-782-782-10, 1,234,006 parameters) also reaches 90.4%, in 76 s
+(the README's table: python docs/tables.py fashion_mnist).
 """
 
 from configs import base
