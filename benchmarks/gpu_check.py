@@ -22,7 +22,9 @@ hangs costs only its own time):
   graphs on a GPU; eager alone on the CPU);
 - `sweep` and `torch_xor`: `benchmarks/sweep.py` (256 XOR nets in one
   program) against `benchmarks/torch_xor.py` (the same nets hand-batched
-  with `baddbmm`, its variants, and 100,000 nets on a GPU).
+  with `baddbmm`, its variants, and 100,000 nets on a GPU);
+- `xor`: `benchmarks/xor.py --runs=3`: one XOR net's loop, and the whole
+  `python train.py --config=configs/xor.py` command (start-up included).
 
 Then it prints a summary (each part: pass, fail, timeout or skip, and its
 numbers; the ratios of ours to PyTorch's best variant) and writes it as
@@ -46,7 +48,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PARTS = ("env", "suite", "seeds", "epochs", "cnn", "torch_cnn", "sweep", "torch_xor")
+PARTS = ("env", "suite", "seeds", "epochs", "cnn", "torch_cnn", "sweep", "torch_xor", "xor")
 TORCH_PARTS = ("torch_cnn", "torch_xor")
 # Each part's time limit (seconds), full and --quick, before --budget cuts it.
 LIMITS = {
@@ -58,6 +60,7 @@ LIMITS = {
     "torch_cnn": (240, 240),
     "sweep": (150, 180),
     "torch_xor": (240, 180),
+    "xor": (150, 120),
 }
 NUMBER = r"(\d+(?:\.\d+)?)"  # a number in a console line, not the full stop after it
 MIN_LEFT = 15  # seconds: a part is not started with less of the budget left
@@ -424,6 +427,22 @@ def part_torch_xor(check):
         check.finished("torch_xor", command, code, output, seconds, **numbers)
 
 
+def part_xor(check):
+    command = [sys.executable, "benchmarks/xor.py", "--quick" if check.args.quick else "--runs=3"]
+    code, output, seconds, result = benchmark(check, "xor", command)
+    keys = (
+        "loop_steps_per_second",
+        "peer_net_loop_steps_per_second",
+        "compile_seconds",
+        "command_seconds",
+        "command_seconds_all",
+        "backend",
+    )
+    if code != 0 or result is not None:
+        numbers = {key: result[key] for key in keys} if result else {}
+        check.finished("xor", command, code, output, seconds, **numbers)
+
+
 def comparisons(parts):
     """Ours against PyTorch's best variant on the same device, where both ran."""
     out = {}
@@ -507,6 +526,12 @@ def describe(name, part):
             f"{n['members']} members {fmt(n['member_steps_per_second'])} member-steps/s, "
             f"one net {fmt(n['sequential_steps_per_second'])} steps/s"
         )
+    elif name == "xor" and n:
+        bits.append(
+            f"one net {fmt(n['loop_steps_per_second'])} steps/s (configs/xor.py), "
+            f"{fmt(n['peer_net_loop_steps_per_second'])} (2-4-1); whole command "
+            f"{n['command_seconds']} s (runs: {', '.join(map(str, n['command_seconds_all']))})"
+        )
     elif name.startswith("torch") and len(n) > 1:
         unit = "images/s" if name == "torch_cnn" else "steps/s"
         shown = {k: v for k, v in n.items() if isinstance(v, int | float)}
@@ -538,7 +563,9 @@ def summary(check):
 
 def print_summary(result):
     env = result["env"]
-    where = f"{env.get('backend', '?')}: {', '.join(sorted(set(env.get('devices', []))))}"
+    where = "env not run"
+    if env.get("backend"):
+        where = f"{env['backend']}: {', '.join(sorted(set(env['devices'])))}"
     print(
         f"\n== GPU check summary ({where}; {'quick' if result['quick'] else 'full'}, "
         f"{result['seconds']} s) =="
@@ -622,6 +649,7 @@ RUNNERS = {
     "torch_cnn": part_torch_cnn,
     "sweep": part_sweep,
     "torch_xor": part_torch_xor,
+    "xor": part_xor,
 }
 
 
