@@ -63,6 +63,7 @@ LIMITS = {
     "xor": (150, 120),
 }
 NUMBER = r"(\d+(?:\.\d+)?)"  # a number in a console line, not the full stop after it
+GPU_BACKENDS = ("gpu", "cuda", "rocm")  # jax.default_backend() on a GPU: "gpu"
 MIN_LEFT = 15  # seconds: a part is not started with less of the budget left
 QUICK_TESTS = "tests/test_losses.py tests/test_mlp.py tests/test_steps.py"
 SEED_COMMAND = "train.py --config=configs/xor.py --config.num_seeds={seeds} --config.log_every=10"
@@ -148,7 +149,8 @@ class Check:
         """Records a part that ran: pass, or fail with its last error line, or timeout."""
         shown = shlex.join(command)
         if code is None:
-            self.record(name, "timeout", seconds, shown, last_line(output), **numbers)
+            note = f"stopped at its time limit; its last line: {last_line(output)}"
+            self.record(name, "timeout", seconds, shown, note, **numbers)
         elif code != 0:
             self.record(
                 name, "fail", seconds, shown, f"exit {code}: {last_line(output)}", **numbers
@@ -210,7 +212,7 @@ def part_env(check):
     if python:
         torch_info, torch_output, _ = python_json(check, "env", python, TORCH_SCRIPT, label="torch")
         check.env.update(torch_info or {"torch_error": last_line(torch_output)})
-    gpu = info["backend"] == "gpu"
+    gpu = info["backend"] in GPU_BACKENDS
     if check.env.get("torch"):
         # PyTorch on the device JAX uses; a GPU that PyTorch does not see is no comparison.
         check.env["torch_device"] = "cuda" if gpu and check.env["cuda"] else "cpu"
@@ -337,7 +339,7 @@ def torch_ready(check, name):
         note = "no PyTorch here (nor --torch-python): skipped"
     elif not check.env.get("torch"):
         note = f"PyTorch did not start: {check.env.get('torch_error', 'env did not run')}"
-    elif check.env.get("backend") == "gpu" and device != "cuda":
+    elif check.env.get("backend") in GPU_BACKENDS and device != "cuda":
         note = "JAX runs on the GPU but this PyTorch sees none: no comparison"
     else:
         return python, device
@@ -581,7 +583,9 @@ def print_summary(result):
             f"ours / PyTorch's best ({name}): {c['ratio']}x ({fmt(ours)} against {against}){caveat}"
         )
     bad = [name for name, part in result["parts"].items() if part["status"] not in ("pass", "skip")]
-    print(f"FAILED: {', '.join(bad)}" if bad else "OK: no part failed")
+    skipped = [name for name, part in result["parts"].items() if part["status"] == "skip"]
+    verdict = f"FAILED: {', '.join(bad)}" if bad else "OK: no part failed"
+    print(verdict + (f" (skipped: {', '.join(skipped)})" if skipped else ""))
 
 
 def parse_args(argv=None):

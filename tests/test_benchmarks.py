@@ -80,7 +80,7 @@ def test_gpu_check_runs_its_parts_and_skips_pytorch_when_there_is_none(tmp_path)
     assert tail[1].split()[:2] == ["env", "PASS"]
     assert tail[2].split()[:2] == ["seeds", "PASS"] and "512 seeds x 2000 steps" in tail[2]
     assert tail[3].split()[:2] == ["torch_xor", "SKIP"]
-    assert tail[-1] == "OK: no part failed"
+    assert tail[-1] == "OK: no part failed (skipped: torch_xor)"
 
 
 def test_gpu_check_reports_a_failing_part_and_refuses_unknown_parts(tmp_path):
