@@ -42,6 +42,13 @@ def test_sweep_benchmark_quick_mode_prints_json():
     assert 0 < numbers["bytes_per_member"] < 10_000  # a 2-4-1 net and its metrics
 
 
+@pytest.mark.slow
+def test_log_cost_benchmark_quick_mode_prints_json():
+    numbers = run_quick("log_cost.py")  # three train.py commands of 1,000 seeds
+    assert numbers["seeds"] == 1000 and numbers["logged_every_10_over_at_end"] > 0
+    assert set(numbers["runs_s"]) == {"10", "40"}
+
+
 def run_gpu_check(*args, tmp_path):
     """Runs benchmarks/gpu_check.py ARGS --json=...; returns (the process, its JSON summary)."""
     path = tmp_path / "gpu_check.json"
