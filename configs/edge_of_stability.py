@@ -21,19 +21,19 @@ it as train/sharpness beside train/sharpness_limit = 2/eta. In TensorBoard:
 SCALARS, filter "sharpness", runs learning_rate=*/seed=0; IMAGES,
 aggregate, views/sharpness_vs_limit: each rate's sharpness and its 2/eta dashed.
 
-Expected, as measured on a 2-core CPU (69 s in all: 60 s of training, 21
-s of it the 31 sharpness measurements, 0.69 s each). The sharpness starts
-at 0.59 for every rate, then:
+Expected, as measured on a 2-core CPU (48 s of training, 18 s of it the
+31 sharpness measurements, 0.57 s each; the console prints each beside
+2/eta). The sharpness starts at 0.59 for every rate, then:
 - eta = 1 (2/eta = 2): it rises to 2 by step 350 (progressive sharpening)
   and stays there: median 2.07 over steps 750-1500, 1.03 x 2/eta (1.88 to
-  2.95: short spikes above, each pushed back down);
-- eta = 2 (2/eta = 1): it overshoots to 1.68 by step 400, is pushed back,
-  and hovers: median 0.98, 0.98 x 2/eta (0.93 to 1.27);
+  3.27: short spikes above, each pushed back down);
+- eta = 2 (2/eta = 1): it overshoots to 1.8 by step 200, is pushed back by
+  step 350, and hovers: median 0.99, 0.99 x 2/eta (0.83 to 1.79: spikes);
 - eta = 4 (2/eta = 0.5): above the limit from the start, pushed down to it
-  (median 0.44 over steps 750-1500, 0.88 x 2/eta), then below it as the
+  (median 0.41 over steps 750-1500, 0.83 x 2/eta), then below it as the
   loss nears 0 (train loss 0.0013).
-The train loss falls overall for all three but rises between 3 or 4 of the
-30 log steps: not monotonically, as the paper says. Its claim, sharpness
+The train loss falls overall for all three but rises between 3 and 5 of
+the 30 log steps: not monotonically, as the paper says. Its claim, sharpness
 at or just above 2/eta once it gets there, holds for eta = 1 and 2 here;
 with eta = 4 the sharpness falls below 2/eta late in training, as the
 network fits its 1,000 images (accuracy 0.992).
