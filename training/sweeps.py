@@ -173,6 +173,7 @@ def hparam_columns(runs: list[dict], run_dir: str) -> dict[str, list]:
         if os.path.join(folder, name) != os.path.abspath(run_dir) and os.path.isfile(path):
             with contextlib.suppress(OSError, ValueError), open(path) as f:
                 beside.append(json.load(f, object_pairs_hook=_tuples))
+    beside = [run for run in beside if isinstance(run, dict)]  # (not a config: left out)
     flat = [summaries.flatten(run) for run in runs + beside]
     fields = dict.fromkeys(k for run in flat for k in run)  # in the config's order
     columns = {}
