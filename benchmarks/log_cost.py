@@ -41,8 +41,10 @@ def seconds(seeds: int, steps: int, every: int) -> float:
     """The wall time of one whole command, in a fresh run directory."""
     with tempfile.TemporaryDirectory() as workdir:
         start = time.perf_counter()
-        subprocess.run(command(seeds, steps, every, workdir), cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        run = subprocess.run(command(seeds, steps, every, workdir), cwd=ROOT, text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        if run.returncode:
+            sys.exit(f"train.py failed (exit {run.returncode}):\n{run.stderr[-2000:]}")
         return time.perf_counter() - start
 
 
@@ -55,6 +57,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.steps, args.repeats = 1000, 40, 1
+    if args.steps <= 10:
+        parser.error("--steps must be more than 10 (it is compared with logging every 10)")
     times = {10: [], args.steps: []}
     seconds(args.seeds, 10, 10)  # compiles both's programs into XLA's cache (not timed)
     for _ in range(args.repeats):

@@ -573,15 +573,16 @@ def surface(
 def sharpness_chart(curves: dict[str, tuple]) -> np.ndarray:
     """Sharpness over training, a line per point ({point: (steps, mean, min,
     max, limit)}; '' for a single run), its band the min to max over seeds,
-    each point's limit 2/eta dashed in its colour."""
+    each point's stability limit (2/eta for sgd) dashed in its colour."""
     series, x = [], next(iter(curves.values()))[0]
     for i, (point, (_, mean, low, high, limit)) in enumerate(curves.items()):
         many = not np.allclose(low, high, equal_nan=True)
         name = point or "sharpness"
         series.append(Series(mean, name, low if many else None, high if many else None, color=i))
         if np.isfinite(limit).any():
-            series.append(Series(limit, "limit 2/eta" if not point else "", dashed=True, color=i))
-    title = "sharpness (solid) and its limit 2/eta (dashed)"
+            label = "" if point else "stability limit"
+            series.append(Series(limit, label, dashed=True, color=i))
+    title = "sharpness (solid) and its stability limit, 2/eta for sgd (dashed)"
     return chart(x, series, title, "step", y_label="sharpness")
 
 

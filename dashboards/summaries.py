@@ -168,13 +168,14 @@ class SummaryWriter:
         tensor = tensor_util.make_tensor_proto(np.asarray(buckets, np.float64))
         self._summary(step, tag, metadata.create_summary_metadata(None, None), tensor)
 
-    def hparams_columns(self, values: Mapping[str, list], metrics: Sequence[str]) -> None:
-        """The HPARAMS dashboard's columns: each hparam with the values it takes
-        in the runs compared, then each metric (a scalar's tag). Without them
-        TensorBoard shows every hparam written and every scalar: 100+ columns."""
+    def hparams_columns(self, names: Sequence[str], metrics: Sequence[str]) -> None:
+        """The HPARAMS dashboard's columns: these hparams, then these metrics
+        (scalars' tags). Without them TensorBoard shows every hparam written
+        and every scalar: 100+ columns. (No domain of values: TensorBoard
+        would hide the rows of any value a run made later adds.)"""
         from tensorboard.plugins.hparams import summary_v2 as hp
 
-        hparams = [hp.HParam(name, hp.Discrete(_same_type(v))) for name, v in values.items()]
+        hparams = [hp.HParam(name) for name in names]
         self._write_summary(0, hp.hparams_config_pb(hparams, [hp.Metric(m) for m in metrics]))
 
     def layout(self, layout) -> None:
@@ -284,16 +285,6 @@ def _image_tensor(image, max_outputs: int) -> tensor_pb2.TensorProto:
     return tensor_util.make_tensor_proto(
         [str(width).encode(), str(height).encode(), *pngs], dtype=np.object_
     )
-
-
-def _same_type(values: list) -> list:
-    """An HParam's values as one type: TensorBoard's Discrete domain needs it."""
-    values = list(dict.fromkeys(values))  # once each, in order
-    if all(isinstance(v, bool) for v in values):
-        return values
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return [float(v) for v in values]
-    return [str(v) for v in values]
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict:

@@ -134,9 +134,14 @@ def best_point(groups, final: dict, diverged: set[str], metric: str) -> tuple[st
     """(point, metric): the point with the best median final `metric` over
     its seeds (the lowest loss, the highest accuracy; `train/` in place of
     `eval/` without an eval split), for the results table to mark: from the
-    points' aggregates, as `curves`."""
-    if not any(k.endswith(f"/aggregate/{metric}/median") for k in final):
-        metric = metric.replace("eval/", "train/")
+    points' aggregates, as `curves`. A metric the run does not log (accuracy
+    for a regression) gives way to the loss."""
+
+    def logged(name: str) -> bool:
+        return any(k.endswith(f"/aggregate/{name}/median") for k in final)
+
+    candidates = [metric, metric.replace("eval/", "train/"), "eval/loss", "train/loss"]
+    metric = next((m for m in candidates if logged(m)), metric)
     sign = -1.0 if metric.endswith("accuracy") else 1.0
     medians = {point: final.get(f"{point}/aggregate/{metric}/median")
                for point in points(groups, diverged)}  # fmt: skip

@@ -25,6 +25,10 @@ MEDIAN_OF = ("loss", "accuracy", "mse", "classification_error", "regularization"
              "zero_fraction", "sharpness")  # fmt: skip
 
 
+def _median_of(tag: str) -> bool:
+    return tag.rsplit("/", 1)[-1] in MEDIAN_OF
+
+
 def summarize(values: np.ndarray, median: bool = True) -> dict[str, float]:
     """{'mean', 'std', 'min', 'max', 'median', 'lower', 'upper'} of one scalar
     over members (no median if not `median`); lower and upper are mean -+ std,
@@ -117,7 +121,7 @@ class Writers:
                 stats = {
                     f"{tag}/{stat}": number
                     for tag, v in values.items()
-                    for stat, number in summarize(v[indices], tag.endswith(MEDIAN_OF)).items()
+                    for stat, number in summarize(v[indices], _median_of(tag)).items()
                 }
                 self.aggregate_scalars(step, point, stats)
 

@@ -278,3 +278,30 @@ def test_members_that_do_not_fit_memory_train_in_parts_to_the_same_numbers(
     message = r"^out of memory: 6 members need .* GiB even 1 at a time"
     with pytest.raises(train.UserError, match=message):
         train.train_and_evaluate(sweep_config, str(tmp_path / "none"))
+
+
+def test_every_program_of_a_sweep_has_the_same_hparams_columns(sweep_config, tmp_path):
+    """A structural sweep is a program per value; TensorBoard takes the columns
+    from one run, so each program's runs carry the columns of all points."""
+    sweep_config.num_steps = 100
+    sweep_config.sweep.data.features = (("x1", "x2"), ("x1^2", "x2^2"))  # one as base.py's
+    train.train_and_evaluate(sweep_config, str(tmp_path))
+    columns = []
+    for point in ("features=x1+x2", "features=x1^2+x2^2"):
+        events = read_events(tmp_path / point / "seed=0")
+        content = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
+        experiment = hparams_metadata.parse_experiment_plugin_data(content)
+        columns.append([h.name for h in experiment.hparam_infos])
+    assert columns[0] == columns[1] and "data.features" in columns[0]
+
+
+def test_a_summed_loss_is_not_unstable_for_its_size(tmp_path):
+    """`unstable` compares a train batch's loss with its initial one, per
+    example: an sse over 500 points is no bigger a loss than over 50."""
+    from configs import linear_regression
+
+    config = linear_regression.get_config()
+    config.num_seeds, config.num_steps, config.data.num_train = 2, 50, 500
+    config.optimizer.learning_rate = 1e-4
+    final = train.train_and_evaluate(config, str(tmp_path))
+    assert final["aggregate/unstable"] == 0 and final["aggregate/diverged"] == 0

@@ -218,20 +218,29 @@ class Loop:
     def start(self) -> None:
         """What a new run writes before its first step."""
         program, writers = self.program, self.writers
-        # HPARAMS: a row per run, named as TensorBoard names it when opened on
-        # the experiment's folder; a sweep's seeds are sessions of their
-        # point's row (or, without member runs, the point's aggregate is it).
+        # HPARAMS: a row per run, its trial ID the run's path from the
+        # experiment's folder (`SWEEP/learning_rate=0.1`: unique there); a
+        # sweep's seeds are sessions of their point's row (without member
+        # runs, the point's aggregate is the row). The columns are the same
+        # for every program of the run: from all its points.
         experiment = os.path.basename(os.path.normpath(writers.run_dir))
-        points = {p: sweeps.plain(self.members[i[0]].config) for p, i in writers.points.items()}
+        points = {p: sweeps.plain(self.members[members[0]].config)
+                  for p, members in writers.points.items()}  # fmt: skip
         for point_config in points.values():
             point_config.pop("seed")
-        runs = list(points.values()) or [sweeps.plain(self.members[0].config)]
+        if self.program.group.single:
+            runs = [sweeps.plain(self.members[0].config)]
+        else:
+            runs = [sweeps.plain(c) for c in sweeps.point_configs(self.run_config)]
+            for run in runs:
+                run.pop("seed")
         columns = sweeps.hparam_columns(runs, writers.run_dir)
         metrics = headline_metrics(program, aggregates=not writers.members)
         for m, writer in enumerate(writers.members):
             member = sweeps.plain(self.members[m].config)
-            trial = os.path.join(experiment, self.members[m].point)
-            writer.hparams(_only(member, columns), trial_id=trial.rstrip("/"))
+            point = self.members[m].point
+            trial = os.path.join(experiment, point) if point else experiment
+            writer.hparams(_only(member, columns), trial_id=trial)
             writer.hparams_columns(columns, metrics)
             writer.text("config", summaries.config_markdown(member), 0)
             writer.text("run", summaries.run_markdown(), 0)
@@ -320,8 +329,8 @@ class LogTrain(Action):
                 self.say(loop, step, point, line + "  unstable" * bool(unstable[alive[0]]))
             elif len(alive):
                 values = {k: np.asarray(v)[alive] for k, v in metrics.items()}
-                unstable_ = int(np.sum(unstable[alive]))
-                self.say(loop, step, point, console.spread(values, self.solvable, unstable_))
+                count = int(np.sum(unstable[alive]))
+                self.say(loop, step, point, console.spread(values, self.solvable, count))
 
     def say(self, loop: Loop, step: int, point: str, text: str, speed: str = "") -> None:
         """A point's line, thinned on a plateau: the first repeat of the same
@@ -390,10 +399,12 @@ class Histograms(Action):
         else:  # a sweep above max_member_runs: only the buckets come over, not the weights
             points = np.stack(list(loop.writers.points.values()))  # (points, seeds) in a program
             points = points[:, :HISTOGRAM_SEEDS]
-            counts = views.point_histograms(loop.state.params, points, loop.diverged_at == 0)
+            alive = loop.diverged_at == 0
+            counts = views.point_histograms(loop.state.params, points, alive)
             for name, each in jax.device_get(counts).items():
-                for point, buckets in zip(loop.writers.points, each, strict=True):
-                    loop.writers.aggregates[point].histogram_buckets(name, buckets, step)
+                for point, members, buckets in zip(loop.writers.points, points, each, strict=True):
+                    if alive[members].any():  # (none left: nothing to count)
+                        loop.writers.aggregates[point].histogram_buckets(name, buckets, step)
         loop.views.seconds += time.perf_counter() - start
         params = loop.params() if loop.probed else []
         for m in loop.probed:
@@ -449,11 +460,11 @@ class Sharpness(Action):
         loop.writers.scalars(step, values, loop.diverged_at == 0)
         self.history.append([step, top.tolist(), None if limit is None else limit.tolist()])
         self.measurement_seconds.append(time.perf_counter() - start)
+        name = "2/eta" if loop.config.optimizer.name == "sgd" else "stability limit"
         for point, indices in (loop.writers.points or {"": np.array([0])}).items():
             alive = indices[loop.diverged_at[indices] == 0]
             if len(alive):  # each point's median over its seeds, beside its limit
                 bound = None if limit is None else float(np.median(limit[alive]))
-                name = "2/eta" if loop.config.optimizer.name == "sgd" else "stability limit"
                 text = console.sharpness(point, float(np.median(top[alive])), bound, name)
                 console.say(console.step_line(step, loop.config.num_steps, text))
 
@@ -580,8 +591,10 @@ class Evaluate(Action):
 
     def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
         values, confusion = jax.device_get(loop.program.evaluate(loop.state.params))
-        if step == 0:
-            self.initial_loss = np.asarray(values["loss"], np.float64)
+        if step == 0:  # as a train batch's loss would be: a summed one (sse) per its size
+            dataset, summed = loop.program.dataset, loop.config.loss == "sse"
+            per_batch = loop.program.batches.size / len(dataset.y_eval) if summed else 1.0
+            self.initial_loss = np.asarray(values["loss"], np.float64) * per_batch
         # A diverged member, frozen at its last good weights, is still evaluated
         # in its own run, but its point's statistics are over those training.
         eval_values = {f"eval/{k}": v for k, v in values.items()}
@@ -632,7 +645,7 @@ def finish_sweep(config, run_dir: str, groups, final: dict, sharpness: dict, div
     (dashboards/sweep_charts.py). Returns the table."""
     best = sweep_charts.best_point(groups, final, diverged, config.best_metric)
     order = dict.fromkeys(m.point for group in groups for m in group.members)  # as swept
-    table = sweeps.results_table(final, config.num_seeds, best, order)
+    table = sweeps.results_table(final, config.num_seeds, best, order, config.best_metric)
     aggregate = parallel.writer(os.path.join(run_dir, "aggregate"))
     try:
         aggregate.text("config", summaries.config_markdown(sweeps.plain(config)), 0)

@@ -176,8 +176,7 @@ def run(config: ml_collections.ConfigDict, run_dir: str, console=print) -> dict[
         # HPARAMS: its own row, named as its run, with the gate's fields and accuracy
         hparams = {k: v for k, v in config.to_dict().items() if k != "experiment"}
         writer.hparams(hparams, trial_id=os.path.basename(os.path.normpath(run_dir)))
-        columns = {k: [v] for k, v in hparams.items()}
-        writer.hparams_columns(columns, ["train/accuracy", "train/wrong"])
+        writer.hparams_columns(list(hparams), ["train/accuracy", "train/wrong"])
         writer.text("config", summaries.config_markdown(config.to_dict()), 0)
         writer.text("run", summaries.run_markdown(), 0)
         if config.mode == "fixed":

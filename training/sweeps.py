@@ -156,13 +156,15 @@ KEY_HPARAMS = ("data.name", "model.name", "model.hidden_sizes", "model.activatio
                "optimizer.name", "optimizer.learning_rate", "num_steps", "batch_size")  # fmt: skip
 NOT_HPARAMS = ("checkpoint_every", "embedding_examples", "eval_batch_size", "eval_every",
                "keep_checkpoints", "layer_stats", "log_every", "max_member_runs", "num_seeds",
-               "members_per_program", "picture_every", "probes.", "sweep.")  # fmt: skip
+               "members_per_program", "picture_every", "probes.", "sweep.",
+               "best_metric")  # fmt: skip
 
 
-def hparam_columns(runs: list[dict], run_dir: str) -> dict[str, list]:
-    """{field: its values} for HPARAMS, over `runs` (plain configs, as `plain`
-    gives them) and the runs beside `run_dir` in its experiment's folder
-    (their config.json): the rows TensorBoard compares when opened there."""
+def hparam_columns(runs: list[dict], run_dir: str) -> list[str]:
+    """The fields HPARAMS shows, over `runs` (plain configs, as `plain` gives
+    them: every point of a sweep) and the runs beside `run_dir` in its
+    experiment's folder (their config.json): the rows TensorBoard compares
+    when opened there."""
     from configs import base
 
     default = summaries.flatten(base.get_config().to_dict())
@@ -176,13 +178,13 @@ def hparam_columns(runs: list[dict], run_dir: str) -> dict[str, list]:
     beside = [run for run in beside if isinstance(run, dict)]  # (not a config: left out)
     flat = [summaries.flatten(run) for run in runs + beside]
     fields = dict.fromkeys(k for run in flat for k in run)  # in the config's order
-    columns = {}
+    columns = []
     for field in fields:
         if field.startswith(NOT_HPARAMS):
             continue
         values = [run[field] for run in flat if field in run]
         if field in KEY_HPARAMS or len(set(values)) > 1 or values[0] != default.get(field):
-            columns[field] = values
+            columns.append(field)
     return columns
 
 
@@ -323,18 +325,21 @@ def _interval(summary: dict) -> str:
     return f" ({summary['solved/low95']:.3f}-{summary['solved/high95']:.3f})"
 
 
-def results_table(final: dict[str, float], seeds: int, best=(None, ""), order=None) -> str:
+def results_table(final: dict[str, float], seeds: int, best=(None, ""), order=None,
+                  asked: str = "") -> str:  # fmt: skip
     """Markdown: one row per point: the medians over its `seeds` (its values,
     for one), solved, diverged, unstable and steps to solve.
 
     `final`: train_and_evaluate's scalars ('POINT/aggregate/train/loss/median', ...);
-    `best`: (a point to mark, the metric it is best by: sweep_charts.best_point);
+    `best`: (a point to mark, the metric it is best by: sweep_charts.best_point),
+    `asked` the config's best_metric (said, if the run does not log it);
     `order`: the points in the order of their rows (default: sorted by name).
     """
     points = sorted({k.split("/aggregate/")[0] for k in final if "/aggregate/" in k})
     if order is not None:
         points = sorted(points, key=list(order).index)
-    columns = ["train/loss", "train/accuracy", "eval/loss", "eval/accuracy", "train/regularization"]
+    columns = ["train/loss", "train/accuracy", "train/mse", "eval/loss", "eval/accuracy",
+               "eval/mse", "train/regularization"]  # fmt: skip
     columns = [c for c in columns if any(f"{p}/aggregate/{c}/median" in final for p in points)]
     if "train/regularization" in columns:  # what L1 switched off
         columns.append("weights/zero_fraction")
@@ -356,4 +361,6 @@ def results_table(final: dict[str, float], seeds: int, best=(None, ""), order=No
     if best[0] is not None:
         most = "highest" if best[1].endswith("accuracy") else "lowest"
         rows.append(f"\n(best): the {most} {best[1]}" + " (median over seeds)" * (seeds > 1))
+        if asked and asked != best[1]:
+            rows[-1] += f" ({asked}, the best_metric asked for, is not logged by this run)"
     return "\n".join(rows)
