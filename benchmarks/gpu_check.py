@@ -328,7 +328,7 @@ def part_cnn(check):
         "loop",
     )
     if code != 0 or result is not None:
-        numbers = {key: result[key] for key in keys} if result else {}
+        numbers = {key: result[key] for key in keys if key in result} if result else {}
         check.finished("cnn", command, code, output, seconds, **numbers)
 
 
@@ -393,7 +393,7 @@ def part_sweep(check):
         "backend",
     )
     if code != 0 or result is not None:
-        numbers = {key: result[key] for key in keys} if result else {}
+        numbers = {key: result[key] for key in keys if key in result} if result else {}
         check.finished("sweep", command, code, output, seconds, **numbers)
 
 
@@ -441,7 +441,7 @@ def part_xor(check):
         "backend",
     )
     if code != 0 or result is not None:
-        numbers = {key: result[key] for key in keys} if result else {}
+        numbers = {key: result[key] for key in keys if key in result} if result else {}
         check.finished("xor", command, code, output, seconds, **numbers)
 
 

@@ -320,19 +320,19 @@ class LogTrain(Action):
         if loop.program.group.single:
             values = {k: float(v[0]) for k, v in metrics.items()}
             speed = console.speed(loop.program.batches, step, loop.config.num_steps, rate)
-            self.say(loop, step, "", console.headline(values), f"  {speed}")
+            self.say_thinned(loop, step, "", console.headline(values), f"  {speed}")
             return
         for point, indices in writers.points.items():
             alive = indices[training[indices]]
             if len(indices) == 1 and len(alive):  # one seed: its values, not a spread
                 line = console.headline({k: float(v[alive[0]]) for k, v in metrics.items()})
-                self.say(loop, step, point, line + "  unstable" * bool(unstable[alive[0]]))
+                self.say_thinned(loop, step, point, line + "  unstable" * bool(unstable[alive[0]]))
             elif len(alive):
                 values = {k: np.asarray(v)[alive] for k, v in metrics.items()}
                 count = int(np.sum(unstable[alive]))
-                self.say(loop, step, point, console.spread(values, self.solvable, count))
+                self.say_thinned(loop, step, point, console.spread(values, self.solvable, count))
 
-    def say(self, loop: Loop, step: int, point: str, text: str, speed: str = "") -> None:
+    def say_thinned(self, loop: Loop, step: int, point: str, text: str, speed: str = "") -> None:
         """A point's line, thinned on a plateau: the first repeat of the same
         values says so, the next are left out until they change (the last
         step's line is always printed)."""
