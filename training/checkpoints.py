@@ -244,8 +244,9 @@ def load_run(path: str) -> TrainedRun:
     rather than one of its members, or a run with no checkpoint yet.
     """
     run_dir, name = _run_of(path)
-    with open(os.path.join(run_dir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f, object_pairs_hook=_with_tuples))
+    config = ml_collections.ConfigDict(
+        sweeps.read_config_json(os.path.join(run_dir, "config.json"))
+    )
     group, m = _member(config, run_dir, name)
     dataset = data.load_dataset(group.config.data)  # the inputs' shape and how many outputs
     new_model, _ = program.make_train_step(group.config, dataset)
@@ -298,8 +299,3 @@ def _member(config, run_dir: str, name: str) -> tuple[sweeps.Group, int]:
             f"{run_dir} is a sweep of {members} networks: load one of them, e.g. {example}"
         )
     raise UserError(f"{run_dir} has no network {name!r}: load one of its members, e.g. {example}")
-
-
-def _with_tuples(pairs: list) -> dict:
-    """A config.json section with its lists as the tuples they were."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in pairs}

@@ -173,8 +173,8 @@ def hparam_columns(runs: list[dict], run_dir: str) -> list[str]:
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name, "config.json")
         if os.path.join(folder, name) != os.path.abspath(run_dir) and os.path.isfile(path):
-            with contextlib.suppress(OSError, ValueError), open(path) as f:
-                beside.append(json.load(f, object_pairs_hook=_tuples))
+            with contextlib.suppress(OSError, ValueError):
+                beside.append(read_config_json(path))
     beside = [run for run in beside if isinstance(run, dict)]  # (not a config: left out)
     flat = [summaries.flatten(run) for run in runs + beside]
     fields = dict.fromkeys(k for run in flat for k in run)  # in the config's order
@@ -188,9 +188,15 @@ def hparam_columns(runs: list[dict], run_dir: str) -> list[str]:
     return columns
 
 
-def _tuples(pairs: list) -> dict:
-    """A config.json section with its lists as the tuples they were."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in pairs}
+def read_config_json(path: str):
+    """A run's config.json (as train.py writes it), its lists the tuples they
+    were (a shape, a sweep's values): as a dict."""
+
+    def with_tuples(pairs: list) -> dict:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in pairs}
+
+    with open(path) as f:
+        return json.load(f, object_pairs_hook=with_tuples)
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
