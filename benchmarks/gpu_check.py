@@ -316,20 +316,19 @@ def benchmark(check, name, command):
     return code, output, seconds, result
 
 
-def part_cnn(check):
-    command = [sys.executable, "benchmarks/cnn.py", *(["--quick"] if check.args.quick else [])]
-    code, output, seconds, result = benchmark(check, "cnn", command)
-    keys = (
-        "train_images_per_second",
-        "peer_optimizer_train_images_per_second",
-        "compile_seconds",
-        "eval_images_per_second",
-        "backend",
-        "loop",
-    )
+def ours(check, name, command, keys):
+    """One of our benchmarks: runs it and records these `keys` of its JSON."""
+    code, output, seconds, result = benchmark(check, name, command)
     if code != 0 or result is not None:
         numbers = {key: result[key] for key in keys if key in result} if result else {}
-        check.finished("cnn", command, code, output, seconds, **numbers)
+        check.finished(name, command, code, output, seconds, **numbers)
+
+
+def part_cnn(check):
+    command = [sys.executable, "benchmarks/cnn.py", *(["--quick"] if check.args.quick else [])]
+    keys = ("train_images_per_second", "peer_optimizer_train_images_per_second",
+            "compile_seconds", "eval_images_per_second", "backend", "loop")  # fmt: skip
+    ours(check, "cnn", command, keys)
 
 
 def torch_ready(check, name):
@@ -383,18 +382,9 @@ def part_torch_cnn(check):
 
 def part_sweep(check):
     command = [sys.executable, "benchmarks/sweep.py", *(["--quick"] if check.args.quick else [])]
-    code, output, seconds, result = benchmark(check, "sweep", command)
-    keys = (
-        "members",
-        "member_steps_per_second",
-        "sequential_steps_per_second",
-        "speedup_vs_sequential",
-        "bytes_per_member",
-        "backend",
-    )
-    if code != 0 or result is not None:
-        numbers = {key: result[key] for key in keys if key in result} if result else {}
-        check.finished("sweep", command, code, output, seconds, **numbers)
+    keys = ("members", "member_steps_per_second", "sequential_steps_per_second",
+            "speedup_vs_sequential", "bytes_per_member", "backend")  # fmt: skip
+    ours(check, "sweep", command, keys)
 
 
 def part_torch_xor(check):
@@ -431,18 +421,9 @@ def part_torch_xor(check):
 
 def part_xor(check):
     command = [sys.executable, "benchmarks/xor.py", "--quick" if check.args.quick else "--runs=3"]
-    code, output, seconds, result = benchmark(check, "xor", command)
-    keys = (
-        "loop_steps_per_second",
-        "peer_net_loop_steps_per_second",
-        "compile_seconds",
-        "command_seconds",
-        "command_seconds_all",
-        "backend",
-    )
-    if code != 0 or result is not None:
-        numbers = {key: result[key] for key in keys if key in result} if result else {}
-        check.finished("xor", command, code, output, seconds, **numbers)
+    keys = ("loop_steps_per_second", "peer_net_loop_steps_per_second", "compile_seconds",
+            "command_seconds", "command_seconds_all", "backend")  # fmt: skip
+    ours(check, "xor", command, keys)
 
 
 def comparisons(parts):
