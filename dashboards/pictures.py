@@ -615,3 +615,33 @@ def fit_chart(x: np.ndarray, y: np.ndarray, line_x: np.ndarray, fitted: np.ndarr
         series.append(Series(true, "true line", dashed=True, color=2))
     series.append(Series(fitted, "fitted line", color=1))
     return chart(line_x, series, title, "x", y_label="y")
+
+
+def spectral_density_chart(
+    grid: np.ndarray,
+    density: np.ndarray,
+    limit: float | None = None,
+    title: str = "Hessian eigenvalue density",
+    floor: float = 1e-5,
+) -> np.ndarray:
+    """The Hessian's eigenvalue `density` over `grid` (training/curvature.py's
+    `smoothed_density`) on a log axis, and the stability `limit` (2/eta for
+    sgd; None where there is none) as a dashed vertical line.
+
+    The log axis shows the few outliers beside the bulk of eigenvalues near
+    0; values below `floor` x the peak are drawn at that floor (the density
+    between separate eigenvalues is as small as a Gaussian's tail). A limit
+    more than the spectrum's range beyond it is named in the legend, not
+    drawn, so that the density keeps the width of the chart.
+    """
+    grid, density = np.asarray(grid, np.float64), np.asarray(density, np.float64)
+    peak = float(density.max())
+    series = [Series(np.maximum(density, floor * peak), "density", color=0)]
+    if limit is not None:
+        lo, hi, label = float(grid[0]), float(grid[-1]), f"stability limit {_number(limit)}"
+        if lo - (hi - lo) <= limit <= hi + (hi - lo):
+            x, y = np.array([limit, limit]), np.array([floor * peak, peak])
+        else:
+            x, y, label = grid, np.full_like(grid, np.nan), f"{label}, off the chart"
+        series.append(Series(y, label, dashed=True, color=2, x=x))
+    return chart(grid, series, title, "eigenvalue", log_y=True, y_label="density")
