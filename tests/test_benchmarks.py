@@ -42,6 +42,12 @@ def test_sweep_benchmark_quick_mode_prints_json():
     assert 0 < numbers["bytes_per_member"] < 10_000  # a 2-4-1 net and its metrics
 
 
+def test_members_benchmark_quick_mode_prints_json():
+    numbers = run_quick("members.py")  # 8 and 64 members of the peer's net
+    assert list(numbers["sizes"]) == ["8", "64"]
+    assert all(size["member_steps_per_second"] > 0 for size in numbers["sizes"].values())
+
+
 @pytest.mark.slow
 def test_log_cost_benchmark_quick_mode_prints_json():
     numbers = run_quick("log_cost.py")  # three train.py commands of 1,000 seeds

@@ -249,16 +249,19 @@ class _Programs(NamedTuple):
         like = lambda tree: _shapes_for(size, tree, where.on_members)  # noqa: E731
         state, diverged_at, keys = like(self.members)
         if self.stepwise:
-            train, compiled = _stepwise(self.members_step, state, diverged_at, keys, train_data,
-                                        where.everywhere, where.on_members)  # fmt: skip
+            advance, compiled = _stepwise(self.members_step, state, diverged_at, keys, train_data,
+                                          where.everywhere, where.on_members)  # fmt: skip
         else:
             loop = jax.jit(steps.train_loop, static_argnums=0)
             compiled = loop.lower(self.members_step, state, diverged_at, train_data, keys, 0)
             compiled = compiled.compile(steps.compiler_options())
 
-            def train(state, diverged_at, keys, num_steps):
+            def advance(state, diverged_at, keys, num_steps):
                 return compiled(state, diverged_at, train_data, keys, num_steps)
 
+        measure = jax.jit(self.members_step.metrics).lower(state, train_data, keys)
+        measure = measure.compile(steps.compiler_options())
+        train = steps.reported(advance, lambda state, keys: measure(state, train_data, keys))
         evaluate = steps.make_evaluate(
             train_step.graphdef, train_step.loss_fn, len(dataset.y_eval), dataset.num_classes,
             config.eval_batch_size, summed_loss=config.loss == "sse",
@@ -267,7 +270,8 @@ class _Programs(NamedTuple):
         evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None)))
         evaluate = evaluate.lower(state.params, eval_data).compile(steps.compiler_options())
         sharpness = _sharpness(config, train_step, state, examples)
-        calls = [(compiled, train_data), (evaluate, eval_data), (sharpness, examples)]
+        calls = [(compiled, train_data), (measure, train_data), (evaluate, eval_data),
+                 (sharpness, examples)]  # fmt: skip
         return _Compiled(
             train, lambda params: evaluate(params, eval_data),
             sharpness and (lambda state: sharpness(state, examples)), compiled, calls,
@@ -411,7 +415,7 @@ def _reset(state: steps.TrainState, earlier: steps.TrainState, members: jax.Arra
 
 
 def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on_members):
-    """`train` as one compiled step per call (see `build`), and that step
+    """`advance` as one compiled step per call (see `build`), and that step
     (`state`, `diverged_at`, `keys`: abstract, for their shapes).
 
     The host queues the steps and waits only when the metrics are read.
@@ -425,25 +429,21 @@ def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on
     # Its outputs stay where its inputs are: members split over the devices
     # (left to XLA, a sweep's came back replicated, and the next step refused them).
     step = jax.jit(members_step, out_shardings=on_members)
-    step = step.lower(state, diverged_at, train_data, order_shape, jnp.array(True))
+    step = step.lower(state, diverged_at, train_data, order_shape)
     step = step.compile(steps.compiler_options())
     # Several CPU devices: XLA:CPU's in-process all-reduce deadlocked when
     # steps queued up asynchronously (a CNN on 2 host devices, 2 cores).
     one_at_a_time = len(jax.tree.leaves(state)[0].sharding.device_set) > 1
 
-    def train(state, diverged_at, keys, num_steps):
+    def advance(state, diverged_at, keys, num_steps):
         first = int(state.step[0])
-        last = first + int(num_steps) - 1
-        order = orders(keys, first)
-        metrics = None
-        for s in range(first, last + 1):
+        order = orders(keys, first) if num_steps else None
+        for s in range(first, first + num_steps):
             if not batches.full and s % batches.steps_per_epoch == 0 and s != first:
                 order = orders(keys, s)
-            state, diverged_at, metrics = step(
-                state, diverged_at, train_data, order, jnp.array(s == last)
-            )
+            state, diverged_at = step(state, diverged_at, train_data, order)
             if one_at_a_time:
-                jax.block_until_ready(metrics)
-        return state, diverged_at, metrics
+                jax.block_until_ready(state)
+        return state, diverged_at
 
-    return train, step
+    return advance, step

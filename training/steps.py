@@ -17,6 +17,7 @@ factory that binds the static parts (graph definition, loss, optimizer):
 """
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -195,10 +196,6 @@ class Batches:
         return jax.tree.map(lambda a: jnp.take(a, index, axis=0), arrays)
 
 
-def _zeros(shapes):
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-
 def where_members(alive: jax.Array, new, old):
     """Leaf by leaf, member m of `new` where alive[m], else of `old`."""
 
@@ -211,18 +208,21 @@ def where_members(alive: jax.Array, new, old):
 class MembersStep:
     """One update of every member: the one-network `TrainStep`, `jax.vmap`ped.
 
-    `(state, diverged_at, dataset, orders, report) -> (state, diverged_at,
-    metrics)`. Every leaf of `state` has a leading members axis (a single run
-    is one member); `dataset` is shared; `orders` holds each member's epoch
-    permutation (None for full batches). Only when `report` are all the
-    metrics computed: on small nets they cost more than the step.
+    `(state, diverged_at, dataset, orders) -> (state, diverged_at)`. Every
+    leaf of `state` has a leading members axis (a single run is one
+    member); `dataset` is shared; `orders` holds each member's epoch
+    permutation (None for full batches). It computes no metrics:
+    `metrics(state, dataset, keys)` computes those of the next update
+    apart, at the steps that report them (on small nets they cost more
+    than the step itself).
 
-    With `stop_at_nan` (a single run), the step whose loss or weights become
-    NaN/Inf sets `diverged_at` to its number and reports every metric, and
-    the loop ends there. A sweep's members are checked by the loop's driver
-    at each report instead (training/actions.py: a diverged member is reset
-    to its last good weights), which costs its steps nothing: on small nets
-    a check at every step cost a quarter of the step.
+    With `stop_at_nan` (a single run), the step whose loss or weights
+    become NaN/Inf sets `diverged_at` to its number and is not taken: the
+    weights stay those it started from, so `metrics` can say what went
+    NaN, and the loop ends there. A sweep's members are checked by the
+    loop's driver at each report instead (training/actions.py: a diverged
+    member is reset to its last good weights), which costs its steps
+    nothing: on small nets a check at every step cost a quarter of the step.
 
     `unroll`: the members one after another in the program instead of
     vmapped. For convolutions on CPU: vmapped over the members' kernels, a
@@ -261,7 +261,8 @@ class MembersStep:
         ]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *each)
 
-    def __call__(self, state, diverged_at, dataset, orders, report):
+    def _update(self, state, dataset, orders):
+        """Every member's next update: `(batch, its in_axes, new state, Update)`."""
         step = state.step[0]  # the same for every member
         if orders is None:  # full batches: the whole dataset, every member's batch
             batch, axes = dataset, (0, None)
@@ -269,40 +270,52 @@ class MembersStep:
             batch = self._each(lambda order: self.batches.take(dataset, order, step), orders)
             axes = (0, 0)
         new, update = self._each(self.train_step.update, state, batch, in_axes=axes)
+        return batch, axes, new, update
+
+    def __call__(self, state, diverged_at, dataset, orders):
+        _, _, new, update = self._update(state, dataset, orders)
         if self.stop_at_nan:  # the weights' norm overflows first, as the metrics' norms would
             ok = jnp.isfinite(update.loss[0]) & jnp.isfinite(optax.tree.norm(new.params))
-            diverged_at = jnp.where(ok, diverged_at, step + 1)
-            report = report | ~ok
+            ok &= diverged_at[0] == 0
+            diverged_at = jnp.where(ok | (diverged_at > 0), diverged_at, state.step + 1)
+            new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
+        return new, diverged_at
 
-        def metrics():
-            return self._each(self.train_step.metrics, state, batch, update, in_axes=(*axes, 0))
-
-        shapes = jax.eval_shape(metrics)
-        values = jax.lax.cond(report, metrics, lambda: {**_zeros(shapes), "loss": update.loss})
-        return new, diverged_at, values
+    def metrics(self, state, dataset, keys) -> dict[str, jax.Array]:
+        """Every metric of every member's next update (`TrainStep.metrics`):
+        the update is computed again, from the same weights and batch, and
+        dropped. `keys`: the members' minibatch-order keys."""
+        orders = self.orders(keys, state.step[0])
+        batch, axes, _, update = self._update(state, dataset, orders)
+        return self._each(self.train_step.metrics, state, batch, update, in_axes=(*axes, 0))
 
 
 def train_loop(members_step: MembersStep, state, diverged_at, dataset, keys, num_steps):
     """`num_steps` steps of every member in ONE compiled call (jit it with
-    `static_argnums=0`): `(state, diverged_at, metrics)` after them.
+    `static_argnums=0`): `(state, diverged_at)` after them.
 
     `dataset`, `(x, y)`, is the whole training split, on the device; each
     step gathers its minibatches from it, so no step waits for the host.
     `keys` are the members' minibatch-order keys. `num_steps` is a traced
     number, so one compilation serves every chunk length, and how a run is
-    cut into chunks changes no bit of it. Only the last step computes every
-    metric. The call ends early once every member has diverged.
+    cut into chunks changes no bit of it. A single run's call ends early
+    at the step that diverged.
+
+    No step computes metrics (`MembersStep.metrics` does, apart): a
+    `lax.cond` asking for them in the body cost every step of a sweep of
+    100,000 small nets a quarter of its speed.
     """
     batches = members_step.batches
     orders = members_step.orders(keys, state.step[0])
-    shapes = jax.eval_shape(members_step, state, diverged_at, dataset, orders, True)[2]
 
     def keep_going(carry):
-        _, diverged_at, _, _, i = carry
+        _, diverged_at, _, i = carry
+        if not members_step.stop_at_nan:  # a sweep: no member's divergence is known here
+            return i < num_steps
         return (i < num_steps) & jnp.any(diverged_at == 0)
 
     def one_step(carry):
-        state, diverged_at, _, orders, i = carry
+        state, diverged_at, orders, i = carry
         if not batches.full:  # a new epoch: new orders
             step = state.step[0]
             orders = jax.lax.cond(
@@ -310,14 +323,31 @@ def train_loop(members_step: MembersStep, state, diverged_at, dataset, keys, num
                 lambda: members_step.orders(keys, step),
                 lambda: orders,
             )
-        state, diverged_at, metrics = members_step(
-            state, diverged_at, dataset, orders, i == num_steps - 1
-        )
-        return state, diverged_at, metrics, orders, i + 1
+        state, diverged_at = members_step(state, diverged_at, dataset, orders)
+        return state, diverged_at, orders, i + 1
 
-    carry = (state, diverged_at, _zeros(shapes), orders, 0)
-    state, diverged_at, metrics, _, _ = jax.lax.while_loop(keep_going, one_step, carry)
-    return state, diverged_at, metrics
+    carry = (state, diverged_at, orders, 0)
+    state, diverged_at, _, _ = jax.lax.while_loop(keep_going, one_step, carry)
+    return state, diverged_at
+
+
+def reported(advance: Callable, measure: Callable) -> Callable:
+    """`train(state, diverged_at, keys, n) -> (state, diverged_at, metrics)`:
+    n steps, and every metric of the last one.
+
+    `advance(state, diverged_at, keys, n)` takes the steps, `measure(state,
+    keys)` the metrics of the next one. The weights only ever pass through
+    `advance`: n - 1 steps, the metrics, then the last step, by the same
+    compiled call, so no choice of where to report changes a bit of them.
+    """
+
+    def train(state, diverged_at, keys, num_steps):
+        state, diverged_at = advance(state, diverged_at, keys, num_steps - 1)
+        metrics = measure(state, keys)
+        state, diverged_at = advance(state, diverged_at, keys, 1)
+        return state, diverged_at, metrics
+
+    return train
 
 
 # XLA:CPU (jaxlib 0.10) hands convolutions and dots to its YNNPACK library
