@@ -158,9 +158,11 @@ def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
                 action(loop, loop.step, metrics)
     actions.finish(loop)
     single = loop.program.group.single
+    measured = {"sharpness": loop.actions.sharpness.measurement_seconds,
+                "spectrum": loop.actions.spectrum.measurement_seconds}  # fmt: skip
     console.say(console.done(
-        loop.step, first, time.perf_counter() - started, loop.views.seconds,
-        loop.actions.sharpness.measurement_seconds, loop.writers.final if single else None,
+        loop.step, first, time.perf_counter() - started, loop.views.seconds, measured,
+        loop.writers.final if single else None,
         loop.writers.dirs[0] if single else loop.writers.run_dir,
     ))  # fmt: skip
 

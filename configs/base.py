@@ -32,6 +32,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.probes.sharpness = False  # train/sharpness: the loss Hessian's top eigenvalue
     config.probes.sharpness_iterations = 20  # Lanczos steps (Hessian-vector products)
     config.probes.sharpness_every = 0  # steps between measurements; 0 = auto, <= ~10% of the time
+    config.probes.spectrum = False  # train/hessian/*: top eigenvalues, trace; views/hessian_density
+    config.probes.spectrum_top_k = 5  # train/hessian/eigenvalue_1..k, the largest first
+    config.probes.spectrum_iterations = 30  # Lanczos steps (Hessian-vector products) per start
+    config.probes.trace_samples = 10  # Hutchinson's probes for train/hessian/trace (>= 2)
+    config.probes.density_starts = 4  # random Lanczos starts averaged into the density
+    config.probes.spectrum_every = 0  # steps between measurements; 0 = auto, <= ~10% of the time
     config.probes.examples = 1000  # the probes' loss: on the first N train (eval) examples; 0 = all
     config.probes.landscape = False  # at the end: IMAGES views/landscape/line and /plane
     config.probes.landscape_resolution = 41  # points along the line; the plane's grid side

@@ -53,6 +53,15 @@ def sharpness(point: str, value: float, limit: float | None, name: str) -> str:
     return f"{where}sharpness {value:.3g}{beside}"
 
 
+def spectrum(point: str, top: np.ndarray, trace: float, error: float) -> str:
+    """'learning_rate=1.0  hessian top 2.07, 0.401, 0.118  trace 3.2 ± 0.31': the
+    Hessian's largest eigenvalues, largest first, and its trace with the
+    standard error of Hutchinson's estimate."""
+    where = f"{point}  " if point else ""
+    values = ", ".join(f"{v:.3g}" for v in top)
+    return f"{where}hessian top {values}  trace {trace:.3g} ± {error:.2g}"
+
+
 def step_line(step: int, num_steps: int, text: str) -> str:
     """'step  100  TEXT', the step right-aligned to the run's last."""
     return f"step {step:>{len(str(num_steps))}}  {text}"
@@ -83,15 +92,17 @@ def built(where: str, members: int, part: int, cap: int, params: int, seconds: f
     return f"{where}: {what}{params:,} parameters, compiled in {seconds:.2f} s{resumed}"
 
 
-def done(steps: int, first: int, seconds: float, probed: float, sharpness: list[float],
-         final: dict | None, where: str) -> str:  # fmt: skip
+def done(steps: int, first: int, seconds: float, probed: float,
+         measurements: dict[str, list[float]], final: dict | None, where: str) -> str:  # fmt: skip
     """The end of a program's training: the steps this process trained (from
     step `first`: a resumed run's are fewer than the run's), their time, the
-    probes' share, and for a single run (`final`: its last scalars) the train
-    and eval headline."""
+    probes' share, each measuring probe's seconds per measurement
+    (`measurements`: {'sharpness': [seconds, ...], ...}), and for a single
+    run (`final`: its last scalars) the train and eval headline."""
     probed_text = f"{probed:.2f} s"
-    if sharpness:  # the median: the first call also warms up
-        probed_text += f"; sharpness {np.median(sharpness):.3f} s per measurement"
+    for probe, each in measurements.items():
+        if each:  # the median: the first call also warms up
+            probed_text += f"; {probe} {np.median(each):.3f} s per measurement"
     result = ""
     if final is not None:
         train, evaluation = ({k[len(s):]: v for k, v in final.items() if k.startswith(s)}

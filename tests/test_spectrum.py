@@ -1,15 +1,22 @@
 """The Hessian's spectrum (training/curvature.py): its top eigenvalues, its
-trace and its density, checked against `jax.hessian` on a 26-weight net."""
+trace and its density, checked against `jax.hessian` on a 26-weight net;
+then probes.spectrum in runs (training/actions.py's Spectrum)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import exact_matmuls
+from conftest import exact_matmuls, read_events, read_image, read_scalars, run_cli
+from flax import nnx
 from jax.flatten_util import ravel_pytree
+from tensorboard.util import tensor_util
 
+import data
+import train
 from dashboards import pictures
-from training import curvature
+from plumbing.failures import UserError
+from training import checkpoints, curvature, program
+from training.checks import check_config
 
 # float32 Hessian-vector products against a float32 `jax.hessian`: both are
 # rounded at about 1e-7 of the largest curvature, and Lanczos adds a few
@@ -218,3 +225,116 @@ def test_the_density_picture_draws_the_limit_where_it_is():
     far = pictures.spectral_density_chart(grid, density, limit=400.0)  # named, not drawn
     assert plot_box(far) == plot_box(no_limit)
     assert colour(far, red).any() and colour(far, red).sum(0).max() < 10
+
+
+# probes.spectrum in runs: train/hessian/*, views/hessian_density, the console.
+
+HESSIAN_TAGS = [f"train/hessian/eigenvalue_{i}" for i in range(1, 6)]
+HESSIAN_TAGS += ["train/hessian/trace", "train/hessian/trace_error"]
+
+
+def test_a_run_logs_the_spectrum_of_its_weights(xor_config, tmp_path, capsys):
+    """XOR (65 weights, its 4 points): at step 0 and the end (the auto
+    cadence is 2,600 steps: 4 x 30 + 10 products, 2 gradients each, on the
+    4 points, x 10), the top 5 eigenvalues and the trace of the checkpoint's
+    weights, and their density; eigenvalue 1 is the sharpness, Lanczos from
+    the same start (30 steps against 20: the same to 1e-5)."""
+    xor_config.probes.spectrum = xor_config.probes.sharpness = True
+    with exact_matmuls():
+        final = train.train_and_evaluate(xor_config, str(tmp_path))
+        model, config = checkpoints.load_run(str(tmp_path))
+        dataset = data.load_dataset(config.data)
+        _, train_step = program.make_train_step(config, dataset)
+        spectrum = curvature.make_spectrum(train_step.loss)  # the defaults of configs/base.py
+        params, examples = nnx.split(model, nnx.Param)[1], (dataset.x_train, dataset.y_train)
+        direct = jax.jit(spectrum)(params, examples)
+    logged = {tag: read_scalars(tmp_path, tag) for tag in HESSIAN_TAGS}
+    assert all(sorted(values) == [0, 600] for values in logged.values())
+    expected = [*direct.top, direct.trace, direct.trace_error]
+    for tag, value in zip(HESSIAN_TAGS, expected, strict=True):
+        assert logged[tag][600] == pytest.approx(float(value), rel=1e-5, abs=1e-9), tag
+        assert final[tag] == logged[tag][600]
+    tops = [logged[tag][600] for tag in HESSIAN_TAGS[:5]]
+    assert tops == sorted(tops, reverse=True) and tops[0] > 0
+    sharpness = read_scalars(tmp_path, "train/sharpness")
+    for step in (0, 600):
+        assert logged[HESSIAN_TAGS[0]][step] == pytest.approx(sharpness[step], rel=1e-5)
+    for step in (0, 600):
+        assert read_image(tmp_path, "views/hessian_density", step).shape == (224, 336, 3)
+    printed = capsys.readouterr().out
+    top = ", ".join(f"{v:.3g}" for v in tops)
+    assert f"step 600  hessian top {top}  trace " in printed
+    assert "; spectrum 0." in printed  # its cost, s per measurement, in the done line
+
+
+def test_a_sweep_draws_each_points_density_beside_its_limit(xor_config, tmp_path, capsys):
+    """3 seeds of sgd at eta = 1: each member's scalars in its own run, their
+    statistics and one density per measurement (the seeds' starts pooled) in
+    the point's aggregate, with 2/eta = 2 dashed."""
+    xor_config.num_seeds = 3
+    xor_config.optimizer.name, xor_config.optimizer.learning_rate = "sgd", 1.0
+    xor_config.probes.spectrum, xor_config.probes.spectrum_every = True, 300
+    final = train.train_and_evaluate(xor_config, str(tmp_path))
+    tops = [read_scalars(tmp_path / f"seed={m}", HESSIAN_TAGS[0]) for m in range(3)]
+    assert all(sorted(top) == [0, 300, 600] for top in tops)
+    assert len({top[0] for top in tops}) == 3, "each seed its own weights"
+    assert final[f"aggregate/{HESSIAN_TAGS[0]}/max"] == max(top[600] for top in tops)
+    for m in range(3):
+        assert "views/hessian_density" not in read_events(tmp_path / f"seed={m}").Tags()["tensors"]
+    red = pictures.CLASS_COLORS[3]
+    for step in (0, 300, 600):
+        image = read_image(tmp_path / "aggregate", "views/hessian_density", step)
+        if step == 0:  # the initial weights' spectrum reaches 2/eta's side of the chart
+            assert colour(image, red).sum(0).max() > 40, "the limit, dashed"
+    median = np.median([top[300] for top in tops])
+    assert f"step 300  hessian top {median:.3g}, " in capsys.readouterr().out
+
+
+def test_a_resumed_run_measures_the_spectrum_of_the_uninterrupted_one(xor_config, tmp_path):
+    xor_config.checkpoint_every = xor_config.probes.spectrum_every = 200
+    xor_config.probes.spectrum = True
+    whole = train.train_and_evaluate(xor_config, str(tmp_path / "whole"))
+    xor_config.num_steps = 400
+    train.train_and_evaluate(xor_config, str(tmp_path / "parts"))
+    xor_config.num_steps = 600
+    assert train.train_and_evaluate(xor_config, str(tmp_path / "parts")) == whole
+
+    def summaries(run_dir):  # {tag: [(step, its values)]} of train/hessian/* and the pictures
+        events = read_events(run_dir)
+        return {
+            tag: [(e.step, tensor_util.make_ndarray(e.tensor_proto).tolist())
+                  for e in events.Tensors(tag)]
+            for tag in [*HESSIAN_TAGS, "views/hessian_density"]
+        }  # fmt: skip
+
+    measured = summaries(tmp_path / "whole")
+    assert [step for step, _ in measured["views/hessian_density"]] == [0, 200, 400, 600]
+    assert summaries(tmp_path / "parts") == measured
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("spectrum_top_k", 31, r"spectrum_top_k=31 needs as many Lanczos steps, but .*=30: "),
+        ("trace_samples", 1, r"trace_samples must be >= 2 \(a standard error needs two\), got 1"),
+        ("density_starts", 0, r"density_starts must be >= 1, got 0"),
+    ],
+)
+def test_spectrum_numbers_that_cannot_work_are_refused_before_any_work(xor_config, key, value,
+                                                                       message):  # fmt: skip
+    xor_config.probes[key] = value
+    with pytest.raises(UserError, match=f"^probes.{message}"):
+        check_config(xor_config)
+
+
+def test_more_top_eigenvalues_than_weights_is_one_line(tmp_path):
+    """The network's size is known once it is built: XOR's 2-16-1 has 65."""
+    result = run_cli("--config=configs/xor.py", "--config.probes.spectrum=true",
+                     "--config.probes.spectrum_top_k=66", "--config.probes.spectrum_iterations=66",
+                     workdir=tmp_path / "runs")  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: probes.spectrum_top_k=66 asks for more eigenvalues than the network's 65 "
+        "parameters have: use at most 65"
+    ]
+    assert not (tmp_path / "runs").exists(), "a failed start left a run directory"

@@ -8,12 +8,13 @@ the due ones in order:
     LogTrain    log_every    train scalars (per member, aggregates), console; solved-at steps
     Histograms  log_every    parameter histograms, layer probes
     Sharpness   probes.sharpness_every  the loss Hessian's top eigenvalue (0: auto, ~10%)
+    Spectrum    probes.spectrum_every   its top k eigenvalues, trace and density (0: auto, ~10%)
     Trajectory  log_every    where the weights are, for the landscape's path (probes.landscape)
     Pictures    picture_every decision boundaries of 2-D classifiers
     Evaluate    eval_every   the eval split: scalars, confusion matrix
     Checkpoint  checkpoint_every  the whole state, to resume bit for bit
 
-`Histograms`, `Sharpness`, `Trajectory`, `Pictures` and `Evaluate` also fire at
+`Histograms`, `Sharpness`, `Spectrum`, `Trajectory`, `Pictures` and `Evaluate` also fire at
 step 0 of a new run, and every action's `finish` once after the last
 step. An action whose state a resumed run needs (the solved-at steps, the
 sharpness curves, the weights' path) hands it to the checkpoint
@@ -81,6 +82,7 @@ class Actions(NamedTuple):
     log_train: "LogTrain"
     histograms: "Histograms"
     sharpness: "Sharpness"
+    spectrum: "Spectrum"
     trajectory: "Trajectory"
     pictures: "Pictures"
     evaluate: "Evaluate"
@@ -109,8 +111,8 @@ class Loop:
         self.probe_dirs = (writers.dirs if parallel.is_writer()
                            else [tempfile.mkdtemp()] * len(writers.dirs))  # fmt: skip
         self._params = None  # (state, its members' host parameters: stacked, each)
-        self.actions = Actions(LogTrain(self), Histograms(), Sharpness(), Trajectory(), Pictures(),
-                               Evaluate(self), Checkpoint())  # fmt: skip
+        self.actions = Actions(LogTrain(self), Histograms(), Sharpness(), Spectrum(), Trajectory(),
+                               Pictures(), Evaluate(self), Checkpoint())  # fmt: skip
 
     def stacked_params(self):
         """The members' parameters on the host, stacked (copied once per
@@ -434,19 +436,15 @@ class Sharpness(Action):
         self.measurement_seconds: list[float] = []
 
     def cadence(self, loop: Loop) -> int:
-        """`probes.sharpness_every`; if 0, the multiple of log_every that keeps the
-        measurements to about 10% of the training's work. A measurement is
-        `sharpness_iterations` Hessian-vector products, each about two gradients,
-        on `probes.examples` examples; a training step is one gradient on a batch."""
+        """`probes.sharpness_every`; if 0, the multiple of log_every that keeps
+        its `sharpness_iterations` Hessian-vector products to about 10% of
+        the training's work (`probe_cadence`)."""
         config = loop.config
         if not config.probes.sharpness:  # nothing to measure: no steps of its own
             return config.log_every
         if config.probes.sharpness_every:
             return config.probes.sharpness_every
-        n = len(loop.program.dataset.y_train)
-        examples, batch = min(config.probes.examples or n, n), min(config.batch_size or n, n)
-        gradients = 2 * config.probes.sharpness_iterations * examples / batch  # one measurement's
-        return config.log_every * max(1, math.ceil(10 * gradients / config.log_every))
+        return probe_cadence(loop, config.probes.sharpness_iterations)
 
     def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
         if loop.program.sharpness is None:
@@ -502,6 +500,87 @@ class Sharpness(Action):
 
     def load_state_dict(self, saved: dict) -> None:
         self.history = saved.get("sharpness", [])
+
+
+def probe_cadence(loop: Loop, hessian_vector_products: int) -> int:
+    """The multiple of log_every that keeps a curvature probe's measurements
+    to about 10% of the training's work. A measurement is
+    `hessian_vector_products` products, each about two gradients, on
+    `probes.examples` examples; a training step is one gradient on a batch."""
+    config = loop.config
+    n = len(loop.program.dataset.y_train)
+    examples, batch = min(config.probes.examples or n, n), min(config.batch_size or n, n)
+    gradients = 2 * hessian_vector_products * examples / batch  # one measurement's, in steps
+    return config.log_every * max(1, math.ceil(10 * gradients / config.log_every))
+
+
+# A point's density picture pools the Lanczos starts of its first this many
+# seeds still training: their 64 starts (by default) draw it as well as
+# more would, and smoothing costs about 2 ms of host time per start.
+DENSITY_SEEDS = 16
+
+
+class Spectrum(Action):
+    """Every member's Hessian spectrum (probes.spectrum; training/curvature.py):
+    its top k eigenvalues and its trace as scalars, and each point's
+    eigenvalue density as a picture beside its stability limit. Each
+    measurement's picture is written at its step (IMAGES' step slider shows
+    the density over training), so nothing is kept for the end."""
+
+    every = "probes.spectrum_every"
+    at_start = True
+
+    def __init__(self):
+        self.measurement_seconds: list[float] = []
+
+    def cadence(self, loop: Loop) -> int:
+        """`probes.spectrum_every`; if 0, the multiple of log_every that keeps
+        its density_starts x spectrum_iterations + trace_samples
+        Hessian-vector products to about 10% of the training's work."""
+        probes = loop.config.probes
+        if not probes.spectrum:  # nothing to measure: no steps of its own
+            return loop.config.log_every
+        if probes.spectrum_every:
+            return probes.spectrum_every
+        products = probes.density_starts * probes.spectrum_iterations + probes.trace_samples
+        return probe_cadence(loop, products)
+
+    def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
+        if loop.program.spectrum is None:
+            return
+        start = time.perf_counter()
+        spectrum, rate, momentum = jax.device_get(loop.program.spectrum(loop.state))
+        limit = curvature.stability_limit(loop.config.optimizer.name, rate, momentum)
+        values = {f"train/hessian/eigenvalue_{i + 1}": top for i, top in enumerate(spectrum.top.T)}
+        values["train/hessian/trace"] = spectrum.trace
+        values["train/hessian/trace_error"] = spectrum.trace_error
+        loop.writers.scalars(step, values, loop.diverged_at == 0)
+        lines = []
+        for point, indices in (loop.writers.points or {"": np.array([0])}).items():
+            alive = indices[loop.diverged_at[indices] == 0]
+            if len(alive):  # each point's density, and its medians over its seeds
+                bound = None if limit is None else float(np.median(limit[alive]))
+                self.draw(loop, point, step, spectrum, alive[:DENSITY_SEEDS], bound)
+                top, trace, error = (
+                    np.median(a[alive], 0)
+                    for a in (spectrum.top, spectrum.trace, spectrum.trace_error)
+                )
+                lines.append(console.spectrum(point, top, float(trace), float(error)))
+        self.measurement_seconds.append(time.perf_counter() - start)
+        for line in lines:
+            console.say(console.step_line(step, loop.config.num_steps, line))
+
+    @staticmethod
+    def draw(loop: Loop, point: str, step: int, spectrum, members, limit) -> None:
+        """views/hessian_density of `point` ('' for a single run) at `step`:
+        the density of its `members`' starts pooled (each start weighs the
+        same), in its aggregate run (a single run's own)."""
+        nodes = spectrum.nodes[members].reshape(-1, spectrum.nodes.shape[-1])
+        weights = spectrum.weights[members].reshape(nodes.shape)
+        grid, density = curvature.smoothed_density(nodes, weights)
+        writer = loop.writers.aggregates[point] if loop.writers.points else loop.writers.members[0]
+        writer.image("views/hessian_density", pictures.spectral_density_chart(grid, density, limit),
+                     step)  # fmt: skip
 
 
 class Trajectory(Action):

@@ -66,6 +66,7 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
         probes.sharpness_every >= 0,
         f"probes.sharpness_every must be >= 0 (0 = auto), got {probes.sharpness_every}",
     )
+    _check_spectrum(probes, require)
     require(
         probes.landscape_resolution >= 3,
         f"probes.landscape_resolution must be >= 3, got {probes.landscape_resolution}",
@@ -107,6 +108,20 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
             f"regression: use one of {', '.join(losses.REGRESSION_LOSSES)}"
         )
     optimizers.make_optimizer(opt, config.num_steps)
+
+
+def _check_spectrum(probes, require) -> None:
+    """probes.spectrum's numbers (its top_k against the parameters: program.build)."""
+    lowest = {"spectrum_iterations": (1, ""), "spectrum_top_k": (1, ""),
+              "trace_samples": (2, " (a standard error needs two)"), "density_starts": (1, ""),
+              "spectrum_every": (0, " (0 = auto)")}  # fmt: skip
+    for key, (least, why) in lowest.items():
+        require(probes[key] >= least, f"probes.{key} must be >= {least}{why}, got {probes[key]}")
+    require(
+        probes.spectrum_top_k <= probes.spectrum_iterations,
+        f"probes.spectrum_top_k={probes.spectrum_top_k} needs as many Lanczos steps, but "
+        f"probes.spectrum_iterations={probes.spectrum_iterations}: raise it, or lower top_k",
+    )
 
 
 def _check_open_files(config: ml_collections.ConfigDict) -> None:

@@ -7,8 +7,9 @@
 `build` reads top to bottom: check the config against the dataset, place
 the arrays (`_Placement`), make one network's step (`make_train_step`),
 initialise every member (`create_train_state`), then compile the training
-loop (`steps.train_loop`), the evaluation and the sharpness probe for as
-many members as memory holds (`_Programs.compile`, `_plan_parts`).
+loop (`steps.train_loop`), the evaluation and the curvature probes (the
+sharpness, the spectrum) for as many members as memory holds
+(`_Programs.compile`, `_plan_parts`).
 `program.train` is that compiled loop.
 
 `train.py`, the benchmarks and the tests all build their programs here, so
@@ -61,6 +62,7 @@ class Program(NamedTuple):
     train: Callable  # (state, diverged_at, n) -> (state, diverged_at, metrics): n steps
     evaluate: Callable  # params -> (metrics, confusion) on the eval split
     sharpness: Callable | None  # state -> (sharpness, learning rate, momentum) (probes.sharpness)
+    spectrum: Callable | None  # state -> (curvature.Spectrum, rate, momentum) (probes.spectrum)
     reset: Callable  # (state, earlier, members) -> state with those members' weights from earlier
     # How they were compiled.
     compiled: Any  # the train loop's XLA program (or one step's, stepwise)
@@ -98,6 +100,7 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     copies = memory.state_copies(where.mesh.local_devices)
     new_model, train_step = make_train_step(config, dataset, where.batch_sharding)
     state, keys = create_train_state(group, new_model, train_step.optimizer, where, free, copies)
+    _check_parameters(config, sum(v.size for v in jax.tree.leaves(state.params)) // len(members))
     diverged_at = parallel.put(np.zeros(len(members), np.int32), where.on_members)
     train_data = parallel.put((dataset.x_train, dataset.y_train), where.everywhere)
     first_batch = batches.take(train_data, jnp.arange(len(dataset.y_train)), 0)
@@ -120,14 +123,15 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
                          (train_data, eval_data, examples), (state, diverged_at, keys))  # fmt: skip
     part, compiled = _plan_parts(programs, len(members), state, free, copies)
     train, evaluate, sharpness = compiled.train, compiled.evaluate, compiled.sharpness
+    spectrum = compiled.spectrum
     if part < len(members):
         parts = _Parts(len(members), part, where.on_members)
         train, evaluate = parts.over(train, with_steps=True), parts.over(evaluate)
-        sharpness = sharpness and parts.over(sharpness)
+        sharpness, spectrum = sharpness and parts.over(sharpness), spectrum and parts.over(spectrum)
     return Program(
         group, dataset, train_step, batches, first_batch, state, diverged_at,
         lambda state, diverged_at, num_steps: train(state, diverged_at, keys, num_steps),
-        evaluate, sharpness, jax.jit(_reset), compiled.compiled, stepwise, part,
+        evaluate, sharpness, spectrum, jax.jit(_reset), compiled.compiled, stepwise, part,
     )  # fmt: skip
 
 
@@ -143,6 +147,16 @@ def _check(config, dataset: data.Dataset) -> None:
         raise UserError(
             f"data.features are functions of 2-D points (x1, x2); dataset "
             f"{config.data.name!r} has inputs of shape {shape}: leave data.features at (x1, x2)"
+        )
+
+
+def _check_parameters(config, parameters: int) -> None:
+    """The config's demands that only the network's size can check (one line)."""
+    top_k = config.probes.spectrum_top_k
+    if config.probes.spectrum and top_k > parameters:
+        raise UserError(
+            f"probes.spectrum_top_k={top_k} asks for more eigenvalues than the network's "
+            f"{parameters:,} parameters have: use at most {parameters:,}"
         )
 
 
@@ -270,11 +284,13 @@ class _Programs(NamedTuple):
         evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None)))
         evaluate = evaluate.lower(state.params, eval_data).compile(steps.compiler_options())
         sharpness = _sharpness(config, train_step, state, examples)
+        spectrum = _spectrum(config, train_step, state, examples)
         calls = [(compiled, train_data), (measure, train_data), (evaluate, eval_data),
-                 (sharpness, examples)]  # fmt: skip
+                 (sharpness, examples), (spectrum, examples)]  # fmt: skip
         return _Compiled(
             train, lambda params: evaluate(params, eval_data),
-            sharpness and (lambda state: sharpness(state, examples)), compiled, calls,
+            sharpness and (lambda state: sharpness(state, examples)),
+            spectrum and (lambda state: spectrum(state, examples)), compiled, calls,
         )  # fmt: skip
 
 
@@ -319,6 +335,7 @@ class _Compiled(NamedTuple):
     train: Callable  # (state, diverged_at, keys, n) -> (state, diverged_at, metrics)
     evaluate: Callable  # params -> (metrics, confusion)
     sharpness: Callable | None  # state -> (sharpness, learning rate, momentum)
+    spectrum: Callable | None  # state -> (curvature.Spectrum, learning rate, momentum)
     compiled: Any  # the train loop's XLA program
     calls: list  # [(compiled call or None, the data it reads)]: what memory.Need measures
 
@@ -382,8 +399,9 @@ class _Parts:
 
 
 def _examples(config, dataset, everywhere):
-    """The first `probes.examples` training examples (the sharpness's), or None."""
-    if not config.probes.sharpness:
+    """The first `probes.examples` training examples (the sharpness's and the
+    spectrum's), or None."""
+    if not (config.probes.sharpness or config.probes.spectrum):
         return None
     n = config.probes.examples or len(dataset.y_train)
     return parallel.put((dataset.x_train[:n], dataset.y_train[:n]), everywhere)
@@ -395,6 +413,25 @@ def _sharpness(config, train_step: steps.TrainStep, state, examples):
     if not config.probes.sharpness:
         return None
     measure = curvature.make_sharpness(train_step.loss, config.probes.sharpness_iterations)
+    return _curvature_probe(measure, train_step, state, examples)
+
+
+def _spectrum(config, train_step: steps.TrainStep, state, examples):
+    """The compiled `(state, examples) -> (curvature.Spectrum, learning rate,
+    momentum)` of every member; None if not asked for."""
+    probes = config.probes
+    if not probes.spectrum:
+        return None
+    measure = curvature.make_spectrum(train_step.loss, probes.spectrum_iterations,
+                                      probes.spectrum_top_k, probes.trace_samples,
+                                      probes.density_starts)  # fmt: skip
+    return _curvature_probe(measure, train_step, state, examples)
+
+
+def _curvature_probe(measure, train_step: steps.TrainStep, state, examples):
+    """`measure(params, examples)` of every member beside its learning rate and
+    momentum (what its stability limit needs), in one compiled call: vmapped
+    over the members (`state`: abstract, for its shapes), the examples shared."""
 
     def probe(state, examples):  # one member
         rate = train_step.learning_rate(state.opt_state, state.step)
