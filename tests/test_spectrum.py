@@ -6,7 +6,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import exact_matmuls, read_events, read_image, read_scalars, run_cli
+from conftest import (
+    assert_same_numbers,
+    exact_matmuls,
+    read_events,
+    read_image,
+    read_scalars,
+    run_cli,
+    same_numbers_precision,
+)
 from flax import nnx
 from jax.flatten_util import ravel_pytree
 from tensorboard.util import tensor_util
@@ -15,7 +23,7 @@ import data
 import train
 from dashboards import pictures
 from plumbing.failures import UserError
-from training import checkpoints, curvature, program
+from training import checkpoints, curvature, program, sweeps
 from training.checks import check_config
 
 # float32 Hessian-vector products against a float32 `jax.hessian`: both are
@@ -338,3 +346,18 @@ def test_more_top_eigenvalues_than_weights_is_one_line(tmp_path):
         "parameters have: use at most 65"
     ]
     assert not (tmp_path / "runs").exists(), "a failed start left a run directory"
+
+
+def test_members_measured_in_parts_are_measured_as_all_at_once(xor_config):
+    """3 seeds in parts of 2 (0-1, 1-2): one compiled size serves both parts,
+    and each member's spectrum is the one all three measured at once give."""
+    xor_config.num_seeds, xor_config.probes.spectrum = 3, True
+    measured = []
+    for cap in (0, 2):
+        xor_config.members_per_program = cap
+        with same_numbers_precision():
+            built = program.build(sweeps.groups(xor_config)[0], data.load_dataset(xor_config.data))
+            measured.append(jax.device_get(built.spectrum(built.state)))
+        assert built.part == (cap or 3)
+    assert_same_numbers(measured[1], measured[0])
+    assert measured[0][0].nodes.shape == (3, 4, 30)
