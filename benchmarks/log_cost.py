@@ -13,8 +13,9 @@ end), in turn, each in a fresh process and a fresh run directory, and
 prints JSON: the median seconds of each whole command and their ratio
 (after one untimed run, which fills XLA's compilation cache for both)
 `logged_every_10_over_at_end`. The difference is what the 10-step logs
-cost: the metrics the last step of each chunk computes for every member,
-a chunk's start and end, and the host's aggregates (docs/speed.md).
+cost: every metric of every member at each log step (one more gradient:
+`steps.reported`), a chunk's start and end, and the host's aggregates
+(docs/speed.md).
 """
 
 import argparse
