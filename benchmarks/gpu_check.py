@@ -23,6 +23,8 @@ hangs costs only its own time):
 - `sweep` and `torch_xor`: `benchmarks/sweep.py` (256 XOR nets in one
   program) against `benchmarks/torch_xor.py` (the same nets hand-batched
   with `baddbmm`, its variants, and 100,000 nets on a GPU);
+- `members`: `benchmarks/members.py`, the same net at 10^3 to 10^6
+  members in one program (compared at 100,000 with `torch_xor`'s);
 - `xor`: `benchmarks/xor.py --runs=3`: one XOR net's loop, and the whole
   `python train.py --config=configs/xor.py` command (start-up included).
 
@@ -48,7 +50,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PARTS = ("env", "suite", "seeds", "epochs", "cnn", "torch_cnn", "sweep", "torch_xor", "xor")
+PARTS = ("env", "suite", "seeds", "epochs", "cnn", "torch_cnn", "sweep", "members", "torch_xor",
+         "xor")  # fmt: skip
 TORCH_PARTS = ("torch_cnn", "torch_xor")
 # Each part's time limit (seconds), full and --quick, before --budget cuts it.
 LIMITS = {
@@ -59,6 +62,7 @@ LIMITS = {
     "cnn": (150, 240),
     "torch_cnn": (240, 240),
     "sweep": (150, 180),
+    "members": (180, 120),
     "torch_xor": (240, 180),
     "xor": (150, 120),
 }
@@ -387,6 +391,16 @@ def part_sweep(check):
     ours(check, "sweep", command, keys)
 
 
+def part_members(check):
+    command = [sys.executable, "benchmarks/members.py", *(["--quick"] if check.args.quick else [])]
+    code, output, seconds, result = benchmark(check, "members", command)
+    if code != 0 or result is not None:
+        numbers = {"backend": result["backend"]} if result else {}
+        for n, size in (result or {}).get("sizes", {}).items():
+            numbers[f"members_{n}_member_steps_per_s"] = size["member_steps_per_second"]
+        check.finished("members", command, code, output, seconds, **numbers)
+
+
 def part_torch_xor(check):
     if not (ready := torch_ready(check, "torch_xor")):
         return
@@ -457,6 +471,19 @@ def comparisons(parts):
                 "torch_net_steps_per_s": theirs[best],
                 "ratio": round(ours / theirs[best], 1),
             }
+    if "members" in numbers and "torch_xor" in numbers:
+        ours = numbers["members"].get("members_100000_member_steps_per_s")
+        theirs = {k: v for k, v in numbers["torch_xor"].items()
+                  if k.startswith("bmm") and k.endswith("_100000_net_steps_per_s")}  # fmt: skip
+        if ours and theirs:
+            best = max(theirs, key=theirs.get)
+            out["members"] = {
+                "members": 100000,
+                "ours_member_steps_per_s": ours,
+                "torch_best": best.removesuffix("_100000_net_steps_per_s"),
+                "torch_net_steps_per_s": theirs[best],
+                "ratio": round(ours / theirs[best], 1),
+            }
     return out
 
 
@@ -509,6 +536,9 @@ def describe(name, part):
             f"{n['members']} members {fmt(n['member_steps_per_second'])} member-steps/s, "
             f"one net {fmt(n['sequential_steps_per_second'])} steps/s"
         )
+    elif name == "members" and len(n) > 1:
+        sizes = [(k.split("_")[1], v) for k, v in n.items() if k.startswith("members_")]
+        bits.append(", ".join(f"{int(m):,}: {fmt(v)}" for m, v in sizes) + " member-steps/s")
     elif name == "xor" and n:
         bits.append(
             f"one net {fmt(n['loop_steps_per_second'])} steps/s (configs/xor.py), "
@@ -633,6 +663,7 @@ RUNNERS = {
     "cnn": part_cnn,
     "torch_cnn": part_torch_cnn,
     "sweep": part_sweep,
+    "members": part_members,
     "torch_xor": part_torch_xor,
     "xor": part_xor,
 }
