@@ -214,3 +214,25 @@ def test_regularization_penalises_the_weights_not_the_biases():
     np.testing.assert_array_equal(
         grads[0.5]["layers"][0]["bias"][...], grads[0.0]["layers"][0]["bias"][...]
     )
+
+
+@pytest.mark.parametrize("stepwise", [False, True])
+def test_a_single_runs_diverging_step_is_not_taken(stepwise):
+    """The step whose numbers overflow sets diverged_at and leaves the weights
+    it started from, so its metrics say what went NaN/Inf; later steps of the
+    chunk change nothing."""
+    config = playground.get_config("circles")
+    config.optimizer.name, config.optimizer.learning_rate = "sgd", 1e30
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2)).astype(np.float32)
+    dataset = data.Dataset(x, (x[:, 0] > 0).astype(np.int32), x, (x[:, 0] > 0).astype(np.int32),
+                           num_classes=2)  # fmt: skip
+    built = program.build(sweeps.groups(config)[0], dataset, stepwise)
+    state, diverged_at, metrics = built.train(built.state, built.diverged_at, 10)
+    at = int(diverged_at[0])
+    assert 1 <= at < 10
+    assert int(state.step[0]) == at - 1  # the weights of the last good step
+    assert all(np.isfinite(np.asarray(v)).all() for v in jax.tree.leaves(state.params))
+    assert not np.all(np.isfinite([np.asarray(v) for v in metrics.values()]))
+    with pytest.raises(ValueError, match="at least one step"):
+        built.train(state, diverged_at, 0)

@@ -273,7 +273,8 @@ class _Programs(NamedTuple):
             def advance(state, diverged_at, keys, num_steps):
                 return compiled(state, diverged_at, train_data, keys, num_steps)
 
-        measure = jax.jit(self.members_step.metrics).lower(state, train_data, keys)
+        measure = jax.jit(self.members_step.metrics, out_shardings=where.on_members)
+        measure = measure.lower(state, train_data, keys)
         measure = measure.compile(steps.compiler_options())
         train = steps.reported(advance, lambda state, keys: measure(state, train_data, keys))
         evaluate = steps.make_evaluate(
@@ -473,6 +474,8 @@ def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on
     one_at_a_time = len(jax.tree.leaves(state)[0].sharding.device_set) > 1
 
     def advance(state, diverged_at, keys, num_steps):
+        # A single run's diverging step is not taken (steps.MembersStep): the
+        # steps queued after it leave its state as it was.
         first = int(state.step[0])
         order = orders(keys, first) if num_steps else None
         for s in range(first, first + num_steps):

@@ -342,7 +342,10 @@ def reported(advance: Callable, measure: Callable) -> Callable:
     """
 
     def train(state, diverged_at, keys, num_steps):
-        state, diverged_at = advance(state, diverged_at, keys, num_steps - 1)
+        if num_steps < 1:
+            raise ValueError(f"train takes at least one step (its metrics), got {num_steps}")
+        if num_steps > 1:  # (a loop call of no steps would still copy the state in)
+            state, diverged_at = advance(state, diverged_at, keys, num_steps - 1)
         metrics = measure(state, keys)
         state, diverged_at = advance(state, diverged_at, keys, 1)
         return state, diverged_at, metrics
