@@ -147,7 +147,7 @@ def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
         loop.state, loop.device_diverged_at, metrics = loop.program.train(
             loop.state, loop.device_diverged_at, target - loop.step
         )
-        metrics = jax.device_get(metrics)
+        metrics = jax.block_until_ready(metrics)  # (they stay on the device: actions fetch theirs)
         loop.seconds += time.perf_counter() - chunk_start
         loop.steps_timed += target - loop.step
         loop.step = target

@@ -32,16 +32,17 @@ def headline(metrics: dict[str, float]) -> str:
     return f"loss {metrics['loss']:.4f}  mse {metrics['mse']:.4f}"
 
 
-def spread(metrics: dict[str, np.ndarray], solvable: bool, unstable: int = 0) -> str:
-    """One point's members in a line: the loss's median and range, how many
-    solved, how many are unstable (a loss above their first)."""
-    loss = metrics["loss"]
-    text = f"loss median {np.median(loss):.4f} (min {np.min(loss):.4f}, max {np.max(loss):.4f})"
-    if "accuracy" in metrics:
-        accuracy = metrics["accuracy"]
-        text += f"  accuracy median {np.median(accuracy):.3f}"
-        if solvable:
-            text += f"  solved {int(np.sum(accuracy == 1))}/{len(accuracy)}"
+def spread(stats: dict[str, float], solved: tuple[int, int] | None, unstable: int = 0) -> str:
+    """One point's members in a line, from its statistics ('train/loss/median',
+    ...: Writers.scalars): the loss's median and range, the accuracy's
+    median, how many solved (`solved`: of how many), how many are unstable
+    (a loss above their first)."""
+    loss = {stat: stats[f"train/loss/{stat}"] for stat in ("median", "min", "max")}
+    text = f"loss median {loss['median']:.4f} (min {loss['min']:.4f}, max {loss['max']:.4f})"
+    if "train/accuracy/median" in stats:
+        text += f"  accuracy median {stats['train/accuracy/median']:.3f}"
+        if solved is not None:
+            text += f"  solved {solved[0]}/{solved[1]}"
     return text + (f"  unstable {unstable}" if unstable else "")
 
 

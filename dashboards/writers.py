@@ -14,31 +14,20 @@ written through it (the metrics and aggregates; not the probes'), keyed
 import os
 from collections.abc import Mapping
 
+import jax
 import numpy as np
 
-from dashboards import summaries
+from dashboards import statistics, summaries
 
 # The scalars whose median over a point's seeds is written too (the results
-# tables, the sweep charts and HPARAMS read it). A median costs a partial
-# sort: of 100,000 members, about 1.5 ms each, the most of a log step's work.
+# tables, the sweep charts and HPARAMS read it): it costs 32 counting passes
+# over the seeds (dashboards/statistics.py).
 MEDIAN_OF = ("loss", "accuracy", "mse", "classification_error", "regularization",
              "zero_fraction", "sharpness")  # fmt: skip
 
 
 def _median_of(tag: str) -> bool:
     return tag.rsplit("/", 1)[-1] in MEDIAN_OF
-
-
-def summarize(values: np.ndarray, median: bool = True) -> dict[str, float]:
-    """{'mean', 'std', 'min', 'max', 'median', 'lower', 'upper'} of one scalar
-    over members (no median if not `median`); lower and upper are mean -+ std,
-    the band CUSTOM SCALARS draws."""
-    values = np.asarray(values, np.float64)
-    mean, std = float(np.mean(values)), float(np.std(values))
-    stats = {"mean": mean, "std": std, "min": float(np.min(values)), "max": float(np.max(values))}
-    if median:
-        stats["median"] = float(np.median(values))
-    return stats | {"lower": mean - std, "upper": mean + std}
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -70,6 +59,9 @@ class Writers:
             points = np.array([member.point for member in members])
             for point in dict.fromkeys(points.tolist()):  # in the members' order
                 self.points[point] = np.flatnonzero(points == point)
+            blocks = np.arange(len(points)).reshape(len(self.points), -1)
+            if not np.array_equal(np.stack(list(self.points.values())), blocks):
+                raise ValueError("a sweep's members come point by point (sweeps.groups)")
         self.aggregate_dirs = {p: os.path.join(run_dir, p, "aggregate") for p in self.points}
         self.final: dict[str, float] = {}
         self.members: list = []  # a summaries.SummaryWriter per member
@@ -101,29 +93,43 @@ class Writers:
         return f"{name}/{tag}" if name else tag
 
     def scalars(self, step: int, values: Mapping[str, np.ndarray], which=None,
-                stats_over=None) -> None:  # fmt: skip
+                stats_over=None) -> dict[str, dict[str, float]]:  # fmt: skip
         """Each `values[tag][m]` into member m's run; their statistics per point.
 
-        `which`: a mask of the members to write (all if None); the
-        statistics are over those, or over `stats_over` (a mask) if given.
+        `values`: arrays with a leading members axis, on the host or where
+        they were computed (a device): only what is written comes over, the
+        members' values if they have runs, else each point's statistics
+        (`statistics.of_points`, computed there). `which`: a mask of the
+        members to write (all if None); the statistics are over those, or
+        over `stats_over` (a mask) if given. Returns each point's
+        statistics as written ({point: {'TAG/STAT': number}}; a point
+        with no member counted has none).
         """
-        values = {tag: np.asarray(v, np.float64) for tag, v in values.items()}
         which = np.ones(len(self.names), bool) if which is None else np.asarray(which)
         over = which if stats_over is None else np.asarray(stats_over)
+        if self.members:
+            host = jax.device_get(dict(values))
+            host = {tag: np.asarray(v, np.float64) for tag, v in host.items()}
         for m, writer in enumerate(self.members):
             if which[m]:
-                scalars = {tag: float(v[m]) for tag, v in values.items()}
+                scalars = {tag: float(v[m]) for tag, v in host.items()}
                 writer.write_scalars(step, scalars)
                 self.final.update({self._key(self.names[m], t): v for t, v in scalars.items()})
-        for point, indices in self.points.items():
-            indices = indices[over[indices]]
-            if len(indices):
-                stats = {
-                    f"{tag}/{stat}": number
-                    for tag, v in values.items()
-                    for stat, number in summarize(v[indices], _median_of(tag)).items()
+        if not self.points or not values:
+            return {}
+        median_of = tuple(tag for tag in values if _median_of(tag))
+        stats = statistics.of_points(dict(values), over, len(self.points), median_of)
+        stats = jax.device_get(stats)
+        written = {}
+        for p, (point, indices) in enumerate(self.points.items()):
+            if over[indices].any():
+                written[point] = {
+                    f"{tag}/{stat}": float(numbers[p])
+                    for tag, each in stats.items()
+                    for stat, numbers in each.items()
                 }
-                self.aggregate_scalars(step, point, stats)
+                self.aggregate_scalars(step, point, written[point])
+        return written
 
     def aggregate_scalars(self, step: int, point: str, scalars: Mapping[str, float]) -> None:
         self.aggregates[point].write_scalars(step, scalars)

@@ -30,9 +30,11 @@ def test_every_epoch_is_a_new_permutation_of_the_examples():
     np.testing.assert_array_equal(batches.order(key, jnp.int32(2)), orders[0])  # same epoch
 
 
-def build(batch_size=0, model="mlp", stepwise=None, num_seeds=1, parts_of=0):
+def build(batch_size=0, model="mlp", stepwise=None, num_seeds=1, parts_of=0, hidden=None):
     """train.py's program for a small 2-D task (or 8x8 images for the CNN)."""
     config = playground.get_config("circles")
+    if hidden:
+        config.model.hidden_sizes = hidden
     config.batch_size, config.num_seeds = batch_size, num_seeds
     config.members_per_program = parts_of
     config.model.name = model
@@ -91,6 +93,24 @@ def test_members_trained_in_parts_end_as_all_at_once(model, batch_size):
     assert results[0][0] == 5 and results[1][0] == 2
     (_, whole), (_, parts) = results
     assert_same_numbers(parts, whole)
+
+
+@pytest.mark.parametrize("model, batch_size, hidden", [("mlp", 0, (16,) * 6), ("mlp", 8, (8,)),
+                                                        ("cnn", 8, None)])  # fmt: skip
+def test_where_the_reports_fall_changes_no_bit(model, batch_size, hidden):
+    """13 steps in one call, or in calls of 1, 5 and 7, each ending in the
+    step that computes its metrics beside its update (the fused loop's, and
+    the CNN's stepwise one on CPU): the same weights and metrics, bitwise on
+    CPU (docs/design.md; to float32 rounding on a GPU)."""
+    ends = []
+    with same_numbers_precision():
+        for chunks in ([13], [1, 5, 7]):
+            built = build(batch_size, model, num_seeds=2, hidden=hidden)
+            state, diverged_at = built.state, built.diverged_at
+            for n in chunks:
+                state, diverged_at, metrics = built.train(state, diverged_at, n)
+            ends.append(jax.device_get((state, metrics)))
+    assert_same_numbers(ends[1], ends[0])
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])

@@ -167,16 +167,17 @@ class Loop:
     def check_divergence(self, metrics: dict, earlier: steps.TrainState, since: int) -> bool:
         """After a chunk that started at step `since` in state `earlier`:
         a single run that diverged raises Diverged, naming the step. A
-        sweep's member whose metrics are no longer finite is reported and
-        reset to its weights of step `since` (its last good ones), and is
-        reset so after every chunk from then on, while the others go on.
-        Returns True when no member is left training (then saved)."""
+        sweep's member whose metrics are no longer finite (marked by the
+        chunk: steps.MembersStep.reported) is reported and reset to its
+        weights of step `since` (its last good ones), and is reset so
+        after every chunk from then on, while the others go on. Returns
+        True when no member is left training (then saved)."""
         if self.program.group.single:
             self._single_run_diverged(metrics)
             return False
-        finite = np.all([np.isfinite(np.asarray(v)) for v in metrics.values()], axis=0)
-        newly = np.flatnonzero(~finite & (self.diverged_at == 0))
-        self.diverged_at[newly] = self.step
+        diverged_at = np.array(jax.device_get(self.device_diverged_at))
+        newly = np.flatnonzero((diverged_at > 0) & (self.diverged_at == 0))
+        self.diverged_at = diverged_at
         for m in newly[:REPORTED_DIVERGED]:
             console.say(
                 f"{self.members[m].name} diverged between steps {since} and {self.step}: its "
@@ -303,11 +304,13 @@ class LogTrain(Action):
     def __call__(self, loop: Loop, step: int, metrics: dict) -> None:
         writers = loop.writers
         training = loop.diverged_at == 0  # a diverged member's curves end where it did
-        writers.scalars(step, {f"train/{k}": v for k, v in metrics.items()}, training)
-        solved = training & (np.asarray(metrics.get("accuracy", 0)) == 1)
+        stats = writers.scalars(step, {f"train/{k}": v for k, v in metrics.items()}, training)
+        # Of each member only its loss and accuracy come over: who is unstable, who solved.
+        loss, accuracy = jax.device_get((metrics["loss"], metrics.get("accuracy", 0)))
+        solved = training & (np.asarray(accuracy) == 1)
         if self.solvable:
             self.solved_at[(self.solved_at == 0) & solved] = step
-        unstable = training & (np.asarray(metrics["loss"]) > 2 * loop.actions.evaluate.initial_loss)
+        unstable = training & (np.asarray(loss) > 2 * loop.actions.evaluate.initial_loss)
         for point, indices in writers.points.items():
             counts = {"diverged": float(np.sum(~training[indices]))}
             counts["unstable"] = float(np.sum(unstable[indices]))
@@ -320,19 +323,22 @@ class LogTrain(Action):
         rate = loop.steps_timed / max(loop.seconds, 1e-9)
         loop.seconds, loop.steps_timed = 0.0, 0
         if loop.program.group.single:
-            values = {k: float(v[0]) for k, v in metrics.items()}
+            values = {k: float(v[0]) for k, v in jax.device_get(metrics).items()}
             speed = console.speed(loop.program.batches, step, loop.config.num_steps, rate)
             self.say_thinned(loop, step, "", console.headline(values), f"  {speed}")
             return
+        host = None  # every member's metrics, if a point has one seed
         for point, indices in writers.points.items():
             alive = indices[training[indices]]
             if len(indices) == 1 and len(alive):  # one seed: its values, not a spread
-                line = console.headline({k: float(v[alive[0]]) for k, v in metrics.items()})
-                self.say_thinned(loop, step, point, line + "  unstable" * bool(unstable[alive[0]]))
+                host = jax.device_get(metrics) if host is None else host
+                line = console.headline({k: float(v[alive[0]]) for k, v in host.items()})
+                line += "  unstable" * bool(unstable[alive[0]])
+                self.say_thinned(loop, step, point, line)
             elif len(alive):
-                values = {k: np.asarray(v)[alive] for k, v in metrics.items()}
+                done = (int(np.sum(solved[alive])), len(alive)) if self.solvable else None
                 count = int(np.sum(unstable[alive]))
-                self.say_thinned(loop, step, point, console.spread(values, self.solvable, count))
+                self.say_thinned(loop, step, point, console.spread(stats[point], done, count))
 
     def say_thinned(self, loop: Loop, step: int, point: str, text: str, speed: str = "") -> None:
         """A point's line, thinned on a plateau: the first repeat of the same
@@ -392,7 +398,7 @@ class Histograms(Action):
 
     def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
         start = time.perf_counter()
-        zeros = jax.device_get(views.zero_fraction(loop.state.params))  # one number a member
+        zeros = views.zero_fraction(loop.state.params)  # one number a member, on the device
         loop.writers.scalars(step, {"weights/zero_fraction": zeros}, loop.diverged_at == 0)
         if loop.writers.members:
             stacked = views.param_arrays(loop.stacked_params())  # (members, ...) each

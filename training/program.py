@@ -30,6 +30,7 @@ parts are sized from XLA's analysis of the compiled program, or capped by
 are split.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -130,9 +131,16 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
         sharpness, spectrum = sharpness and parts.over(sharpness), spectrum and parts.over(spectrum)
     return Program(
         group, dataset, train_step, batches, first_batch, state, diverged_at,
-        lambda state, diverged_at, num_steps: train(state, diverged_at, keys, num_steps),
+        functools.partial(_train, train, keys),
         evaluate, sharpness, spectrum, jax.jit(_reset), compiled.compiled, stepwise, part,
     )  # fmt: skip
+
+
+def _train(train: Callable, keys, state, diverged_at, num_steps: int):
+    """`Program.train`: `train` (a compiled call's) with the members' keys."""
+    if num_steps < 1:
+        raise ValueError(f"train takes at least one step (its metrics), got {num_steps}")
+    return train(state, diverged_at, keys, num_steps)
 
 
 def _check(config, dataset: data.Dataset) -> None:
@@ -263,20 +271,16 @@ class _Programs(NamedTuple):
         like = lambda tree: _shapes_for(size, tree, where.on_members)  # noqa: E731
         state, diverged_at, keys = like(self.members)
         if self.stepwise:
-            advance, compiled = _stepwise(self.members_step, state, diverged_at, keys, train_data,
-                                          where.everywhere, where.on_members)  # fmt: skip
+            train, compiled = _stepwise(self.members_step, state, diverged_at, keys, train_data,
+                                        where.everywhere, where.on_members)  # fmt: skip
         else:
-            loop = jax.jit(steps.train_loop, static_argnums=0)
-            compiled = loop.lower(self.members_step, state, diverged_at, train_data, keys, 0)
+            loop = jax.jit(steps.train_loop, static_argnums=0, out_shardings=where.on_members)
+            compiled = loop.lower(self.members_step, state, diverged_at, train_data, keys, 1)
             compiled = compiled.compile(steps.compiler_options())
 
-            def advance(state, diverged_at, keys, num_steps):
+            def train(state, diverged_at, keys, num_steps):
                 return compiled(state, diverged_at, train_data, keys, num_steps)
 
-        measure = jax.jit(self.members_step.metrics, out_shardings=where.on_members)
-        measure = measure.lower(state, train_data, keys)
-        measure = measure.compile(steps.compiler_options())
-        train = steps.reported(advance, lambda state, keys: measure(state, train_data, keys))
         evaluate = steps.make_evaluate(
             train_step.graphdef, train_step.loss_fn, len(dataset.y_eval), dataset.num_classes,
             config.eval_batch_size, summed_loss=config.loss == "sse",
@@ -286,7 +290,7 @@ class _Programs(NamedTuple):
         evaluate = evaluate.lower(state.params, eval_data).compile(steps.compiler_options())
         sharpness = _sharpness(config, train_step, state, examples)
         spectrum = _spectrum(config, train_step, state, examples)
-        calls = [(compiled, train_data), (measure, train_data), (evaluate, eval_data),
+        calls = [(compiled, train_data), (evaluate, eval_data),
                  (sharpness, examples), (spectrum, examples)]  # fmt: skip
         return _Compiled(
             train, lambda params: evaluate(params, eval_data),
@@ -453,8 +457,9 @@ def _reset(state: steps.TrainState, earlier: steps.TrainState, members: jax.Arra
 
 
 def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on_members):
-    """`advance` as one compiled step per call (see `build`), and that step
-    (`state`, `diverged_at`, `keys`: abstract, for their shapes).
+    """`train` as one compiled step per call (see `build`), and that step
+    (`state`, `diverged_at`, `keys`: abstract, for their shapes): n - 1
+    steps, then the n-th with its metrics (`MembersStep.reported`).
 
     The host queues the steps and waits only when the metrics are read.
     """
@@ -466,9 +471,12 @@ def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on
                                            sharding=everywhere)  # fmt: skip
     # Its outputs stay where its inputs are: members split over the devices
     # (left to XLA, a sweep's came back replicated, and the next step refused them).
-    step = jax.jit(members_step, out_shardings=on_members)
-    step = step.lower(state, diverged_at, train_data, order_shape)
-    step = step.compile(steps.compiler_options())
+    step, last = (
+        jax.jit(call, out_shardings=on_members)
+        .lower(state, diverged_at, train_data, order_shape)
+        .compile(steps.compiler_options())
+        for call in (members_step, members_step.reported)
+    )
     # Several CPU devices: XLA:CPU's in-process all-reduce deadlocked when
     # steps queued up asynchronously (a CNN on 2 host devices, 2 cores).
     one_at_a_time = len(jax.tree.leaves(state)[0].sharding.device_set) > 1
@@ -486,4 +494,8 @@ def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on
                 jax.block_until_ready(state)
         return state, diverged_at
 
-    return advance, step
+    def reported(state, diverged_at, keys):
+        order = orders(keys, int(state.step[0]))
+        return last(state, diverged_at, train_data, order)
+
+    return steps.reported(advance, reported), step

@@ -103,8 +103,8 @@ class TrainStep:
     `loss(params, batch)` is what it minimises; `update(state, batch) ->
     (new state, Update)` is the step itself; `metrics(state, batch, Update)
     -> dict` what it logs. The fused loop calls the last two apart, so it
-    computes the metrics only at the steps it reports: on small nets they
-    cost more than the step itself.
+    computes the metrics only at the steps it reports (from their own
+    update): on small nets they cost more than the step itself.
     """
 
     def __init__(
@@ -211,15 +211,15 @@ class MembersStep:
     `(state, diverged_at, dataset, orders) -> (state, diverged_at)`. Every
     leaf of `state` has a leading members axis (a single run is one
     member); `dataset` is shared; `orders` holds each member's epoch
-    permutation (None for full batches). It computes no metrics:
-    `metrics(state, dataset, keys)` computes those of the next update
-    apart, at the steps that report them (on small nets they cost more
-    than the step itself).
+    permutation (None for full batches). It computes no metrics;
+    `reported` is the same step with every metric of its update, for the
+    steps that report them (on small nets the metrics cost more than the
+    step itself).
 
     With `stop_at_nan` (a single run), the step whose loss or weights
     become NaN/Inf sets `diverged_at` to its number and is not taken: the
-    weights stay those it started from, so `metrics` can say what went
-    NaN, and the loop ends there. A sweep's members are checked by the
+    weights stay those it started from, its metrics say what went NaN,
+    and the loop ends there. A sweep's members are checked by the
     loop's driver at each report instead (training/actions.py: a diverged
     member is reset to its last good weights), which costs its steps
     nothing: on small nets a check at every step cost a quarter of the step.
@@ -274,81 +274,95 @@ class MembersStep:
 
     def __call__(self, state, diverged_at, dataset, orders):
         _, _, new, update = self._update(state, dataset, orders)
-        if self.stop_at_nan:  # the weights' norm overflows first, as the metrics' norms would
-            ok = jnp.isfinite(update.loss[0]) & jnp.isfinite(optax.tree.norm(new.params))
-            ok &= diverged_at[0] == 0
-            diverged_at = jnp.where(ok | (diverged_at > 0), diverged_at, state.step + 1)
-            new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
-        return new, diverged_at
+        return self._stop_at_nan(state, diverged_at, new, update)
 
-    def metrics(self, state, dataset, keys) -> dict[str, jax.Array]:
-        """Every metric of every member's next update (`TrainStep.metrics`):
-        the update is computed again, from the same weights and batch, and
-        dropped. `keys`: the members' minibatch-order keys."""
-        orders = self.orders(keys, state.step[0])
-        batch, axes, _, update = self._update(state, dataset, orders)
-        return self._each(self.train_step.metrics, state, batch, update, in_axes=(*axes, 0))
+    def reported(self, state, diverged_at, dataset, orders):
+        """The step, and every metric of every member's update
+        (`TrainStep.metrics`), from the gradient it takes:
+        `(state, diverged_at, metrics)`. A sweep's member with a metric
+        that is not finite is marked diverged here, at the step reached
+        (the loop's driver resets it to its last good weights)."""
+        batch, axes, new, update = self._update(state, dataset, orders)
+        metrics = self._each(self.train_step.metrics, state, batch, update, in_axes=(*axes, 0))
+        new, diverged_at = self._stop_at_nan(state, diverged_at, new, update)
+        if not self.stop_at_nan:
+            finite = jnp.all(jnp.stack([jnp.isfinite(v) for v in metrics.values()]), axis=0)
+            diverged_at = jnp.where(finite | (diverged_at > 0), diverged_at, new.step)
+        return new, diverged_at, metrics
+
+    def _stop_at_nan(self, state, diverged_at, new, update):
+        """`(new, diverged_at)`, or with `stop_at_nan` the weights kept and
+        `diverged_at` set where the update's loss or weights are not finite."""
+        if not self.stop_at_nan:
+            return new, diverged_at
+        # The weights' norm overflows first, as the metrics' norms would.
+        ok = jnp.isfinite(update.loss[0]) & jnp.isfinite(optax.tree.norm(new.params))
+        ok &= diverged_at[0] == 0
+        diverged_at = jnp.where(ok | (diverged_at > 0), diverged_at, state.step + 1)
+        return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state), diverged_at
+
+    def next_orders(self, keys: jax.Array, step: jax.Array, orders):
+        """The orders step `step` draws from: new ones at an epoch's first
+        step, else `orders` (None for full batches)."""
+        if self.batches.full:
+            return None
+        return jax.lax.cond(
+            step % self.batches.steps_per_epoch == 0,
+            lambda: self.orders(keys, step),
+            lambda: orders,
+        )
 
 
 def train_loop(members_step: MembersStep, state, diverged_at, dataset, keys, num_steps):
     """`num_steps` steps of every member in ONE compiled call (jit it with
-    `static_argnums=0`): `(state, diverged_at)` after them.
+    `static_argnums=0`): `(state, diverged_at, metrics)` after them, the
+    metrics those of the last step.
 
     `dataset`, `(x, y)`, is the whole training split, on the device; each
     step gathers its minibatches from it, so no step waits for the host.
-    `keys` are the members' minibatch-order keys. `num_steps` is a traced
-    number, so one compilation serves every chunk length, and how a run is
-    cut into chunks changes no bit of it. A single run's call ends early
-    at the step that diverged.
+    `keys` are the members' minibatch-order keys. `num_steps` (at least 1)
+    is a traced number, so one compilation serves every chunk length. A
+    single run's call ends early at the step that diverged (its metrics
+    are then that step's).
 
-    No step computes metrics (`MembersStep.metrics` does, apart): a
-    `lax.cond` asking for them in the body cost every step of a sweep of
-    100,000 small nets a quarter of its speed.
+    The first `num_steps - 1` steps run in a `lax.while_loop` and compute
+    no metrics; the last one, `MembersStep.reported`, after it, computes
+    them from its own gradient. (Asked for inside the loop, by a
+    `lax.cond`, they cost every step of a sweep of 100,000 small nets a
+    quarter of its speed; computed apart, one more gradient per report.)
+    The last step is the loop's step with its metrics beside it: XLA
+    compiles it to the same bits, so where the reports fall changes no
+    bit of a run (tests/test_steps.py checks chunkings on CPU).
     """
-    batches = members_step.batches
-    orders = members_step.orders(keys, state.step[0])
 
     def keep_going(carry):
         _, diverged_at, _, i = carry
         if not members_step.stop_at_nan:  # a sweep: no member's divergence is known here
-            return i < num_steps
-        return (i < num_steps) & jnp.any(diverged_at == 0)
+            return i < num_steps - 1
+        return (i < num_steps - 1) & jnp.any(diverged_at == 0)
 
     def one_step(carry):
         state, diverged_at, orders, i = carry
-        if not batches.full:  # a new epoch: new orders
-            step = state.step[0]
-            orders = jax.lax.cond(
-                step % batches.steps_per_epoch == 0,
-                lambda: members_step.orders(keys, step),
-                lambda: orders,
-            )
+        orders = members_step.next_orders(keys, state.step[0], orders)
         state, diverged_at = members_step(state, diverged_at, dataset, orders)
         return state, diverged_at, orders, i + 1
 
+    orders = members_step.orders(keys, state.step[0])
     carry = (state, diverged_at, orders, 0)
-    state, diverged_at, _, _ = jax.lax.while_loop(keep_going, one_step, carry)
-    return state, diverged_at
+    state, diverged_at, orders, _ = jax.lax.while_loop(keep_going, one_step, carry)
+    orders = members_step.next_orders(keys, state.step[0], orders)
+    return members_step.reported(state, diverged_at, dataset, orders)
 
 
-def reported(advance: Callable, measure: Callable) -> Callable:
-    """`train(state, diverged_at, keys, n) -> (state, diverged_at, metrics)`:
-    n steps, and every metric of the last one.
-
-    `advance(state, diverged_at, keys, n)` takes the steps, `measure(state,
-    keys)` the metrics of the next one. The weights only ever pass through
-    `advance`: n - 1 steps, the metrics, then the last step, by the same
-    compiled call, so no choice of where to report changes a bit of them.
-    """
+def reported(advance: Callable, last: Callable) -> Callable:
+    """`train(state, diverged_at, keys, n) -> (state, diverged_at, metrics)`
+    from one-step calls dispatched in turn (the stepwise path):
+    `advance(state, diverged_at, keys, n)` takes n steps, `last(state,
+    diverged_at, keys)` one more with its metrics (`MembersStep.reported`)."""
 
     def train(state, diverged_at, keys, num_steps):
-        if num_steps < 1:
-            raise ValueError(f"train takes at least one step (its metrics), got {num_steps}")
-        if num_steps > 1:  # (a loop call of no steps would still copy the state in)
-            state, diverged_at = advance(state, diverged_at, keys, num_steps - 1)
-        metrics = measure(state, keys)
-        state, diverged_at = advance(state, diverged_at, keys, 1)
-        return state, diverged_at, metrics
+        state, diverged_at = advance(state, diverged_at, keys, num_steps - 1)
+        return last(state, diverged_at, keys)
 
     return train
 
