@@ -13,9 +13,10 @@ end), in turn, each in a fresh process and a fresh run directory, and
 prints JSON: the median seconds of each whole command and their ratio
 (after one untimed run, which fills XLA's compilation cache for both)
 `logged_every_10_over_at_end`. The difference is what the 10-step logs
-cost: every metric of every member at each log step (one more gradient:
-`steps.reported`), a chunk's start and end, and the host's aggregates
-(docs/speed.md).
+cost: every metric of every member at each log step (beside the last
+step's update: `steps.MembersStep.reported`), a chunk's start and end,
+and each point's aggregates (computed on the device:
+dashboards/statistics.py) written (docs/speed.md).
 """
 
 import argparse

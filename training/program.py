@@ -461,7 +461,9 @@ def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on
     (`state`, `diverged_at`, `keys`: abstract, for their shapes): n - 1
     steps, then the n-th with its metrics (`MembersStep.reported`).
 
-    The host queues the steps and waits only when the metrics are read.
+    Where dispatch is asynchronous (a GPU) the host queues the steps and
+    waits only when the metrics are read; train.py's XLA:CPU runs each
+    call before it returns (plumbing/host_memory.py).
     """
     batches = members_step.batches
     orders = jax.jit(members_step.orders, out_shardings=everywhere)
