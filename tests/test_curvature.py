@@ -28,6 +28,17 @@ def test_lanczos_finds_the_largest_eigenvalue_not_the_largest_in_size():
     assert float(top) == pytest.approx(3.0, rel=1e-5)
 
 
+def test_lanczos_explores_a_map_of_tiny_curvatures_as_fully_as_a_large_one():
+    """A net fitted to a loss near 0 has curvatures of 1e-8: the breakdown
+    test is relative to the map's size, so all six come out, scaled."""
+    diagonal = jnp.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
+    for scale in (1.0, 1e-8):
+        alphas, betas = curvature.lanczos(lambda v: scale * diagonal * v, jnp.ones(6), 6)  # noqa: B023
+        assert np.all(np.asarray(betas) > 0), scale
+        values = np.sort(np.asarray(curvature.ritz(alphas, betas)[0]))
+        np.testing.assert_allclose(values / scale, np.arange(1.0, 7.0), rtol=1e-4)
+
+
 def test_sharpness_equals_the_exact_hessians_top_eigenvalue(xor_config):
     """A 2-8-1 tanh net (33 weights) on 16 points, with L2: jax.hessian agrees."""
     xor_config.model.hidden_sizes, xor_config.model.activation = (8,), "tanh"

@@ -85,6 +85,9 @@ def lanczos(matvec, start: jax.Array, iterations: int) -> tuple[jax.Array, jax.A
     After a breakdown (the Krylov space exhausted, as from a start inside
     an eigenspace) there is nothing left to find: the later steps add zero
     rows, with beta 0 before them, which can only show as eigenvalues 0.
+    A breakdown is a new direction shorter than 1e-6 of the longest
+    `matvec(v)` so far: relative, so that a map of tiny curvatures (a net
+    fitted to a loss of 1e-6) is explored as fully as a large one.
     """
     dim = start.shape[0]
     iterations = min(iterations, dim)
@@ -93,19 +96,22 @@ def lanczos(matvec, start: jax.Array, iterations: int) -> tuple[jax.Array, jax.A
     betas = jnp.zeros(iterations, start.dtype)
 
     def step(i, carry):
-        basis, alphas, betas, v = carry
+        basis, alphas, betas, v, scale = carry
         basis = basis.at[i].set(v)
         w = matvec(v)
+        scale = jnp.maximum(scale, jnp.linalg.norm(w))  # the map's size, as seen so far
         alpha = jnp.vdot(w, v)
         w = w - basis.T @ (basis @ w)  # against every vector so far (v included)
         w = w - basis.T @ (basis @ w)  # twice is enough (Parlett's "twice is enough")
         beta = jnp.linalg.norm(w)
-        going = beta > 1e-6 * (jnp.abs(alpha) + 1)
-        v = jnp.where(going, w / beta, jnp.zeros_like(w))
-        return basis, alphas.at[i].set(alpha), betas.at[i].set(jnp.where(going, beta, 0)), v
+        going = beta > 1e-6 * scale
+        v = jnp.where(going, w / jnp.where(going, beta, 1), jnp.zeros_like(w))
+        betas = betas.at[i].set(jnp.where(going, beta, 0))
+        return basis, alphas.at[i].set(alpha), betas, v, scale
 
     v = start / jnp.linalg.norm(start)
-    _, alphas, betas, _ = jax.lax.fori_loop(0, iterations, step, (basis, alphas, betas, v))
+    carry = (basis, alphas, betas, v, jnp.zeros((), start.dtype))
+    _, alphas, betas, _, _ = jax.lax.fori_loop(0, iterations, step, carry)
     return alphas, betas[:-1]  # the last beta leads out of the space kept
 
 
