@@ -484,8 +484,6 @@ def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on
     one_at_a_time = len(jax.tree.leaves(state)[0].sharding.device_set) > 1
 
     def advance(state, diverged_at, keys, num_steps):
-        # A single run's diverging step is not taken (steps.MembersStep): the
-        # steps queued after it leave its state as it was.
         first = int(state.step[0])
         order = orders(keys, first) if num_steps else None
         for s in range(first, first + num_steps):
@@ -494,6 +492,11 @@ def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on
             state, diverged_at = step(state, diverged_at, train_data, order)
             if one_at_a_time:
                 jax.block_until_ready(state)
+            # A single run's diverging step is not taken (steps.MembersStep),
+            # nor any after it: no need to run them (a CPU call has returned
+            # its results, so asking costs a copy of one number).
+            if members_step.stop_at_nan and jax.device_get(diverged_at)[0]:
+                break
         return state, diverged_at
 
     def reported(state, diverged_at, keys):
