@@ -181,6 +181,22 @@ def test_the_smoothed_density_keeps_the_measures_mass_and_mean():
     assert default_grid[-1] - float(nodes.max()) == pytest.approx(5 * np.sqrt(1e-5 * span))
 
 
+@pytest.mark.parametrize("width", [1.0, 3_000.0, 1e6])
+def test_the_smoothed_density_resolves_every_node_however_wide_the_spectrum(width):
+    """Two points per sigma or more, so each node's Gaussian keeps its mass
+    (a grid too coarse for a wide spectrum would miss the narrow peaks);
+    past 25,000 the Gaussians widen rather than the grid grow."""
+    nodes = np.array([[0.0, width / 3, width]])
+    weights = np.array([[0.5, 0.25, 0.25]])
+    grid, density = curvature.smoothed_density(nodes, weights)
+    step = grid[1] - grid[0]
+    sigma = (grid[-1] - nodes.max()) / 5
+    assert step <= sigma / 2 and len(grid) <= 100_001
+    for node, weight in zip(nodes[0], weights[0], strict=True):
+        near = np.abs(grid - node) < 5 * sigma
+        assert density[near].sum() * step == pytest.approx(weight, rel=1e-3)
+
+
 def test_the_spectrum_of_each_member_over_a_leading_axis():
     """vmapped over 2 members with their own weights: each its own numbers,
     those of measuring it alone."""

@@ -271,24 +271,27 @@ def make_spectrum(
 
 
 def smoothed_density(
-    nodes, weights, points: int = 10001, sigma: float | None = None
+    nodes, weights, sigma: float | None = None, max_points: int = 100_001
 ) -> tuple[np.ndarray, np.ndarray]:
     """(grid, density): the spectral density of `make_density`'s `nodes` and
     `weights` (starts, m), each node a Gaussian of standard deviation `sigma`
-    carrying its weight / starts, on `points` evenly spaced eigenvalues.
+    carrying its weight / starts, on evenly spaced eigenvalues.
 
     The default sigma is google/spectral-density's (the paper's code):
-    variance 1e-5 x max(1, range of the nodes). The grid reaches 5 sigma
-    past the extreme nodes, so the density integrates to 1 on it (and its
-    mean is the measure's, tr(H)/P), and `points` keeps its spacing below
-    sigma for ranges up to 1000 (a wider one needs more points or a larger
-    sigma). Its values span many powers of ten (a few outliers against a
-    bulk of P): plot it on a log axis. NumPy, float64.
+    variance 1e-5 x max(1, range of the nodes), widened only where the grid
+    would need more than `max_points` (a range above about 25,000). The
+    grid reaches 5 sigma past the extreme nodes, so the density integrates
+    to 1 on it (and its mean is the measure's, tr(H)/P), with at least 2
+    points per sigma (and at least 10,001). Its values span many powers
+    of ten (a few outliers against a bulk of P): plot it on a log axis.
+    NumPy, float64.
     """
     nodes, weights = np.asarray(nodes, np.float64), np.asarray(weights, np.float64)
     lo, hi = float(nodes.min()), float(nodes.max())
     if sigma is None:
-        sigma = float(np.sqrt(1e-5 * max(1.0, hi - lo)))
+        sigma = max(np.sqrt(1e-5 * max(1.0, hi - lo)), 2 * (hi - lo) / (max_points - 41))
+    span = hi - lo + 10 * sigma
+    points = int(min(max_points, max(10_001, np.ceil(2 * span / sigma) + 1)))
     grid = np.linspace(lo - 5 * sigma, hi + 5 * sigma, points)
     density = np.zeros(points)
     for start_nodes, start_weights in zip(nodes, weights, strict=True):  # (m, points) each
