@@ -55,7 +55,8 @@ def order_statistic(keys: jax.Array, counted: jax.Array, k: jax.Array) -> jax.Ar
 def median(values: jax.Array, counted: jax.Array) -> jax.Array:
     """Row by row, the median of the counted values (`values` (rows, n)
     float32, `counted` (rows, n) bool), as `np.median`: the middle one, or
-    the mean of the two middle ones; NaN where none is counted."""
+    the mean of the two middle ones; NaN where none is counted or a
+    counted value is NaN."""
     keys = _ordered_bits(values)
     n = jnp.sum(counted, axis=1)
     lower = order_statistic(keys, counted, (n - 1) // 2)
@@ -65,7 +66,8 @@ def median(values: jax.Array, counted: jax.Array) -> jax.Array:
     above = jnp.min(jnp.where(counted & (keys > lower[:, None]), keys, _LAST), axis=1)
     upper = jnp.where((n % 2 == 1) | (at_or_below > n // 2), lower, above)
     middle = (_number(lower) + _number(upper)) / 2
-    return jnp.where(n > 0, middle, jnp.nan)
+    nan = (n == 0) | jnp.any(counted & jnp.isnan(values), axis=1)
+    return jnp.where(nan, jnp.nan, middle)
 
 
 @functools.partial(jax.jit, static_argnames=("points", "median_of"))

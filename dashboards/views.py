@@ -45,7 +45,6 @@ def param_arrays(params: nnx.State) -> dict[str, np.ndarray]:
 
 
 @jax.jit
-@jax.jit
 def zero_fraction(params: nnx.State) -> jax.Array:
     """Each member's fraction of weights (kernel entries; not biases) with
     |w| < ZERO, from the members' stacked parameters (a leading members

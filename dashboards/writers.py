@@ -59,8 +59,10 @@ class Writers:
             points = np.array([member.point for member in members])
             for point in dict.fromkeys(points.tolist()):  # in the members' order
                 self.points[point] = np.flatnonzero(points == point)
-            blocks = np.arange(len(points)).reshape(len(self.points), -1)
-            if not np.array_equal(np.stack(list(self.points.values())), blocks):
+            blocks = np.arange(len(points))
+            if len(points) % len(self.points) == 0:
+                blocks = blocks.reshape(len(self.points), -1)
+            if not np.array_equal(list(self.points.values()), blocks):
                 raise ValueError("a sweep's members come point by point (sweeps.groups)")
         self.aggregate_dirs = {p: os.path.join(run_dir, p, "aggregate") for p in self.points}
         self.final: dict[str, float] = {}

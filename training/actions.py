@@ -100,7 +100,7 @@ class Loop:
         self.members = program.group.members
         self.state, self.step, self.last_saved = program.state, 0, 0
         self.diverged_at = np.zeros(len(self.members), np.int32)  # 0: still training
-        self.device_diverged_at = program.diverged_at  # a single run's, from the loop
+        self.device_diverged_at = program.diverged_at  # each member's, marked on the device
         self.all_diverged_at = 0  # the step by which every member diverged (0: training)
         self.seconds, self.steps_timed = 0.0, 0  # in compiled chunks, since the last log line
         self.views = views.Views(self.config, program.graphdef, program.dataset)
@@ -522,7 +522,8 @@ def probe_cadence(loop: Loop, hessian_vector_products: int) -> int:
 
 # A point's density picture pools the Lanczos starts of its first this many
 # seeds still training: their 64 starts (by default) draw it as well as
-# more would, and smoothing costs about 2 ms of host time per start.
+# more would, and smoothing costs 4-30 ms of host time per start (the grid
+# grows with the spectrum's width: 10,001 points to 100,001).
 DENSITY_SEEDS = 16
 
 

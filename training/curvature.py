@@ -281,8 +281,9 @@ def smoothed_density(
     variance 1e-5 x max(1, range of the nodes), widened only where the grid
     would need more than `max_points` (a range above about 25,000). The
     grid reaches 5 sigma past the extreme nodes, so the density integrates
-    to 1 on it (and its mean is the measure's, tr(H)/P), with at least 2
-    points per sigma (and at least 10,001). Its values span many powers
+    to 1 on it (and its mean is the measure's, tr(H)/P); it has at least
+    10,001 points, and 2 per sigma where `max_points` allows (always, for
+    the default sigma). Its values span many powers
     of ten (a few outliers against a bulk of P): plot it on a log axis.
     NumPy, float64.
     """

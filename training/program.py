@@ -271,8 +271,10 @@ class _Programs(NamedTuple):
         like = lambda tree: _shapes_for(size, tree, where.on_members)  # noqa: E731
         state, diverged_at, keys = like(self.members)
         if self.stepwise:
-            train, compiled = _stepwise(self.members_step, state, diverged_at, keys, train_data,
-                                        where.everywhere, where.on_members)  # fmt: skip
+            train, compiled, last = _stepwise(
+                self.members_step, state, diverged_at, keys, train_data,
+                where.everywhere, where.on_members,
+            )  # fmt: skip
         else:
             loop = jax.jit(steps.train_loop, static_argnums=0, out_shardings=where.on_members)
             compiled = loop.lower(self.members_step, state, diverged_at, train_data, keys, 1)
@@ -280,6 +282,8 @@ class _Programs(NamedTuple):
 
             def train(state, diverged_at, keys, num_steps):
                 return compiled(state, diverged_at, train_data, keys, num_steps)
+
+            last = None  # (the loop reports its own last step)
 
         evaluate = steps.make_evaluate(
             train_step.graphdef, train_step.loss_fn, len(dataset.y_eval), dataset.num_classes,
@@ -290,7 +294,7 @@ class _Programs(NamedTuple):
         evaluate = evaluate.lower(state.params, eval_data).compile(steps.compiler_options())
         sharpness = _sharpness(config, train_step, state, examples)
         spectrum = _spectrum(config, train_step, state, examples)
-        calls = [(compiled, train_data), (evaluate, eval_data),
+        calls = [(compiled, train_data), (last, train_data), (evaluate, eval_data),
                  (sharpness, examples), (spectrum, examples)]  # fmt: skip
         return _Compiled(
             train, lambda params: evaluate(params, eval_data),
@@ -349,6 +353,7 @@ def _need(compiled, size, state, members, devices, copies) -> memory.Need | None
     """What a member costs, from XLA's analysis of `compiled` (for `size` of
     the `members` whose stacked `state` is given)."""
     shared, per_member = 0.0, 0.0  # every program's data stays on the device
+    counted = set()  # (each once: several programs read the same data)
     for call, data_read in compiled.calls:
         if call is None:
             continue
@@ -356,7 +361,9 @@ def _need(compiled, size, state, members, devices, copies) -> memory.Need | None
         if total is None:
             return None
         read = memory.nbytes(data_read)
-        shared += read
+        if id(data_read) not in counted:
+            counted.add(id(data_read))
+            shared += read
         per_member = max(per_member, (total - read) * devices / size)
     return memory.Need(shared, memory.nbytes(state) / members, per_member, devices, copies)
 
@@ -457,13 +464,15 @@ def _reset(state: steps.TrainState, earlier: steps.TrainState, members: jax.Arra
 
 
 def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on_members):
-    """`train` as one compiled step per call (see `build`), and that step
-    (`state`, `diverged_at`, `keys`: abstract, for their shapes): n - 1
-    steps, then the n-th with its metrics (`MembersStep.reported`).
+    """`train` as one compiled step per call (see `build`), that step and
+    the last step's (`state`, `diverged_at`, `keys`: abstract, for their
+    shapes): n - 1 steps, then the n-th with its metrics
+    (`MembersStep.reported`).
 
-    Where dispatch is asynchronous (a GPU) the host queues the steps and
-    waits only when the metrics are read; train.py's XLA:CPU runs each
-    call before it returns (plumbing/host_memory.py).
+    Where dispatch is asynchronous (a GPU) the host queues a sweep's steps
+    and waits only when the metrics are read; a single run waits for each
+    step, to ask whether it diverged. train.py's XLA:CPU runs each call
+    before it returns anyway (plumbing/host_memory.py).
     """
     batches = members_step.batches
     orders = jax.jit(members_step.orders, out_shardings=everywhere)
@@ -493,14 +502,14 @@ def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on
             if one_at_a_time:
                 jax.block_until_ready(state)
             # A single run's diverging step is not taken (steps.MembersStep),
-            # nor any after it: no need to run them (a CPU call has returned
-            # its results, so asking costs a copy of one number).
+            # nor any after it: no need to run them (asking costs a copy of
+            # one number, and waiting for this step).
             if members_step.stop_at_nan and jax.device_get(diverged_at)[0]:
                 break
         return state, diverged_at
 
-    def reported(state, diverged_at, keys):
+    def last_step(state, diverged_at, keys):
         order = orders(keys, int(state.step[0]))
         return last(state, diverged_at, train_data, order)
 
-    return steps.reported(advance, reported), step
+    return steps.stepwise_loop(advance, last_step), step, last

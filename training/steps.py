@@ -219,10 +219,11 @@ class MembersStep:
     With `stop_at_nan` (a single run), the step whose loss or weights
     become NaN/Inf sets `diverged_at` to its number and is not taken: the
     weights stay those it started from, its metrics say what went NaN,
-    and the loop ends there. A sweep's members are checked by the
-    loop's driver at each report instead (training/actions.py: a diverged
-    member is reset to its last good weights), which costs its steps
-    nothing: on small nets a check at every step cost a quarter of the step.
+    and the loop ends there. A sweep's members are checked only at the
+    reported steps instead (`reported` marks `diverged_at` on the device;
+    training/actions.py resets a diverged member to its last good
+    weights), which costs its steps nothing: on small nets a check at
+    every step cost a quarter of the step.
 
     `unroll`: the members one after another in the program instead of
     vmapped. For convolutions on CPU: vmapped over the members' kernels, a
@@ -354,9 +355,10 @@ def train_loop(members_step: MembersStep, state, diverged_at, dataset, keys, num
     return members_step.reported(state, diverged_at, dataset, orders)
 
 
-def reported(advance: Callable, last: Callable) -> Callable:
+def stepwise_loop(advance: Callable, last: Callable) -> Callable:
     """`train(state, diverged_at, keys, n) -> (state, diverged_at, metrics)`
-    from one-step calls dispatched in turn (the stepwise path):
+    from one-step calls dispatched in turn (`train_loop`'s work, for the
+    stepwise path):
     `advance(state, diverged_at, keys, n)` takes n steps, `last(state,
     diverged_at, keys)` one more with its metrics (`MembersStep.reported`)."""
 
