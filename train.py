@@ -159,7 +159,8 @@ def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
     actions.finish(loop)
     single = loop.program.group.single
     measured = {"sharpness": loop.actions.sharpness.measurement_seconds,
-                "spectrum": loop.actions.spectrum.measurement_seconds}  # fmt: skip
+                "spectrum": loop.actions.spectrum.measurement_seconds,
+                "gradient_noise": loop.actions.gradient_noise.measurement_seconds}  # fmt: skip
     console.say(console.done(
         loop.step, first, time.perf_counter() - started, loop.views.seconds, measured,
         loop.writers.final if single else None,

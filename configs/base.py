@@ -38,6 +38,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.probes.trace_samples = 10  # Hutchinson's probes for train/hessian/trace (>= 2)
     config.probes.density_starts = 4  # random Lanczos starts averaged into the density
     config.probes.spectrum_every = 0  # steps between measurements; 0 = auto, <= ~10% of the time
+    config.probes.gradient_noise = False  # train/gradient_noise/*: noise scale B_simple, layer SNRs
+    config.probes.gradient_noise_every = 0  # steps between measurements; 0 = auto, <= ~10%
     config.probes.examples = 1000  # the probes' loss: on the first N train (eval) examples; 0 = all
     config.probes.landscape = False  # at the end: IMAGES views/landscape/line and /plane
     config.probes.landscape_resolution = 41  # points along the line; the plane's grid side

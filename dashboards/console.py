@@ -63,6 +63,14 @@ def spectrum(point: str, top: np.ndarray, trace: float, error: float) -> str:
     return f"{where}hessian top {values}  trace {trace:.3g} ± {error:.2g}"
 
 
+def gradient_noise(point: str, b_simple: float, trace: float, signal: float) -> str:
+    """'learning_rate=1.0  noise scale 12.3 (trace 0.41, |G|^2 0.033)': the
+    simple noise scale tr(Sigma) / |G|^2, about the batch size beyond which
+    larger batches stop paying off, and its two parts."""
+    where = f"{point}  " if point else ""
+    return f"{where}noise scale {b_simple:.3g} (trace {trace:.3g}, |G|^2 {signal:.3g})"
+
+
 def step_line(step: int, num_steps: int, text: str) -> str:
     """'step  100  TEXT', the step right-aligned to the run's last."""
     return f"step {step:>{len(str(num_steps))}}  {text}"

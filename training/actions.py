@@ -9,18 +9,19 @@ the due ones in order:
     Histograms  log_every    parameter histograms, layer probes
     Sharpness   probes.sharpness_every  the loss Hessian's top eigenvalue (0: auto, ~10%)
     Spectrum    probes.spectrum_every   its top k eigenvalues, trace and density (0: auto, ~10%)
+    GradientNoise  probes.gradient_noise_every  the simple noise scale, layer SNRs (0: auto, ~10%)
     Trajectory  log_every    where the weights are, for the landscape's path (probes.landscape)
     Pictures    picture_every decision boundaries of 2-D classifiers
     Evaluate    eval_every   the eval split: scalars, confusion matrix
     Checkpoint  checkpoint_every  the whole state, to resume bit for bit
 
-`Histograms`, `Sharpness`, `Spectrum`, `Trajectory`, `Pictures` and `Evaluate` also fire at
-step 0 of a new run, and every action's `finish` once after the last
-step. An action whose state a resumed run needs (the solved-at steps, the
-sharpness curves, the weights' path) hands it to the checkpoint
-(`state_dict`) and takes it back (`load_state_dict`). What they share is
-a `Loop`: the program, its state and step, divergence, the writers and
-the checkpointer.
+`Histograms`, `Sharpness`, `Spectrum`, `GradientNoise`, `Trajectory`, `Pictures`
+and `Evaluate` also fire at step 0 of a new run, and every action's
+`finish` once after the last step. An action whose state a resumed run
+needs (the solved-at steps, the sharpness curves, the weights' path) hands
+it to the checkpoint (`state_dict`) and takes it back (`load_state_dict`).
+What they share is a `Loop`: the program, its state and step, divergence,
+the writers and the checkpointer.
 """
 
 import math
@@ -83,6 +84,7 @@ class Actions(NamedTuple):
     histograms: "Histograms"
     sharpness: "Sharpness"
     spectrum: "Spectrum"
+    gradient_noise: "GradientNoise"
     trajectory: "Trajectory"
     pictures: "Pictures"
     evaluate: "Evaluate"
@@ -111,8 +113,9 @@ class Loop:
         self.probe_dirs = (writers.dirs if parallel.is_writer()
                            else [tempfile.mkdtemp()] * len(writers.dirs))  # fmt: skip
         self._params = None  # (state, its members' host parameters: stacked, each)
-        self.actions = Actions(LogTrain(self), Histograms(), Sharpness(), Spectrum(), Trajectory(),
-                               Pictures(), Evaluate(self), Checkpoint())  # fmt: skip
+        self.actions = Actions(LogTrain(self), Histograms(), Sharpness(), Spectrum(),
+                               GradientNoise(), Trajectory(), Pictures(), Evaluate(self),
+                               Checkpoint())  # fmt: skip
 
     def stacked_params(self):
         """The members' parameters on the host, stacked (copied once per
@@ -588,6 +591,47 @@ class Spectrum(Action):
         writer = loop.writers.aggregates[point] if loop.writers.points else loop.writers.members[0]
         writer.image("views/hessian_density", pictures.spectral_density_chart(grid, density, limit),
                      step)  # fmt: skip
+
+
+class GradientNoise(Action):
+    """Every member's gradient noise (probes.gradient_noise;
+    training/gradient_noise.py): the simple noise scale B_simple, its trace
+    and signal, and each weight matrix's signal-to-noise ratio, as scalars;
+    each point's medians in the console. Nothing is kept for the end."""
+
+    every = "probes.gradient_noise_every"
+    at_start = True
+
+    def __init__(self):
+        self.measurement_seconds: list[float] = []
+
+    def cadence(self, loop: Loop) -> int:
+        """`probes.gradient_noise_every`; if 0, the multiple of log_every that
+        keeps its per-example gradients (about one gradient on the probe's
+        examples: half a Hessian-vector product) to about 10% of the work."""
+        probes = loop.config.probes
+        if not probes.gradient_noise:  # nothing to measure: no steps of its own
+            return loop.config.log_every
+        return probes.gradient_noise_every or probe_cadence(loop, 0.5)
+
+    def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
+        if loop.program.gradient_noise is None:
+            return
+        start = time.perf_counter()
+        noise = jax.device_get(loop.program.gradient_noise(loop.state))
+        values = {f"train/gradient_noise/{name}": getattr(noise, name)
+                  for name in ("b_simple", "trace", "signal")}  # fmt: skip
+        values |= {f"train/gradient_noise/snr/{layer}": v for layer, v in noise.snr.items()}
+        loop.writers.scalars(step, values, loop.diverged_at == 0)
+        lines = []
+        for point, indices in (loop.writers.points or {"": np.array([0])}).items():
+            alive = indices[loop.diverged_at[indices] == 0]
+            if len(alive):  # each point's medians over its seeds
+                b_simple, trace, signal = (float(np.median(a[alive])) for a in noise[:3])
+                lines.append(console.gradient_noise(point, b_simple, trace, signal))
+        self.measurement_seconds.append(time.perf_counter() - start)
+        for line in lines:
+            console.say(console.step_line(step, loop.config.num_steps, line))
 
 
 class Trajectory(Action):

@@ -67,6 +67,7 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
         f"probes.sharpness_every must be >= 0 (0 = auto), got {probes.sharpness_every}",
     )
     _check_spectrum(probes, require)
+    _check_gradient_noise(probes, require)
     require(
         probes.landscape_resolution >= 3,
         f"probes.landscape_resolution must be >= 3, got {probes.landscape_resolution}",
@@ -121,6 +122,19 @@ def _check_spectrum(probes, require) -> None:
         probes.spectrum_top_k <= probes.spectrum_iterations,
         f"probes.spectrum_top_k={probes.spectrum_top_k} needs as many Lanczos steps, but "
         f"probes.spectrum_iterations={probes.spectrum_iterations}: raise it, or lower top_k",
+    )
+
+
+def _check_gradient_noise(probes, require) -> None:
+    """probes.gradient_noise's numbers: a variance needs two examples."""
+    require(
+        probes.gradient_noise_every >= 0,
+        f"probes.gradient_noise_every must be >= 0 (0 = auto), got {probes.gradient_noise_every}",
+    )
+    require(
+        not probes.gradient_noise or probes.examples != 1,
+        "probes.gradient_noise needs two examples or more for a variance, but "
+        "probes.examples=1: raise it (0 = all)",
     )
 
 

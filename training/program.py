@@ -43,7 +43,7 @@ from flax import nnx
 import data
 import nets
 from plumbing.failures import UserError
-from training import curvature, losses, memory, optimizers, parallel, steps
+from training import curvature, gradient_noise, losses, memory, optimizers, parallel, steps
 from training.sweeps import Group
 
 
@@ -64,6 +64,7 @@ class Program(NamedTuple):
     evaluate: Callable  # params -> (metrics, confusion) on the eval split
     sharpness: Callable | None  # state -> (sharpness, learning rate, momentum) (probes.sharpness)
     spectrum: Callable | None  # state -> (curvature.Spectrum, rate, momentum) (probes.spectrum)
+    gradient_noise: Callable | None  # state -> gradient_noise.GradientNoise (probes.gradient_noise)
     reset: Callable  # (state, earlier, members) -> state with those members' weights from earlier
     # How they were compiled.
     compiled: Any  # the train loop's XLA program (or one step's, stepwise)
@@ -124,15 +125,16 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
                          (train_data, eval_data, examples), (state, diverged_at, keys))  # fmt: skip
     part, compiled = _plan_parts(programs, len(members), state, free, copies)
     train, evaluate, sharpness = compiled.train, compiled.evaluate, compiled.sharpness
-    spectrum = compiled.spectrum
+    spectrum, noise = compiled.spectrum, compiled.gradient_noise
     if part < len(members):
         parts = _Parts(len(members), part, where.on_members)
         train, evaluate = parts.over(train, with_steps=True), parts.over(evaluate)
         sharpness, spectrum = sharpness and parts.over(sharpness), spectrum and parts.over(spectrum)
+        noise = noise and parts.over(noise)
     return Program(
         group, dataset, train_step, batches, first_batch, state, diverged_at,
         functools.partial(_train, train, keys),
-        evaluate, sharpness, spectrum, jax.jit(_reset), compiled.compiled, stepwise, part,
+        evaluate, sharpness, spectrum, noise, jax.jit(_reset), compiled.compiled, stepwise, part,
     )  # fmt: skip
 
 
@@ -294,12 +296,14 @@ class _Programs(NamedTuple):
         evaluate = evaluate.lower(state.params, eval_data).compile(steps.compiler_options())
         sharpness = _sharpness(config, train_step, state, examples)
         spectrum = _spectrum(config, train_step, state, examples)
+        noise = _gradient_noise(config, train_step, state, examples, len(dataset.y_train))
         calls = [(compiled, train_data), (last, train_data), (evaluate, eval_data),
-                 (sharpness, examples), (spectrum, examples)]  # fmt: skip
+                 (sharpness, examples), (spectrum, examples), (noise, examples)]  # fmt: skip
         return _Compiled(
             train, lambda params: evaluate(params, eval_data),
             sharpness and (lambda state: sharpness(state, examples)),
-            spectrum and (lambda state: spectrum(state, examples)), compiled, calls,
+            spectrum and (lambda state: spectrum(state, examples)),
+            noise and (lambda state: noise(state, examples)), compiled, calls,
         )  # fmt: skip
 
 
@@ -345,6 +349,7 @@ class _Compiled(NamedTuple):
     evaluate: Callable  # params -> (metrics, confusion)
     sharpness: Callable | None  # state -> (sharpness, learning rate, momentum)
     spectrum: Callable | None  # state -> (curvature.Spectrum, learning rate, momentum)
+    gradient_noise: Callable | None  # state -> gradient_noise.GradientNoise
     compiled: Any  # the train loop's XLA program
     calls: list  # [(compiled call or None, the data it reads)]: what memory.Need measures
 
@@ -411,9 +416,10 @@ class _Parts:
 
 
 def _examples(config, dataset, everywhere):
-    """The first `probes.examples` training examples (the sharpness's and the
-    spectrum's), or None."""
-    if not (config.probes.sharpness or config.probes.spectrum):
+    """The first `probes.examples` training examples (the sharpness's, the
+    spectrum's and the gradient noise's), or None."""
+    probes = config.probes
+    if not (probes.sharpness or probes.spectrum or probes.gradient_noise):
         return None
     n = config.probes.examples or len(dataset.y_train)
     return parallel.put((dataset.x_train[:n], dataset.y_train[:n]), everywhere)
@@ -438,6 +444,17 @@ def _spectrum(config, train_step: steps.TrainStep, state, examples):
                                       probes.spectrum_top_k, probes.trace_samples,
                                       probes.density_starts)  # fmt: skip
     return _curvature_probe(measure, train_step, state, examples)
+
+
+def _gradient_noise(config, train_step: steps.TrainStep, state, examples, population: int):
+    """The compiled `(state, examples) -> gradient_noise.GradientNoise` of
+    every member in one call (vmapped over them, the examples shared: of the
+    `population` training examples); None if not asked for."""
+    if not config.probes.gradient_noise:
+        return None
+    measure = gradient_noise.make_gradient_noise(train_step.loss, population)
+    probe = jax.vmap(lambda state, examples: measure(state.params, examples), in_axes=(0, None))
+    return jax.jit(probe).lower(state, examples).compile(steps.compiler_options())
 
 
 def _curvature_probe(measure, train_step: steps.TrainStep, state, examples):

@@ -1,0 +1,80 @@
+"""How noisy one example's gradient is against the mean gradient (probes.gradient_noise).
+
+    measure = make_gradient_noise(train_step.loss, population=len(dataset.y_train))
+    noise = measure(params, (x, y))   # noise.b_simple, noise.trace, noise.signal, noise.snr
+
+From the n per-example gradients g_i (`jax.vmap(jax.grad(loss))`, one per
+example of the batch: n of the training set's N) with mean g:
+
+    trace   tr(Sigma) = sum over weights of the per-example variance
+            (unbiased: divided by n - 1)
+    signal  |G|^2, the squared norm of the whole training set's gradient G,
+            unbiased: |g|^2 - (1 - n/N) tr(Sigma) / n. The mean of n noisy
+            gradients has (1 - n/N) tr(Sigma) / n of noise in its squared
+            norm (n drawn from N without replacement: none when n = N, the
+            whole set; tr(Sigma) / n, McCandlish et al.'s, when N is
+            infinite). Clipped at TINY so that the ratios stay finite: a
+            few examples' estimate can come out below 0.
+    b_simple  tr(Sigma) / |G|^2: the simple noise scale (McCandlish, Kaplan,
+            Amodei et al. 2018, "An Empirical Model of Large-Batch
+            Training", eq. 2.8 and appendix A). A minibatch of B examples has
+            tr(Sigma) / B of noise in its squared norm, as much as the
+            signal at B = b_simple: batches much smaller than it are mostly
+            noise (a larger batch buys almost proportionally faster
+            progress), batches much larger are mostly signal (a larger batch
+            buys little).
+    snr     per weight matrix or kernel l: |G_l|^2 / tr(Sigma_l), the same
+            two numbers over that layer's weights alone (1 / its own
+            b_simple): one example's signal-to-noise ratio in that layer; a
+            batch of B examples has B times it.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+import nets
+
+TINY = 1e-30  # the smallest |G|^2 (and layer tr(Sigma)) the ratios divide by
+
+
+class GradientNoise(NamedTuple):
+    """One network's gradient noise on a batch (`make_gradient_noise`)."""
+
+    b_simple: jax.Array  # tr(Sigma) / |G|^2, in examples
+    trace: jax.Array  # tr(Sigma): one example's gradient variance, summed over the weights
+    signal: jax.Array  # |G|^2: the mean gradient's squared norm, unbiased, >= TINY
+    snr: dict  # {'layers/0': |G_l|^2 / tr(Sigma_l), ...}: each weight matrix's (steps' names)
+
+
+def make_gradient_noise(loss: Callable, population: float = float("inf")) -> Callable:
+    """`(params, batch) -> GradientNoise` of `loss(params, (x, y)) -> (loss,
+    aux)` (a mean over its batch, as `steps.TrainStep.loss`) from each
+    example's gradient (see the module docstring); `population`: N, the
+    training set's size, that the batch's n examples were taken from."""
+
+    def one_example(params, x, y):
+        return jax.grad(loss, has_aux=True)(params, (x[None], y[None]))[0]
+
+    def measure(params, batch):
+        x, y = batch
+        grads = jax.vmap(one_example, in_axes=(None, 0, 0))(params, x, y)  # (n, *leaf)
+        n = len(y)
+        noise_per_trace = (1 - n / population) / n  # the mean's noise, per unit of tr(Sigma)
+        leaves = jax.tree_util.tree_leaves_with_path(grads)
+        traces = [g.var(0, ddof=1).sum() for _, g in leaves]
+        raw = [jnp.square(g.mean(0)).sum() for _, g in leaves]  # |g|^2: biased
+        trace = sum(traces)
+        signal = jnp.maximum(sum(raw) - noise_per_trace * trace, TINY)
+        snr = {
+            nets.param_name(path).removesuffix("/kernel"): (
+                jnp.maximum(r - noise_per_trace * t, TINY) / jnp.maximum(t, TINY)
+            )
+            for (path, _), t, r in zip(leaves, traces, raw, strict=True)
+            if nets.param_name(path).endswith("/kernel")
+        }
+        return GradientNoise(trace / signal, trace, signal, snr)
+
+    return measure
