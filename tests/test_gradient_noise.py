@@ -7,14 +7,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_same_numbers, read_events, read_scalars, same_numbers_precision
+from conftest import (
+    assert_same_numbers,
+    read_events,
+    read_scalars,
+    run_cli,
+    same_numbers_precision,
+)
+from flax import nnx
 from jax.flatten_util import ravel_pytree
 from tensorboard.util import tensor_util
 
 import data
 import train
 from plumbing.failures import UserError
-from training import gradient_noise, program, sweeps
+from training import checkpoints, gradient_noise, program, sweeps
 from training.checks import check_config
 
 
@@ -121,10 +128,6 @@ def test_a_run_logs_the_noise_of_its_checkpoints_weights(xor_config, tmp_path):
     about one gradient on XOR's 4 points: a step's work, x 10, below 200),
     and the last values are `make_gradient_noise` on the final weights,
     all 4 points of 4 (|G|^2 uncorrected)."""
-    from flax import nnx
-
-    from training import checkpoints
-
     xor_config.probes.gradient_noise = True
     final = train.train_and_evaluate(xor_config, str(tmp_path))
     model, config = checkpoints.load_run(str(tmp_path))
@@ -163,10 +166,21 @@ def test_a_resumed_run_measures_the_noise_of_the_uninterrupted_one(xor_config, t
     assert summaries(tmp_path / "parts") == measured
 
 
-def test_one_example_has_no_variance_and_is_refused_before_any_work(xor_config):
-    xor_config.probes.gradient_noise, xor_config.probes.examples = True, 1
-    with pytest.raises(UserError, match=r"^probes.gradient_noise needs two examples or more .*"
-                                        r"probes.examples=1: raise it \(0 = all\)$"):  # fmt: skip
+def test_one_example_has_no_variance_and_is_one_line(tmp_path):
+    result = run_cli("--config=configs/xor.py", "--config.probes.gradient_noise=true",
+                     "--config.probes.examples=1", workdir=tmp_path / "runs")  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: probes.gradient_noise needs two examples or more for a variance, but "
+        "probes.examples=1: raise it (0 = all)"
+    ]
+    assert not (tmp_path / "runs").exists(), "a failed start left a run directory"
+
+
+def test_a_negative_cadence_is_refused_before_any_work(xor_config):
+    xor_config.probes.gradient_noise_every = -1
+    with pytest.raises(UserError, match=r"^probes.gradient_noise_every must be >= 0 \(0 = auto\), "
+                                        r"got -1$"):  # fmt: skip
         check_config(xor_config)
 
 

@@ -7,8 +7,8 @@
 `build` reads top to bottom: check the config against the dataset, place
 the arrays (`_Placement`), make one network's step (`make_train_step`),
 initialise every member (`create_train_state`), then compile the training
-loop (`steps.train_loop`), the evaluation and the curvature probes (the
-sharpness, the spectrum) for as many members as memory holds
+loop (`steps.train_loop`), the evaluation and the probes (the sharpness,
+the spectrum, the gradient noise) for as many members as memory holds
 (`_Programs.compile`, `_plan_parts`).
 `program.train` is that compiled loop.
 
