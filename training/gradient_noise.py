@@ -26,7 +26,8 @@ example of the batch: n of the training set's N) with mean g:
     snr     per weight matrix or kernel l: |G_l|^2 / tr(Sigma_l), the same
             two numbers over that layer's weights alone (1 / its own
             b_simple): one example's signal-to-noise ratio in that layer; a
-            batch of B examples has B times it.
+            batch of B examples has B times it. A layer with no gradient at
+            all (both clipped at TINY) reads 1.
 """
 
 from collections.abc import Callable
