@@ -21,6 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval_batch_size = 1000  # examples per evaluation batch (memory, not results)
     config.log_every = 100  # steps between train scalars + histograms
     config.eval_every = 100  # steps between evaluations on the eval split
+    config.target_eval_loss = 0.0  # > 0: steps to target, the first eval at or below it
     config.picture_every = 500  # steps between pictures (decision boundaries)
     config.checkpoint_every = 1000  # steps between checkpoints (and at the end)
     config.keep_checkpoints = 3  # newest checkpoints kept on disk

@@ -5,7 +5,8 @@
 For every swept numeric field (a learning rate, a momentum, an L2 weight,
 a width...), the sweep's top-level `aggregate` run gets IMAGES
 `views/sweep/<metric>_vs_<field>`: the final train and eval loss (and accuracy
-for a classifier) of every point against the field's value, the median
+for a classifier; with a `target_eval_loss`, the steps to it and the noise
+scale B_simple there) of every point against the field's value, the median
 over seeds with a band from their min to their max, on a log axis where
 the values span more than 10x (either axis), the best point circled. They
 are read from each point's aggregate run, so a sweep draws the same
@@ -32,8 +33,10 @@ def numeric_fields(spec: dict[str, tuple]) -> list[str]:
 
 
 def metrics(final: dict[str, float]) -> list[str]:
-    """The final metrics a sweep charts: losses, and accuracies if classified."""
-    wanted = ("train/loss", "eval/loss", "train/accuracy", "eval/accuracy")
+    """The final metrics a sweep charts: losses, accuracies if classified,
+    and with a target_eval_loss the steps to it and the noise scale there."""
+    wanted = ("train/loss", "eval/loss", "train/accuracy", "eval/accuracy",
+              "eval/steps_to_target", "eval/noise_scale_at_target")  # fmt: skip
     return [m for m in wanted if any(k.endswith(f"/aggregate/{m}/mean") for k in final)]
 
 
@@ -105,10 +108,11 @@ def chart(field: str, metric: str, lines: dict) -> np.ndarray:
         for target, values in zip(full, (median, low, high), strict=True):
             target[index] = values
         series.append(pictures.Series(full[0], line or f"median of {metric}", full[1], full[2]))
-    top = best(metric, lines)
+    top = best(metric, lines) if "noise_scale" not in metric else None  # (none is best)
     mark = (top[1], top[2]) if top else None
     name = field.split(".")[-1]
-    title = f"final {metric} against {name}: median over seeds, min to max"
+    what = metric if "_target" in metric else f"final {metric}"
+    title = f"{what} against {name}: median over seeds, min to max"
     values = np.concatenate([np.concatenate(v[1:]) for v in lines.values()])
     values = values[np.isfinite(values)]
     log_y = bool(values.size and values.min() > 0 and values.max() / values.min() > 10)

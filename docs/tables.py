@@ -343,6 +343,30 @@ def fashion_sweep_rows(run: Runner, old: list[list[str]]) -> list[list[str]]:
     return rows
 
 
+def critical_batch_rows(run: Runner, old: list[list[str]]) -> list[list[str]]:
+    """At each batch size, the best learning rate (the fewest median steps to
+    the target eval loss), those steps, and the noise scale there: from the
+    points' aggregate runs."""
+    with tempfile.TemporaryDirectory() as workdir:
+        top = run(["--config=configs/critical_batch.py"], workdir)
+        best = {}  # batch size -> (steps, learning rate, noise scale)
+        for aggregate in glob.glob(os.path.join(top, "batch_size=*", "aggregate")):
+            point = os.path.basename(os.path.dirname(aggregate))
+            batch, rate = (float(v) for v in re.findall(r"=([\d.]+)", point))
+            if "eval/steps_to_target/median" in reading.events(aggregate).Tags()["tensors"]:
+                steps = last(aggregate, "eval/steps_to_target/median")  # (no member there: none)
+                noise = last(aggregate, "eval/noise_scale_at_target/median")
+                best[int(batch)] = min(best.get(int(batch), (float("inf"),)),
+                                       (steps, rate, noise))  # fmt: skip
+    sizes = sorted(best)
+    print(f"    {', '.join(f'{b}: {best[b]}' for b in sizes)}", flush=True)
+    return [
+        [old[0][0], *(f"{best[b][1]:g}" for b in sizes)],
+        [old[1][0], *(f"{best[b][0]:,.0f}" for b in sizes)],
+        [old[2][0], *(f"{float(f'{best[b][2]:.3g}'):,.0f}" for b in sizes)],
+    ]
+
+
 TABLES = {
     "xor_seeds": Table(
         "README.md",
@@ -391,8 +415,14 @@ TABLES = {
         fashion_sweep_rows,
         noisy=(3,),
     ),
+    "critical_batch": Table(
+        "docs/inside_learning.md",
+        "| batch size | 4 | 16 | 64 | 256 | 1024 |",
+        "python train.py --config=configs/critical_batch.py",
+        critical_batch_rows,
+    ),
 }
-SLOW = ("fashion_mnist", "fashion_mnist_sweep")
+SLOW = ("fashion_mnist", "fashion_mnist_sweep", "critical_batch")
 
 
 def differences(table: Table, old: list[list[str]], new: list[list[str]]) -> list[str]:

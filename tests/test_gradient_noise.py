@@ -197,3 +197,70 @@ def test_members_measured_in_parts_are_measured_as_all_at_once(xor_config):
         assert built.part == (cap or 3)
     assert_same_numbers(measured[1], measured[0])
     assert measured[0].b_simple.shape == (3,)
+
+
+def test_the_critical_batch_is_fitted_from_steps_to_target():
+    """McCandlish et al.'s S = S_min (1 + B_crit / B), recovered from exact
+    points; steps that do not fall with the batch (or one batch size) fit none."""
+    sizes = np.array([8, 32, 128, 512, 2048])
+    s_min, b_crit = gradient_noise.critical_batch(sizes, 100 * (1 + 50 / sizes))
+    assert s_min == pytest.approx(100) and b_crit == pytest.approx(50)
+    assert gradient_noise.critical_batch(sizes, 100 - 1000 / sizes) is None
+    assert gradient_noise.critical_batch([64, 64], [10, 12]) is None
+
+
+def first_at_or_below(losses: dict[int, float], target: float) -> int:
+    """The first step whose loss is at or below `target` (-1: none)."""
+    return next((step for step in sorted(losses) if losses[step] <= target), -1)
+
+
+def test_steps_to_target_are_each_members_first_eval_there_with_its_noise(
+    xor_config, tmp_path, capsys
+):
+    """A sweep over batch_size (2 and 4 of XOR's points: one program each)
+    with a target eval loss: each point's steps to target are its seeds'
+    first eval steps at or below it (read from their runs), the noise scale
+    there their b_simple at that step; a resumed sweep ends the same; the
+    results end with the batch sizes' best steps and the fit."""
+    xor_config.num_seeds, xor_config.eval_every = 3, 20
+    xor_config.probes.gradient_noise, xor_config.probes.gradient_noise_every = True, 20
+    xor_config.target_eval_loss = 0.3
+    xor_config.sweep.batch_size = (2, 4)
+    xor_config.checkpoint_every = 300
+    whole = train.train_and_evaluate(xor_config, str(tmp_path / "whole"))
+    printed = capsys.readouterr().out
+    best = {}
+    for batch in (2, 4):
+        point = f"batch_size={batch}"
+        runs = [tmp_path / "whole" / point / f"seed={seed}" for seed in range(3)]
+        at = [first_at_or_below(read_scalars(run, "eval/loss"), 0.3) for run in runs]
+        assert all(step > 0 for step in at), f"every seed of {point} reaches the target: {at}"
+        noise = [read_scalars(run, NOISE_TAGS[0])[step] for run, step in zip(runs, at, strict=True)]
+        assert whole[f"{point}/aggregate/eval/steps_to_target/median"] == np.median(at)
+        assert whole[f"{point}/aggregate/eval/steps_to_target/max"] == max(at)
+        assert whole[f"{point}/aggregate/eval/noise_scale_at_target/median"] == pytest.approx(
+            np.median(noise), rel=1e-6)  # fmt: skip
+        assert whole[f"{point}/aggregate/eval/reached_target"] == 1.0
+        best[batch] = np.median(at)
+    assert f"Steps to target at each batch size (the best point's median): 2: {best[2]:,.0f}, " \
+           f"4: {best[4]:,.0f}." in printed  # fmt: skip
+    assert "The noise scale B_simple at the target, there: 2: " in printed
+
+    xor_config.num_steps = 300  # stopped at the checkpoint of step 300, then resumed
+    train.train_and_evaluate(xor_config, str(tmp_path / "parts"))
+    xor_config.num_steps = 600
+    assert train.train_and_evaluate(xor_config, str(tmp_path / "parts")) == whole
+
+
+def test_a_single_run_says_when_it_reaches_the_target(xor_config, tmp_path, capsys):
+    xor_config.eval_every, xor_config.target_eval_loss = 20, 0.3
+    train.train_and_evaluate(xor_config, str(tmp_path))
+    step = first_at_or_below(read_scalars(tmp_path, "eval/loss"), 0.3)
+    assert f"<= target_eval_loss 0.3: steps to target {step}\n" in capsys.readouterr().out
+
+
+def test_a_negative_target_is_refused_before_any_work(xor_config):
+    xor_config.target_eval_loss = -0.1
+    with pytest.raises(UserError, match=r"^target_eval_loss must be a number >= 0 \(0 = none\), "
+                                        r"got -0.1$"):  # fmt: skip
+        check_config(xor_config)

@@ -37,7 +37,7 @@ import numpy as np
 from dashboards import console, graphs, pictures, summaries, sweep_charts, views
 from dashboards.writers import Writers, wilson_interval
 from plumbing.failures import Diverged
-from training import checkpoints, curvature, landscape, parallel, steps, sweeps
+from training import checkpoints, curvature, gradient_noise, landscape, parallel, steps, sweeps
 from training.program import Program
 
 # Pictures, layer probes and embeddings are drawn for at most this many
@@ -604,6 +604,7 @@ class GradientNoise(Action):
 
     def __init__(self):
         self.measurement_seconds: list[float] = []
+        self.latest = None  # each member's b_simple, last measured (Evaluate's at the target)
 
     def cadence(self, loop: Loop) -> int:
         """`probes.gradient_noise_every`; if 0, the multiple of log_every that
@@ -623,8 +624,13 @@ class GradientNoise(Action):
                   for name in ("b_simple", "trace", "signal")}  # fmt: skip
         values |= {f"train/gradient_noise/snr/{layer}": v for layer, v in noise.snr.items()}
         loop.writers.scalars(step, values, loop.diverged_at == 0)
+        self.latest = np.asarray(noise.b_simple, np.float64)
         lines = []
-        for point, indices in (loop.writers.points or {"": np.array([0])}).items():
+        points, config = loop.writers.points or {"": np.array([0])}, loop.config
+        if self.cadence(loop) < config.log_every and not is_time(step, config.log_every,
+                                                                 config.num_steps):  # fmt: skip
+            points = {}  # (measured more often than logged: the log steps' lines are enough)
+        for point, indices in points.items():
             alive = indices[loop.diverged_at[indices] == 0]
             if len(alive):  # each point's medians over its seeds
                 b_simple, trace, signal = (float(np.median(a[alive])) for a in noise[:3])
@@ -632,6 +638,19 @@ class GradientNoise(Action):
         self.measurement_seconds.append(time.perf_counter() - start)
         for line in lines:
             console.say(console.step_line(step, loop.config.num_steps, line))
+
+    def state_dict(self) -> dict:
+        latest = None if self.latest is None else [_json_number(v) for v in self.latest]
+        return {"gradient_noise_latest": latest}
+
+    def load_state_dict(self, saved: dict) -> None:
+        latest = saved.get("gradient_noise_latest")
+        self.latest = None if latest is None else np.array(latest, np.float64)
+
+
+def _json_number(value: float) -> float | None:
+    """`value` as JSON holds it: None for NaN (a diverged member's)."""
+    return None if np.isnan(value) else float(value)
 
 
 class Trajectory(Action):
@@ -711,13 +730,21 @@ class Pictures(Action):
 class Evaluate(Action):
     """Every member on the eval split; its confusion matrix for the probed.
     Keeps each member's loss before training (`initial_loss`, at step 0):
-    where a loss that grows beyond it (`LogTrain`'s unstable) started."""
+    where a loss that grows beyond it (`LogTrain`'s unstable) started.
+
+    With `target_eval_loss`, also each member's steps to target: its first
+    eval step at or below that loss (and the noise scale B_simple last
+    measured by then, with probes.gradient_noise); at the end each point's
+    aggregate gets `eval/steps_to_target/*` over the members that reached it,
+    `eval/reached_target` (their fraction) and `eval/noise_scale_at_target/*`."""
 
     every = "eval_every"
     at_start = True
 
     def __init__(self, loop: Loop):
         self.initial_loss = np.full(len(loop.members), np.inf)  # until step 0 is evaluated
+        self.reached_at = np.full(len(loop.members), -1, np.int64)  # -1: not (yet)
+        self.noise_at_target = np.full(len(loop.members), np.nan)
 
     def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
         values, confusion = jax.device_get(loop.program.evaluate(loop.state.params))
@@ -725,6 +752,8 @@ class Evaluate(Action):
             dataset, summed = loop.program.dataset, loop.config.loss == "sse"
             per_batch = loop.program.batches.size / len(dataset.y_eval) if summed else 1.0
             self.initial_loss = np.asarray(values["loss"], np.float64) * per_batch
+        if loop.config.target_eval_loss:
+            self.note_target(loop, step, np.asarray(values["loss"], np.float64))
         # A diverged member, frozen at its last good weights, is still evaluated
         # in its own run, but its point's statistics are over those training.
         eval_values = {f"eval/{k}": v for k, v in values.items()}
@@ -738,12 +767,48 @@ class Evaluate(Action):
             line = console.headline({k: float(v[0]) for k, v in values.items()})  # its own line
             console.say(console.step_line(step, config.num_steps, f"eval {line}"))
 
+    def note_target(self, loop: Loop, step: int, loss: np.ndarray) -> None:
+        """Marks the members whose eval `loss` reached target_eval_loss first at `step`."""
+        target = loop.config.target_eval_loss
+        reached = (self.reached_at < 0) & (loss <= target) & (loop.diverged_at == 0)
+        if not reached.any():
+            return
+        self.reached_at[reached] = step
+        latest = loop.actions.gradient_noise.latest  # (measured first at the same step)
+        if latest is not None:
+            self.noise_at_target[reached] = latest[reached]
+        if loop.program.group.single:
+            noise = self.noise_at_target[0]
+            noise = f", noise scale {noise:.3g}" if np.isfinite(noise) else ""
+            text = f"eval loss {loss[0]:.4f} <= target_eval_loss {target:g}: steps to target {step}"
+            console.say(console.step_line(step, loop.config.num_steps, text + noise))
+
+    def finish(self, loop: Loop) -> None:
+        """Each point's steps to target (over its members that reached it) and
+        the noise scale there, for its results table and the sweep's charts."""
+        if not loop.config.target_eval_loss:
+            return
+        for point, indices in loop.writers.points.items():
+            at, noise = self.reached_at[indices], self.noise_at_target[indices]
+            values = {"eval/reached_target": float(np.mean(at >= 0))}
+            for name, v in (("steps_to_target", at[at >= 0]), ("noise_scale_at_target", noise)):
+                v = v[np.isfinite(v)]
+                if v.size:
+                    values |= {f"eval/{name}/{s}": float(f(v)) for s, f in
+                               (("median", np.median), ("mean", np.mean), ("min", np.min),
+                                ("max", np.max))}  # fmt: skip
+            loop.writers.aggregate_scalars(loop.step, point, values)
+
     def state_dict(self) -> dict:
-        return {"initial_loss": self.initial_loss.tolist()}
+        return {"initial_loss": self.initial_loss.tolist(), "reached_at": self.reached_at.tolist(),
+                "noise_at_target": [_json_number(v) for v in self.noise_at_target]}  # fmt: skip
 
     def load_state_dict(self, saved: dict) -> None:
         if "initial_loss" in saved:  # (checkpoints from before 2026-12-04 have none)
             self.initial_loss = np.array(saved["initial_loss"], np.float64)
+        if "reached_at" in saved:  # (nor those from before 2026-12-05 these)
+            self.reached_at = np.array(saved["reached_at"], np.int64)
+            self.noise_at_target = np.array(saved["noise_at_target"], np.float64)
 
 
 class Checkpoint(Action):
@@ -776,6 +841,8 @@ def finish_sweep(config, run_dir: str, groups, final: dict, sharpness: dict, div
     best = sweep_charts.best_point(groups, final, diverged, config.best_metric)
     order = dict.fromkeys(m.point for group in groups for m in group.members)  # as swept
     table = sweeps.results_table(final, config.num_seeds, best, order, config.best_metric)
+    critical = critical_batch_text(groups, final)
+    table += f"\n\n{critical}" if critical else ""
     aggregate = parallel.writer(os.path.join(run_dir, "aggregate"))
     try:
         aggregate.text("config", summaries.config_markdown(sweeps.plain(config)), 0)
@@ -788,6 +855,42 @@ def finish_sweep(config, run_dir: str, groups, final: dict, sharpness: dict, div
     finally:
         aggregate.close()
     return table
+
+
+def critical_batch_text(groups, final: dict) -> str | None:
+    """A sweep over batch_size with a target_eval_loss: the steps to target
+    at each batch size (its best point's median: the best learning rate,
+    where that is swept too), McCandlish et al.'s fit S_min (1 + B_crit/B)
+    to them, and the noise scale B_simple measured where the members
+    reached the target, which the paper finds close to B_crit. None for
+    other sweeps."""
+    best: dict[int, tuple[float, float]] = {}  # batch size -> (steps, noise scale there)
+    for group in groups:
+        for point, config in {m.point: m.point_config for m in group.members}.items():
+            steps_ = final.get(f"{point}/aggregate/eval/steps_to_target/median")
+            if config.batch_size and steps_ is not None:
+                noise = final.get(f"{point}/aggregate/eval/noise_scale_at_target/median", np.nan)
+                if steps_ < best.get(config.batch_size, (np.inf,))[0]:
+                    best[config.batch_size] = (steps_, noise)
+    if len(best) < 2:
+        return None
+    sizes = sorted(best)
+    each = ", ".join(f"{b}: {best[b][0]:,.0f}" for b in sizes)
+    lines = [f"Steps to target at each batch size (the best point's median): {each}."]
+    fit = gradient_noise.critical_batch(sizes, [best[b][0] for b in sizes])
+    if fit:
+        lines.append(
+            f"Fitted S_min (1 + B_crit / B): B_crit = {fit[1]:.3g} (S_min = {fit[0]:,.0f})."
+        )
+    else:
+        lines.append("The steps do not fall with the batch size: no B_crit fits.")
+    noise = np.array([best[b][1] for b in sizes])
+    if np.isfinite(noise).any():
+        each = ", ".join(f"{b}: {n:.3g}" for b, n in zip(sizes, noise, strict=True))
+        median = np.nanmedian(noise)
+        lines.append(f"The noise scale B_simple at the target, there: {each} (median "
+                     f"{median:.3g}; McCandlish et al. 2018: B_crit ~ B_simple).")  # fmt: skip
+    return "\n".join(lines)
 
 
 def checkpointer(run_dir: str, group) -> checkpoints.Checkpointer:

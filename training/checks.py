@@ -46,6 +46,10 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
         f"optimizer.learning_rate must be a number > 0, got {opt.learning_rate}",
     )
     require(opt.warmup_steps >= 0, "optimizer.warmup_steps must be >= 0")
+    require(
+        np.isfinite(config.target_eval_loss) and config.target_eval_loss >= 0,
+        f"target_eval_loss must be a number >= 0 (0 = none), got {config.target_eval_loss}",
+    )
     for key in ("l1", "l2"):
         value = config.regularization[key]
         require(

@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import nets
 
@@ -79,3 +80,19 @@ def make_gradient_noise(loss: Callable, population: float = float("inf")) -> Cal
         return GradientNoise(trace / signal, trace, signal, snr)
 
     return measure
+
+
+def critical_batch(batch_sizes, steps) -> tuple[float, float] | None:
+    """(S_min, B_crit): McCandlish et al.'s steps-to-target against the batch
+    size, S(B) = S_min (1 + B_crit / B), fitted by least squares (it is
+    linear in 1 / B) to the `steps` measured at `batch_sizes`. Below B_crit
+    doubling the batch nearly halves the steps; above it the steps stop
+    falling, towards S_min. None with fewer than two batch sizes or where
+    the steps do not fall with the batch (no S_min > 0, B_crit > 0 fits)."""
+    sizes, steps = np.asarray(batch_sizes, np.float64), np.asarray(steps, np.float64)
+    if len(np.unique(sizes)) < 2:
+        return None
+    (s_min, slope), *_ = np.linalg.lstsq(np.stack([np.ones_like(sizes), 1 / sizes], 1), steps)
+    if s_min <= 0 or slope <= 0:
+        return None
+    return float(s_min), float(slope / s_min)

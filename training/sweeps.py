@@ -157,7 +157,7 @@ KEY_HPARAMS = ("data.name", "model.name", "model.hidden_sizes", "model.activatio
 NOT_HPARAMS = ("checkpoint_every", "embedding_examples", "eval_batch_size", "eval_every",
                "keep_checkpoints", "layer_stats", "log_every", "max_member_runs", "num_seeds",
                "members_per_program", "picture_every", "probes.", "sweep.",
-               "best_metric")  # fmt: skip
+               "best_metric", "target_eval_loss")  # fmt: skip
 
 
 def hparam_columns(runs: list[dict], run_dir: str) -> list[str]:
@@ -311,6 +311,16 @@ def summary_table(summary: dict[str, float], seeds: int) -> str:
     if "steps_to_solve/median" in summary:
         median = summary["steps_to_solve/median"]
         rows.append(f"| steps to solve (first log step at 100%) | {median:.0f} |{blank}")
+    if "eval/reached_target" in summary:
+        rows.append(
+            f"| reached the target eval loss | {summary['eval/reached_target']:.3f} |{blank}"
+        )
+    if "eval/steps_to_target/median" in summary:
+        median = summary["eval/steps_to_target/median"]
+        rows.append(f"| steps to target (first eval at or below it) | {median:.0f} |{blank}")
+    if "eval/noise_scale_at_target/median" in summary:
+        median = summary["eval/noise_scale_at_target/median"]
+        rows.append(f"| noise scale B_simple at the target | {median:.3g} |{blank}")
     return "\n".join(rows)
 
 
