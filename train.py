@@ -160,7 +160,8 @@ def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
     single = loop.program.group.single
     measured = {"sharpness": loop.actions.sharpness.measurement_seconds,
                 "spectrum": loop.actions.spectrum.measurement_seconds,
-                "gradient_noise": loop.actions.gradient_noise.measurement_seconds}  # fmt: skip
+                "gradient_noise": loop.actions.gradient_noise.measurement_seconds,
+                "connectivity": loop.actions.connectivity.measurement_seconds}  # fmt: skip
     console.say(console.done(
         loop.step, first, time.perf_counter() - started, loop.views.seconds, measured,
         loop.writers.final if single else None,

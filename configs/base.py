@@ -42,6 +42,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.probes.gradient_noise = False  # train/gradient_noise/*: noise scale B_simple, layer SNRs
     config.probes.gradient_noise_every = 0  # steps between measurements; 0 = auto, <= ~10%
     config.probes.examples = 1000  # the probes' loss: on the first N train (eval) examples; 0 = all
+    config.probes.connectivity = False  # at the end: the line between seeds, two by two
+    config.probes.connectivity_points = 25  # points on that line, ends included
     config.probes.landscape = False  # at the end: IMAGES views/landscape/line and /plane
     config.probes.landscape_resolution = 41  # points along the line; the plane's grid side
     config.probes.landscape_span = 1.0  # the plane: -span..span along each direction

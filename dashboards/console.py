@@ -71,6 +71,21 @@ def gradient_noise(point: str, b_simple: float, trace: float, signal: float) -> 
     return f"{where}noise scale {b_simple:.3g} (trace {trace:.3g}, |G|^2 {signal:.3g})"
 
 
+def connectivity(point: str, values: dict[str, float], pairs: int) -> str:
+    """'lr=0.1  connectivity: 23 of 50 seed pairs linearly connected, 0.46
+    (0.33-0.60); median barriers: train loss 0.12, eval error 0.031'."""
+    where = f"{point}  " if point else ""
+    text = f"{where}connectivity over {pairs} seed pairs: "
+    if "connectivity/connected" in values:
+        share = values["connectivity/connected"]
+        low, high = values["connectivity/connected/low95"], values["connectivity/connected/high95"]
+        text += f"{round(share * pairs)} linearly connected, {share:.2f} ({low:.2f}-{high:.2f}); "
+    text += f"median barriers: train loss {values['connectivity/train_loss_barrier/median']:.3g}"
+    if "connectivity/eval_error_barrier/median" in values:
+        text += f", eval error {values['connectivity/eval_error_barrier/median']:.3g}"
+    return text
+
+
 def step_line(step: int, num_steps: int, text: str) -> str:
     """'step  100  TEXT', the step right-aligned to the run's last."""
     return f"step {step:>{len(str(num_steps))}}  {text}"

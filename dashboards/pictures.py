@@ -600,6 +600,41 @@ def landscape_pictures(line: np.ndarray, plane: np.ndarray, span: float, path) -
     return line_picture, surface(plane, span, path, title, size=192)  # a card's size (CARD)
 
 
+def connectivity_pictures(train_loss: np.ndarray, eval_error: np.ndarray | None,
+                          connected: float, shown: int = 16) -> dict[str, np.ndarray]:  # fmt: skip
+    """{tag: picture} of a point's seed pairs (training/connectivity.py):
+    views/connectivity/train_loss, each pair's loss along the line between
+    its two networks (its first `shown` pairs, and the median of all), the
+    same of the eval error, and views/connectivity/barriers: the fraction
+    of pairs whose barrier is at most x, the `connected` line dashed."""
+    from training import connectivity  # (the barrier's definition)
+
+    alphas = np.linspace(0.0, 1.0, train_loss.shape[1])
+    out = {}
+    for name, values in (("train_loss", train_loss), ("eval_error", eval_error)):
+        if values is None:
+            continue
+        what = name.replace("_", " ")
+        series = [Series(v, "", color=0) for v in values[:shown]]
+        series.append(Series(np.median(values, 0), f"median of {len(values)} pairs", color=1))
+        title = f"{what} on the line from one seed (0) to another (1)"
+        out[f"views/connectivity/{name}"] = chart(alphas, series, title, "a", y_label=what)
+    error = eval_error is not None
+    barriers = np.sort(connectivity.barrier(eval_error if error else train_loss))
+    fraction = np.arange(1, len(barriers) + 1) / len(barriers)
+    steps = np.concatenate([[0.0], np.repeat(fraction, 2)[:-1]])  # (a step up at each barrier)
+    what = "eval error barrier" if error else "train loss barrier"
+    series = [Series(steps, f"pairs with a {what} <= x", x=np.repeat(barriers, 2))]
+    if error:
+        series.append(Series(np.array([0.0, 1.0]), f"connected: <= {connected:g}", dashed=True,
+                             x=np.array([connected, connected])))  # fmt: skip
+    xs = np.unique(np.concatenate([barriers, [0.0], [connected] if error else []]))
+    out["views/connectivity/barriers"] = chart(
+        xs, series, f"{what}s over {len(barriers)} seed pairs", what, y_label="fraction of pairs"
+    )
+    return out
+
+
 def activation_chart(name: str, x: np.ndarray, f: np.ndarray, slope: np.ndarray) -> np.ndarray:
     """An activation f and its derivative f' over `x` (views/activation/NAME)."""
     series = [Series(f, f"f(x) = {name}(x)"), Series(slope, "f'(x), its slope", dashed=True)]

@@ -13,6 +13,7 @@ the due ones in order:
     Trajectory  log_every    where the weights are, for the landscape's path (probes.landscape)
     Pictures    picture_every decision boundaries of 2-D classifiers
     Evaluate    eval_every   the eval split: scalars, confusion matrix
+    Connectivity  (the end)  the line between seeds two by two (probes.connectivity)
     Checkpoint  checkpoint_every  the whole state, to resume bit for bit
 
 `Histograms`, `Sharpness`, `Spectrum`, `GradientNoise`, `Trajectory`, `Pictures`
@@ -37,7 +38,16 @@ import numpy as np
 from dashboards import console, graphs, pictures, summaries, sweep_charts, views
 from dashboards.writers import Writers, wilson_interval
 from plumbing.failures import Diverged
-from training import checkpoints, curvature, gradient_noise, landscape, parallel, steps, sweeps
+from training import (
+    checkpoints,
+    connectivity,
+    curvature,
+    gradient_noise,
+    landscape,
+    parallel,
+    steps,
+    sweeps,
+)
 from training.program import Program
 
 # Pictures, layer probes and embeddings are drawn for at most this many
@@ -88,6 +98,7 @@ class Actions(NamedTuple):
     trajectory: "Trajectory"
     pictures: "Pictures"
     evaluate: "Evaluate"
+    connectivity: "Connectivity"
     checkpoint: "Checkpoint"
 
 
@@ -115,7 +126,7 @@ class Loop:
         self._params = None  # (state, its members' host parameters: stacked, each)
         self.actions = Actions(LogTrain(self), Histograms(), Sharpness(), Spectrum(),
                                GradientNoise(), Trajectory(), Pictures(), Evaluate(self),
-                               Checkpoint())  # fmt: skip
+                               Connectivity(), Checkpoint())  # fmt: skip
 
     def stacked_params(self):
         """The members' parameters on the host, stacked (copied once per
@@ -809,6 +820,83 @@ class Evaluate(Action):
         if "reached_at" in saved:  # (nor those from before 2026-12-05 these)
             self.reached_at = np.array(saved["reached_at"], np.int64)
             self.noise_at_target = np.array(saved["noise_at_target"], np.float64)
+
+
+class Connectivity(Action):
+    """At the end, the straight line between each point's seeds two by two
+    (probes.connectivity; training/connectivity.py): each pair's train loss
+    and eval error along it, their barriers, and the fraction of pairs
+    linearly connected with its 95% interval, in the point's aggregate run
+    (scalars connectivity/*, IMAGES views/connectivity/*) and the console."""
+
+    def __init__(self):
+        self.measurement_seconds: list[float] = []
+
+    def cadence(self, loop: Loop) -> int:
+        return loop.config.num_steps  # nothing to do before the end
+
+    def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
+        pass
+
+    def finish(self, loop: Loop) -> None:
+        config = loop.config.probes
+        if not config.connectivity:
+            return
+        start = time.perf_counter()
+        dataset, n = loop.program.dataset, config.examples or None
+        classifier = not dataset.is_regression
+        splits = [
+            (dataset.x_train[:n], dataset.y_train[:n]),
+            (dataset.x_eval[:n], dataset.y_eval[:n]),
+        ]
+        line = connectivity.make_lines(loop.program.train_step.loss, classifier,
+                                       config.connectivity_points)  # fmt: skip
+
+        @jax.jit
+        def lines(params, first, second, split):  # every pair in one call
+            def pair(members):
+                a, b = (jax.tree.map(lambda leaf, m=m: leaf[m], params) for m in members)
+                return line(a, b, split)
+
+            return jax.lax.map(pair, (first, second), batch_size=min(16, len(first)))
+
+        training = loop.diverged_at == 0
+        for point, indices in loop.writers.points.items():
+            pairs = connectivity.seed_pairs(indices[training[indices]])
+            if not len(pairs):
+                console.say(f"{point}  connectivity: no pair of seeds still training")
+                continue
+            (train_loss, _), (_, eval_accuracy) = jax.device_get(
+                [lines(loop.state.params, pairs[:, 0], pairs[:, 1], split) for split in splits]
+            )
+            values = self.barriers(train_loss, 1 - eval_accuracy if classifier else None)
+            loop.writers.aggregate_scalars(loop.step, point, values)
+            for tag, picture in pictures.connectivity_pictures(
+                train_loss, 1 - eval_accuracy if classifier else None, connectivity.CONNECTED
+            ).items():
+                loop.writers.aggregates[point].image(tag, picture, loop.step)
+            console.say(console.connectivity(point, values, len(pairs)))
+        self.measurement_seconds.append(time.perf_counter() - start)
+        loop.views.seconds += self.measurement_seconds[-1]
+
+    @staticmethod
+    def barriers(train_loss: np.ndarray, eval_error: np.ndarray | None) -> dict[str, float]:
+        """A point's aggregate scalars from its pairs' lines (pairs, points)."""
+        found = {"train_loss_barrier": connectivity.barrier(train_loss)}
+        if eval_error is not None:
+            found["eval_error_barrier"] = connectivity.barrier(eval_error)
+        values = {}
+        for name, b in found.items():
+            values |= {f"connectivity/{name}/{s}": float(f(b)) for s, f in
+                       (("median", np.median), ("mean", np.mean), ("min", np.min),
+                        ("max", np.max))}  # fmt: skip
+        if eval_error is not None:
+            connected = int(np.sum(found["eval_error_barrier"] <= connectivity.CONNECTED))
+            low, high = wilson_interval(connected, len(train_loss))
+            values["connectivity/connected"] = connected / len(train_loss)
+            values["connectivity/connected/low95"] = low
+            values["connectivity/connected/high95"] = high
+        return values
 
 
 class Checkpoint(Action):

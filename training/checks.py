@@ -73,6 +73,15 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
     _check_spectrum(probes, require)
     _check_gradient_noise(probes, require)
     require(
+        not probes.connectivity or config.num_seeds >= 2,
+        "probes.connectivity draws the line between two seeds of a point: it needs "
+        f"--config.num_seeds=2 or more, got {config.num_seeds}",
+    )
+    require(
+        probes.connectivity_points >= 2,
+        f"probes.connectivity_points must be >= 2 (the two ends), got {probes.connectivity_points}",
+    )
+    require(
         probes.landscape_resolution >= 3,
         f"probes.landscape_resolution must be >= 3, got {probes.landscape_resolution}",
     )

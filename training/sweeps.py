@@ -311,6 +311,15 @@ def summary_table(summary: dict[str, float], seeds: int) -> str:
     if "steps_to_solve/median" in summary:
         median = summary["steps_to_solve/median"]
         rows.append(f"| steps to solve (first log step at 100%) | {median:.0f} |{blank}")
+    if "connectivity/connected" in summary:
+        share, low = summary["connectivity/connected"], summary["connectivity/connected/low95"]
+        interval = f"{share:.3f} ({low:.3f}-{summary['connectivity/connected/high95']:.3f})"
+        rows.append(
+            f"| seed pairs linearly connected (eval error barrier <= 2%) | {interval} |{blank}"
+        )
+    if "connectivity/train_loss_barrier/median" in summary:
+        median = summary["connectivity/train_loss_barrier/median"]
+        rows.append(f"| train loss barrier between seeds (median) | {median:.4f} |{blank}")
     if "eval/reached_target" in summary:
         rows.append(
             f"| reached the target eval loss | {summary['eval/reached_target']:.3f} |{blank}"

@@ -1,0 +1,96 @@
+"""Linear mode connectivity (training/connectivity.py; probes.connectivity):
+the barrier against its definition, the line against the loss at its
+points, and a sweep's pairs read back from its event files."""
+
+import jax
+import numpy as np
+import pytest
+from conftest import exact_matmuls, read_image, read_scalars, run_cli
+from flax import nnx
+
+import data
+import train
+from plumbing.failures import UserError
+from training import checkpoints, connectivity, program
+from training.checks import check_config
+
+
+def test_the_barrier_is_the_rise_above_the_chord_between_the_ends():
+    alphas = np.linspace(0, 1, 11)
+    straight = 2.0 - alphas  # the chord itself: no barrier
+    bump = straight + 0.3 * np.sin(np.pi * alphas)  # 0.3 above the chord at a = 0.5
+    dip = straight - 0.1 * np.sin(np.pi * alphas)  # below it: still none
+    np.testing.assert_allclose(connectivity.barrier(np.stack([straight, bump, dip])),
+                               [0.0, 0.3, 0.0], atol=1e-12)  # fmt: skip
+
+
+def test_seeds_pair_two_by_two_and_an_odd_one_is_left_out():
+    pairs = connectivity.seed_pairs(np.array([4, 5, 6, 7, 8]))
+    np.testing.assert_array_equal(pairs, [[4, 5], [6, 7]])
+
+
+def members(run_dir, seeds) -> list:
+    """The final weights of a sweep's seeds, from its checkpoint."""
+    out = []
+    for seed in seeds:
+        model, config = checkpoints.load_run(str(run_dir / f"seed={seed}"))
+        out.append(nnx.split(model, nnx.Param)[1])
+    return out, config
+
+
+def test_a_sweep_measures_its_seed_pairs_lines_and_barriers(xor_config, tmp_path, capsys):
+    """6 XOR seeds: pairs (0, 1), (2, 3), (4, 5). The aggregate's barriers
+    are those of the loss and error computed at each point of the line from
+    the checkpoint's weights; the fraction connected counts the pairs with
+    an eval error barrier <= 2%, with its interval; the pictures are drawn."""
+    xor_config.num_seeds, xor_config.probes.connectivity = 6, True
+    xor_config.probes.connectivity_points = 5
+    with exact_matmuls():
+        final = train.train_and_evaluate(xor_config, str(tmp_path))
+        params, config = members(tmp_path, range(6))
+        dataset = data.load_dataset(config.data)
+        _, train_step = program.make_train_step(config, dataset)
+        losses, errors = [], []
+        for a, b in ((0, 1), (2, 3), (4, 5)):
+            on_line = []
+            for t in np.linspace(0, 1, 5):
+                between = jax.tree.map(lambda p, q, t=t: (1 - t) * p + t * q, params[a], params[b])
+                _, parts = train_step.loss(between, (dataset.x_train, dataset.y_train))
+                _, eval_parts = train_step.loss(between, (dataset.x_eval, dataset.y_eval))
+                wrong = np.mean((np.asarray(eval_parts.outputs)[:, 0] > 0) != dataset.y_eval)
+                on_line.append((float(parts.data), wrong))
+            loss, error = np.array(on_line).T
+            losses.append(connectivity.barrier(loss))
+            errors.append(connectivity.barrier(error))
+    tag = "aggregate/connectivity/"
+    assert final[tag + "train_loss_barrier/median"] == pytest.approx(np.median(losses), rel=1e-5)
+    assert final[tag + "train_loss_barrier/max"] == pytest.approx(max(losses), rel=1e-5)
+    assert final[tag + "eval_error_barrier/median"] == pytest.approx(np.median(errors))
+    connected = sum(e <= 0.02 for e in errors)
+    assert final[tag + "connected"] == pytest.approx(connected / 3)
+    assert read_scalars(tmp_path / "aggregate", "connectivity/connected") == {
+        600: np.float32(connected / 3)
+    }
+    for picture in ("train_loss", "eval_error", "barriers"):
+        assert read_image(tmp_path / "aggregate", f"views/connectivity/{picture}").std() > 0
+    printed = capsys.readouterr().out
+    assert f"connectivity over 3 seed pairs: {connected} linearly connected, " in printed
+    assert "| seed pairs linearly connected (eval error barrier <= 2%) | " in printed
+    assert "; connectivity 0." in printed  # its seconds in the done line
+
+
+def test_connectivity_of_a_single_run_is_one_line(tmp_path):
+    result = run_cli("--config=configs/xor.py", "--config.probes.connectivity=true",
+                     workdir=tmp_path / "runs")  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: probes.connectivity draws the line between two seeds of a point: it needs "
+        "--config.num_seeds=2 or more, got 1"
+    ]
+    assert not (tmp_path / "runs").exists(), "a failed start left a run directory"
+
+
+def test_a_line_needs_its_two_ends(xor_config):
+    xor_config.num_seeds, xor_config.probes.connectivity_points = 2, 1
+    with pytest.raises(UserError, match=r"^probes.connectivity_points must be >= 2"):
+        check_config(xor_config)

@@ -1,0 +1,67 @@
+"""Linear mode connectivity: the loss on the straight line between two trained networks.
+
+    lines = make_lines(train_step.loss, classifier=True, points=25)
+    loss, accuracy = lines(params_a, params_b, (x, y))   # each (points,), a = 0 ... 1
+    barrier(loss)                                        # the bump above the chord
+
+Two networks trained from different seeds reach different minima. Are
+they in one basin? Walk the straight line theta(a) = (1 - a) theta_A +
+a theta_B from one (a = 0) to the other (a = 1) and watch the loss. The
+BARRIER is how far it rises above the straight chord between the two
+ends, max over a of L(a) - ((1 - a) L(0) + a L(1)) (Frankle, Dziugaite, Roy
+and Carbin 2020, "Linear Mode Connectivity and the Lottery Ticket
+Hypothesis"; Entezari et al. 2022 use the same). A barrier near 0: the two
+are linearly connected, one valley; a high one: a ridge between them. The
+error barrier is the same of the classification error (1 - accuracy);
+Frankle et al. call a pair connected when it is below 2% (`CONNECTED`).
+
+Every pair of one sweep's members is one compiled call (vmapped over the
+pairs, the line's points one after another).
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from training import losses
+
+CONNECTED = 0.02  # an error barrier at or below this: linearly connected (Frankle et al.)
+
+
+def make_lines(loss: Callable, classifier: bool, points: int) -> Callable:
+    """`(params_a, params_b, (x, y)) -> (loss (points,), accuracy (points,))`
+    along theta(a) = (1 - a) theta_a + a theta_b at a = linspace(0, 1,
+    points), of `loss(params, (x, y)) -> (total, steps.LossParts)` (its data
+    loss: the regularization apart); accuracy is NaN for a regression.
+    Vmap it over pairs (both weights with a leading pairs axis)."""
+
+    def at(params_a, params_b, batch, a):
+        params = jax.tree.map(lambda p, q: (1 - a) * p + a * q, params_a, params_b)
+        _, parts = loss(params, batch)
+        correct = losses.accuracy(parts.outputs, batch[1]) if classifier else jnp.nan
+        return parts.data, correct
+
+    def line(params_a, params_b, batch):
+        alphas = jnp.linspace(0.0, 1.0, points)
+        return jax.lax.map(lambda a: at(params_a, params_b, batch, a), alphas)
+
+    return line
+
+
+def barrier(values: np.ndarray) -> np.ndarray:
+    """max over the line of `values` (..., points) minus the chord between
+    its ends: >= 0, as the ends themselves are on the chord."""
+    values = np.asarray(values, np.float64)
+    alphas = np.linspace(0.0, 1.0, values.shape[-1])
+    chord = (1 - alphas) * values[..., :1] + alphas * values[..., -1:]
+    return np.max(values - chord, axis=-1)
+
+
+def seed_pairs(indices: np.ndarray) -> np.ndarray:
+    """(pairs, 2): a point's members (its seeds, in order) two by two, (0, 1),
+    (2, 3), ...: disjoint pairs, so the fraction connected is a count of
+    independent trials (an odd last seed is left out)."""
+    indices = np.asarray(indices)
+    return indices[: len(indices) // 2 * 2].reshape(-1, 2)
