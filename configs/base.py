@@ -17,6 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.best_metric = "eval/loss"  # a sweep's (best) point: lowest loss, highest accuracy
     config.members_per_program = 0  # members per compiled call, in turn; 0 = what memory holds
     config.num_steps = 1000  # optimizer updates in the whole run
+    config.split_step = -1  # >= 0: seeds two by two are one net split here onto two data orders
     config.batch_size = 0  # examples per step, reshuffled every epoch; 0 = all
     config.eval_batch_size = 1000  # examples per evaluation batch (memory, not results)
     config.log_every = 100  # steps between train scalars + histograms

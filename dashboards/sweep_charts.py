@@ -34,9 +34,11 @@ def numeric_fields(spec: dict[str, tuple]) -> list[str]:
 
 def metrics(final: dict[str, float]) -> list[str]:
     """The final metrics a sweep charts: losses, accuracies if classified,
-    and with a target_eval_loss the steps to it and the noise scale there."""
+    with a target_eval_loss the steps to it and the noise scale there, and
+    the barriers between seeds (probes.connectivity)."""
     wanted = ("train/loss", "eval/loss", "train/accuracy", "eval/accuracy",
-              "eval/steps_to_target", "eval/noise_scale_at_target")  # fmt: skip
+              "eval/steps_to_target", "eval/noise_scale_at_target",
+              "connectivity/train_loss_barrier", "connectivity/eval_error_barrier")  # fmt: skip
     return [m for m in wanted if any(k.endswith(f"/aggregate/{m}/mean") for k in final)]
 
 
@@ -111,7 +113,7 @@ def chart(field: str, metric: str, lines: dict) -> np.ndarray:
     top = best(metric, lines) if "noise_scale" not in metric else None  # (none is best)
     mark = (top[1], top[2]) if top else None
     name = field.split(".")[-1]
-    what = metric if "_target" in metric else f"final {metric}"
+    what = metric if "_target" in metric or "barrier" in metric else f"final {metric}"
     title = f"{what} against {name}: median over seeds, min to max"
     values = np.concatenate([np.concatenate(v[1:]) for v in lines.values()])
     values = values[np.isfinite(values)]

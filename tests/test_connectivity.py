@@ -94,3 +94,39 @@ def test_a_line_needs_its_two_ends(xor_config):
     xor_config.num_seeds, xor_config.probes.connectivity_points = 2, 1
     with pytest.raises(UserError, match=r"^probes.connectivity_points must be >= 2"):
         check_config(xor_config)
+
+
+def test_split_pairs_are_one_network_until_the_split_step(xor_config, tmp_path):
+    """split_step=k: seeds 0 and 1 (2 and 3) start from seed 0's (2's)
+    weights and take the same minibatches until step k, different ones
+    after. Split at the last step, a pair differs by that one step's
+    minibatch; split at 0, a pair shares only its start; other pairs differ
+    from the start. With no split, nothing changes (the seeds' own runs)."""
+    xor_config.num_seeds, xor_config.batch_size = 4, 2
+    xor_config.num_steps, xor_config.checkpoint_every = 20, 20
+    runs = {}
+    for k in (-1, 0, 19):
+        xor_config.split_step = k
+        train.train_and_evaluate(xor_config, str(tmp_path / f"split={k}"))
+        runs[k] = members(tmp_path / f"split={k}", range(4))[0]
+
+    def apart(a, b):
+        pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        return max(float(np.abs(x - y).max()) for x, y in pairs)
+
+    late, early, none = runs[19], runs[0], runs[-1]
+    assert 0 < apart(late[0], late[1]) < apart(early[0], early[1])
+    assert apart(late[0], none[0]) == 0 and apart(late[2], none[2]) == 0  # the parents' runs
+    assert apart(early[1], none[1]) > 0  # seed 1 started from seed 0's weights
+
+
+def test_a_split_needs_pairs_and_minibatches(xor_config):
+    xor_config.num_seeds, xor_config.split_step = 3, 5
+    with pytest.raises(UserError, match=r"^split_step pairs the seeds .*num_seeds must be even"):
+        check_config(xor_config)
+    xor_config.num_seeds = 2
+    with pytest.raises(UserError, match=r"^split_step gives the two halves .*batch_size=0"):
+        check_config(xor_config)
+    xor_config.batch_size, xor_config.split_step = 2, 600
+    with pytest.raises(UserError, match=r"^split_step must be -1 \(no split\) or a step from 0"):
+        check_config(xor_config)

@@ -157,6 +157,11 @@ def shorten(config, data_dir: str) -> None:
     if config.num_seeds > config.max_member_runs:  # keep the path without member runs
         config.max_member_runs = 2
     config.num_seeds = min(config.num_seeds, 3)
+    split = config.sweep.split_step  # (split pairs: an even number of seeds, steps in the run)
+    if config.split_step >= 0 or split:
+        config.num_seeds = 2
+    if split:
+        config.sweep.split_step = tuple(sorted({min(k, config.num_steps - 1) for k in split}))
     config.probes.landscape_resolution = min(config.probes.landscape_resolution, 5)
     config.probes.sharpness_iterations = min(config.probes.sharpness_iterations, 4)
     if config.data.name in ("mnist", "fashion_mnist"):

@@ -30,9 +30,11 @@ def test_every_epoch_is_a_new_permutation_of_the_examples():
     np.testing.assert_array_equal(batches.order(key, jnp.int32(2)), orders[0])  # same epoch
 
 
-def build(batch_size=0, model="mlp", stepwise=None, num_seeds=1, parts_of=0, hidden=None):
+def build(batch_size=0, model="mlp", stepwise=None, num_seeds=1, parts_of=0, hidden=None,
+          split_step=-1):  # fmt: skip
     """train.py's program for a small 2-D task (or 8x8 images for the CNN)."""
     config = playground.get_config("circles")
+    config.split_step = split_step
     if hidden:
         config.model.hidden_sizes = hidden
     config.batch_size, config.num_seeds = batch_size, num_seeds
@@ -62,6 +64,23 @@ def test_stepwise_loop_equals_fused_loop(batch_size):
     for name, value in results[0][2].items():
         assert float(value[0]) != 0 or name == "accuracy", name
         np.testing.assert_allclose(value, results[1][2][name], rtol=1e-5, err_msg=name)
+
+
+def test_split_pairs_take_the_same_steps_fused_and_stepwise():
+    """Seeds 0 and 1 split at step 3, mid-epoch (5 steps an epoch): the
+    fused loop and the stepwise one draw the new orders at the same step,
+    and the pair is one network until then."""
+    results = []
+    for stepwise in (False, True):
+        built = build(8, stepwise=stepwise, num_seeds=2, split_step=3)
+        s, d, _ = built.train(built.state, built.diverged_at, 3)
+        together = [np.array_equal(a[0], a[1]) for a in jax.tree.leaves(s.params)]
+        s, d, _ = built.train(s, d, 10)
+        results.append((together, jax.tree.leaves(s.params)))
+    assert all(results[0][0]) and all(results[1][0])  # one network for 3 steps
+    assert not np.array_equal(results[0][1][0][0], results[0][1][0][1])  # two after
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("batch_size", [0, 8])

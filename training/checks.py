@@ -72,6 +72,8 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
     )
     _check_spectrum(probes, require)
     _check_gradient_noise(probes, require)
+    if config.split_step != -1:
+        _check_split(config, require)
     require(
         not probes.connectivity or config.num_seeds >= 2,
         "probes.connectivity draws the line between two seeds of a point: it needs "
@@ -135,6 +137,25 @@ def _check_spectrum(probes, require) -> None:
         probes.spectrum_top_k <= probes.spectrum_iterations,
         f"probes.spectrum_top_k={probes.spectrum_top_k} needs as many Lanczos steps, but "
         f"probes.spectrum_iterations={probes.spectrum_iterations}: raise it, or lower top_k",
+    )
+
+
+def _check_split(config, require) -> None:
+    """split_step: a step of the run, pairs of seeds, minibatches to differ by."""
+    require(
+        0 <= config.split_step < config.num_steps,
+        f"split_step must be -1 (no split) or a step from 0 to num_steps - 1 = "
+        f"{config.num_steps - 1}, got {config.split_step}",
+    )
+    require(
+        config.num_seeds >= 2 and config.num_seeds % 2 == 0,
+        f"split_step pairs the seeds (0 with 1, 2 with 3, ...): num_seeds must be even, "
+        f"got {config.num_seeds}",
+    )
+    require(
+        config.batch_size > 0,
+        "split_step gives the two halves of a pair different minibatch orders, but "
+        "batch_size=0 (the whole set every step) has none: set a --config.batch_size",
     )
 
 

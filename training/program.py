@@ -117,8 +117,9 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     # bit for bit. Convolutions on CPU are unrolled over the members (see
     # steps.MembersStep).
     members_step = steps.MembersStep(
-        train_step, batches, stepwise or len(members) == 1, stop_at_nan=group.single
-    )
+        train_step, batches, stepwise or len(members) == 1, stop_at_nan=group.single,
+        split_step=config.split_step,
+    )  # fmt: skip
     eval_data = parallel.put((dataset.x_eval, dataset.y_eval), where.everywhere)
     examples = _examples(config, dataset, where.everywhere)
     programs = _Programs(config, dataset, members_step, stepwise, where,
@@ -227,9 +228,17 @@ def create_train_state(group: Group, new_model, optimizer, where: _Placement, fr
     `fold_in(key(seed), 2)`, as a single run's; the swept optimizer numbers
     of its point are set in its optimizer state. Members whose state alone
     cannot fit `free` bytes are refused first (training/memory.py).
+
+    With `split_step` >= 0, a point's seeds two by two are one network split
+    at that step: both members of a pair are drawn from the first one's
+    seed (weights, dropout) and hold two order keys, that seed's and their
+    own (steps.MembersStep).
     """
     config, members = group.config, group.members
-    seeds = parallel.put(np.array([m.seed for m in members]), where.on_members)
+    split = config.split_step >= 0
+    seeds = np.array([m.seed for m in members])
+    parents = seeds - (seeds - config.seed) % 2 if split else seeds  # seed, seed, seed+2, ...
+    seeds, parents = (parallel.put(s, where.on_members) for s in (seeds, parents))
     numbers = {
         key.split(".")[-1]: np.array([m.point_config.get(key.split(".")[0])[key.split(".")[1]]
                                       for m in members])
@@ -238,18 +247,21 @@ def create_train_state(group: Group, new_model, optimizer, where: _Placement, fr
     numbers = parallel.put(numbers, where.on_members)
     dropout = config.model.dropout > 0
 
-    def init(seed, numbers):  # one member
-        key = jax.random.key(seed)
+    def init(seed, parent, numbers):  # one member
+        key = jax.random.key(parent)
         params = nnx.split(new_model(nnx.Rngs(params=jax.random.fold_in(key, 0))), nnx.Param)[1]
         opt_state = optimizers.with_hyperparameters(optimizer.init(params), numbers)
         dropout_key = jax.random.key_data(jax.random.fold_in(key, 2)) if dropout else None
         state = steps.TrainState(jnp.array(0), params, opt_state, dropout_key)
-        return state, jax.random.key_data(jax.random.fold_in(key, 1))
+        order = jax.random.key_data(jax.random.fold_in(jax.random.key(seed), 1))
+        if split:  # the parent's order until the split, its own after
+            order = jnp.stack([jax.random.key_data(jax.random.fold_in(key, 1)), order])
+        return state, order
 
-    shapes = jax.eval_shape(jax.vmap(init), seeds, numbers)[0]
+    shapes = jax.eval_shape(jax.vmap(init), seeds, parents, numbers)[0]
     per_member = memory.nbytes(shapes) / len(members)
     memory.check_state(len(members), per_member, free, where.mesh.size, copies)
-    state, keys = jax.jit(jax.vmap(init), out_shardings=where.on_members)(seeds, numbers)
+    state, keys = jax.jit(jax.vmap(init), out_shardings=where.on_members)(seeds, parents, numbers)
     jax.block_until_ready(state)  # out of memory? Now, not at the first summary
     return state, keys
 
@@ -513,7 +525,7 @@ def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on
         first = int(state.step[0])
         order = orders(keys, first) if num_steps else None
         for s in range(first, first + num_steps):
-            if not batches.full and s % batches.steps_per_epoch == 0 and s != first:
+            if not batches.full and members_step.new_orders_at(s) and s != first:
                 order = orders(keys, s)
             state, diverged_at = step(state, diverged_at, train_data, order)
             if one_at_a_time:

@@ -228,17 +228,30 @@ class MembersStep:
     `unroll`: the members one after another in the program instead of
     vmapped. For convolutions on CPU: vmapped over the members' kernels, a
     convolution becomes a grouped one, which XLA:CPU runs 3x slower.
+
+    `split_step` >= 0: each member holds two minibatch-order keys, its
+    parent's and its own, and draws its batches with the parent's before
+    that step and with its own from it on (config.split_step: two members
+    that are one network until then, on two data orders after).
     """
 
-    def __init__(self, train_step: TrainStep, batches: Batches, unroll=False, stop_at_nan=True):
+    def __init__(self, train_step: TrainStep, batches: Batches, unroll=False, stop_at_nan=True,
+                 split_step: int = -1):  # fmt: skip
         self.train_step, self.batches, self.unroll = train_step, batches, unroll
-        self.stop_at_nan = stop_at_nan
+        self.stop_at_nan, self.split_step = stop_at_nan, split_step
 
     def orders(self, keys: jax.Array, step: jax.Array) -> jax.Array | None:
         """Each member's permutation for the epoch of `step` (keys: key data)."""
         if self.batches.full:
             return None
+        if self.split_step >= 0:  # (members, 2, key): the parent's key, then its own
+            keys = jnp.where(step < self.split_step, keys[:, 0], keys[:, 1])
         return jax.vmap(lambda k: self.batches.order(jax.random.wrap_key_data(k), step))(keys)
+
+    def new_orders_at(self, step):
+        """Whether step `step` draws new orders: an epoch's first step, or the split."""
+        new = step % self.batches.steps_per_epoch == 0
+        return new | (step == self.split_step) if self.split_step >= 0 else new
 
     def _each(self, fn, *args, in_axes=0):
         """fn(member's args) for every member: vmapped, or unrolled (above).
@@ -304,11 +317,11 @@ class MembersStep:
 
     def next_orders(self, keys: jax.Array, step: jax.Array, orders):
         """The orders step `step` draws from: new ones at an epoch's first
-        step, else `orders` (None for full batches)."""
+        step (and at the split), else `orders` (None for full batches)."""
         if self.batches.full:
             return None
         return jax.lax.cond(
-            step % self.batches.steps_per_epoch == 0,
+            self.new_orders_at(step),
             lambda: self.orders(keys, step),
             lambda: orders,
         )
