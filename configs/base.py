@@ -48,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.probes.landscape = False  # at the end: IMAGES views/landscape/line and /plane
     config.probes.landscape_resolution = 41  # points along the line; the plane's grid side
     config.probes.landscape_span = 1.0  # the plane: -span..span along each direction
+    config.probes.landscape_directions = "random"  # the plane's: filter-normalised, or "path" (PCA)
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "xor"  # a key of data.DATASETS

@@ -586,17 +586,18 @@ def sharpness_chart(curves: dict[str, tuple]) -> np.ndarray:
     return chart(x, series, title, "step", y_label="sharpness")
 
 
-def landscape_pictures(line: np.ndarray, plane: np.ndarray, span: float, path) -> tuple:
+def landscape_pictures(line: np.ndarray, plane: np.ndarray, span: float, path,
+                       plane_title: str | None = None) -> tuple:  # fmt: skip
     """(views/landscape/line, views/landscape/plane): the train and eval losses `line`
     (2, R) from the initial (a = 0) to the final (a = 1) weights, and the
     train loss `plane` (R, R) around the final ones with the weights' `path`
-    on it (training/landscape.py)."""
+    on it (training/landscape.py), titled `plane_title` (None: random directions')."""
     alphas = np.linspace(-0.5, 1.5, line.shape[1])
     series = [Series(line[0], "train loss"), Series(line[1], "eval loss")]
     wide = np.all(line > 0) and line.max() / line.min() > 10
     title = "loss from the initial (0) to the final (1) weights"
     line_picture = chart(alphas, series, title, "a", log_y=wide, y_label="loss")
-    title = "train loss around the final weights; the path"
+    title = plane_title or "train loss around the final weights; the path"
     return line_picture, surface(plane, span, path, title, size=192)  # a card's size (CARD)
 
 

@@ -25,6 +25,7 @@ What they share is a `Loop`: the program, its state and step, divergence,
 the writers and the checkpointer.
 """
 
+import base64
 import math
 import os
 import tempfile
@@ -37,7 +38,7 @@ import numpy as np
 
 from dashboards import console, graphs, pictures, summaries, sweep_charts, views
 from dashboards.writers import Writers, wilson_interval
-from plumbing.failures import Diverged
+from plumbing.failures import Diverged, UserError
 from training import (
     checkpoints,
     connectivity,
@@ -125,7 +126,7 @@ class Loop:
                            else [tempfile.mkdtemp()] * len(writers.dirs))  # fmt: skip
         self._params = None  # (state, its members' host parameters: stacked, each)
         self.actions = Actions(LogTrain(self), Histograms(), Sharpness(), Spectrum(),
-                               GradientNoise(), Trajectory(), Pictures(), Evaluate(self),
+                               GradientNoise(), Trajectory(self), Pictures(), Evaluate(self),
                                Connectivity(), Checkpoint())  # fmt: skip
 
     def stacked_params(self):
@@ -665,15 +666,22 @@ def _json_number(value: float) -> float | None:
 
 
 class Trajectory(Action):
-    """Where each probed member's weights are, in the few numbers the loss
-    landscape's path needs (probes.landscape; training/landscape.py); at the
-    end, the landscapes with that path drawn on them."""
+    """Where each probed member's weights are, for the loss landscape's path
+    (probes.landscape; training/landscape.py): with random directions the
+    few numbers the path's projection needs, with the path's own
+    (probes.landscape_directions="path") the whole weights, at most
+    PATH_NUMBERS of them. At the end, the landscapes with that path drawn
+    on them."""
 
     at_start = True
 
-    def __init__(self):
-        self.history: list = []  # [step, each probed member's landscape.unit_dots]
+    def __init__(self, loop: Loop):
+        self.history: list = []  # [step, each probed member's landscape.unit_dots] (random)
+        self.snapshots: list = []  # [step, each probed member's flat float32 weights] (path)
         self._directions = None
+        self.along_path = loop.config.probes.landscape_directions == "path"
+        if loop.config.probes.landscape and loop.probed and self.along_path:
+            check_path_size(loop)
 
     def directions(self, loop: Loop) -> list:
         """The landscape's two raw random directions (landscape.raw_directions)."""
@@ -684,11 +692,32 @@ class Trajectory(Action):
     def __call__(self, loop: Loop, step: int, metrics: dict | None) -> None:
         if not (loop.config.probes.landscape and loop.probed):
             return
-        start = time.perf_counter()
-        params, directions = loop.params(), self.directions(loop)
-        where = [landscape.unit_dots(params[m], directions).tolist() for m in loop.probed]
-        self.history.append([step, where])
+        start, params = time.perf_counter(), loop.params()
+        if self.along_path:
+            self.snapshots.append([step, [landscape.flatten(params[m]) for m in loop.probed]])
+        else:
+            directions = self.directions(loop)
+            where = [landscape.unit_dots(params[m], directions).tolist() for m in loop.probed]
+            self.history.append([step, where])
         loop.views.seconds += time.perf_counter() - start
+
+    def plane(self, loop: Loop, i: int, final) -> tuple:
+        """`(d1, d2, path, variance)` of the `i`-th probed member, whose
+        weights are `final`: the plane's directions (pytrees like `final`),
+        the path's (a, b) on it, and the directions' shares of the path's
+        variance (None for random directions)."""
+        if not self.along_path:
+            directions = self.directions(loop)
+            d1, d2 = landscape.normalised(final, directions, landscape.scales(final, directions))
+            path = landscape.project([where[i] for _, where in self.history], final, directions)
+            return d1, d2, path, None
+        snapshots = np.stack([weights[i] for _, weights in self.snapshots])
+        directions, variance, coordinates = landscape.path_directions(
+            snapshots, landscape.flatten(final)
+        )
+        unit = landscape.path_unit(coordinates, loop.config.probes.landscape_span)
+        d1, d2 = (landscape.unflatten(unit * d, final) for d in directions)
+        return d1, d2, coordinates / unit, variance
 
     def finish(self, loop: Loop) -> None:
         """views/landscape/line and views/landscape/plane of each probed member."""
@@ -702,28 +731,87 @@ class Trajectory(Action):
         )
         n, ds = config.examples or None, program.dataset
         train, evaluation = (ds.x_train[:n], ds.y_train[:n]), (ds.x_eval[:n], ds.y_eval[:n])
-        params, directions = loop.params(), self.directions(loop)
+        params, variances = loop.params(), []
         for i, m in enumerate(loop.probed):
             final = params[m]
             initial = jax.device_get(program.member_state(program.state, m).params)
-            d1, d2 = landscape.normalised(final, directions, landscape.scales(final, directions))
+            d1, d2, path, variance = self.plane(loop, i, final)
             line, plane = jax.device_get(losses(initial, final, d1, d2, train, evaluation))
-            path = landscape.project([where[i] for _, where in self.history], final, directions)
-            line_picture, plane_picture = pictures.landscape_pictures(line, plane, span, path)
+            title = None
+            if variance is not None:
+                variances.append(variance)
+                title = (f"train loss on the path's top 2 directions "
+                         f"({_shares([variance])} of its variance); the path")  # fmt: skip
+            line_picture, plane_picture = pictures.landscape_pictures(
+                line, plane, span, path, title
+            )
             loop.writers.members[m].image("views/landscape/line", line_picture, loop.step)
             loop.writers.members[m].image("views/landscape/plane", plane_picture, loop.step)
         seconds = time.perf_counter() - start
         loop.views.seconds += seconds
+        members = len(loop.probed)
+        on = ""
+        if variances:
+            whose = "its" if members == 1 else "their paths'"
+            on = f" on the path's top 2 directions ({_shares(variances)} of {whose} variance)"
         console.say(
-            f"landscape: the line and a {resolution}x{resolution} plane for "
-            f"{len(loop.probed)} member{'s' * (len(loop.probed) > 1)} in {seconds:.2f} s"
+            f"landscape: the line and a {resolution}x{resolution} plane{on} for "
+            f"{members} member{'s' * (members > 1)} in {seconds:.2f} s"
         )
 
     def state_dict(self) -> dict:
-        return {"path": self.history}
+        snapshots = [[step, [_base64(w) for w in weights]] for step, weights in self.snapshots]
+        return {"path": self.history, "path_weights": snapshots}
 
     def load_state_dict(self, saved: dict) -> None:
         self.history = saved.get("path", [])
+        self.snapshots = [[step, [_from_base64(w) for w in weights]]
+                          for step, weights in saved.get("path_weights", [])]  # fmt: skip
+
+
+# probes.landscape_directions="path" keeps every log step's weights of every
+# probed member, in the checkpoint too: at most this many numbers (40 MB of
+# float32; a CNN's 824,458 weights fit 12 log steps).
+PATH_NUMBERS = 10_000_000
+
+
+def check_path_size(loop: Loop) -> None:
+    """Refuses (one line, before any step) a run whose path would keep more
+    than PATH_NUMBERS numbers, saying which log_every would fit."""
+    config, members = loop.config, len(loop.probed)
+    weights = sum(v.size for v in jax.tree.leaves(loop.program.state.params)) // len(loop.members)
+    log_steps = math.ceil(config.num_steps / config.log_every) + 1  # step 0 ... the last
+    numbers = members * weights * log_steps
+    if numbers <= PATH_NUMBERS:
+        return
+    most = PATH_NUMBERS // (members * weights)  # log steps that would fit
+    change = "use probes.landscape_directions=random"
+    if most >= 2:  # step 0 and the last one at least
+        every = math.ceil(config.num_steps / (most - 1))
+        change = f"raise log_every to {every:,} or more, or {change}"
+    raise UserError(
+        f"probes.landscape_directions=path keeps the {weights:,} weights of {members} probed "
+        f"member{'s' * (members > 1)} at {log_steps:,} log steps: {numbers:,} numbers, more "
+        f"than the {PATH_NUMBERS:,} a run may keep: {change}"
+    )
+
+
+def _shares(variances: list) -> str:
+    """'91.2%, 6.3%': each direction's share of the path's variance; over
+    several members, each one's range ('88.0-91.2%, 6.3-9.1%')."""
+    low, high = np.min(variances, axis=0) * 100, np.max(variances, axis=0) * 100
+    return ", ".join(f"{hi:.1f}%" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}-{hi:.1f}%"
+                     for lo, hi in zip(low, high, strict=True))  # fmt: skip
+
+
+def _base64(weights: np.ndarray) -> str:
+    """Float32 weights as compact text for the checkpoint's JSON (their bytes, base64)."""
+    return base64.b64encode(np.asarray(weights, "<f4").tobytes()).decode("ascii")
+
+
+def _from_base64(text: str) -> np.ndarray:
+    """`_base64`'s inverse: the same float32 weights, bit for bit."""
+    return np.frombuffer(base64.b64decode(text), "<f4").astype(np.float32)
 
 
 class Pictures(Action):

@@ -10,7 +10,7 @@ import data
 import nets
 from plumbing.failures import UserError
 from plumbing.registry import lookup
-from training import losses, optimizers, sweeps
+from training import landscape, losses, optimizers, sweeps
 
 # Config fields that say every how many steps the loop returns to the host.
 CADENCES = ("log_every", "eval_every", "picture_every", "checkpoint_every")
@@ -90,6 +90,11 @@ def _check_point(config: ml_collections.ConfigDict) -> None:
     require(
         np.isfinite(probes.landscape_span) and probes.landscape_span > 0,
         f"probes.landscape_span must be a number > 0, got {probes.landscape_span}",
+    )
+    require(
+        probes.landscape_directions in landscape.DIRECTIONS,
+        f"probes.landscape_directions must be one of {', '.join(landscape.DIRECTIONS)}, "
+        f"got {probes.landscape_directions!r}",
     )
     require(
         probes.examples >= 0,

@@ -18,11 +18,24 @@
 Random directions are nearly orthogonal to everything in many dimensions,
 so on a big net the path's projection stays near the centre (Li et al.'s
 own caveat); on the Playground's nets it shows the descent.
+
+- The path's own plane (Li et al.'s figure 9; probes.landscape_directions
+  = "path"): the run keeps every log step's whole weights, and at the end
+  d1 and d2 are the top two principal directions of the moves from the
+  final weights (`path_directions`), so the plane holds as much of the
+  path as any plane through theta_T can; each direction's share of the
+  path's variance says how much. Both are scaled by one common length
+  (`path_unit`), so the picture is isotropic and the path fills it.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+# probes.landscape_directions: the plane's two directions.
+DIRECTIONS = ("random", "path")
+# The path's plane: its farthest point is this far to the plane's edge.
+FILL = 0.8
 
 
 def _leaves(params) -> list[np.ndarray]:
@@ -99,6 +112,59 @@ def project(history: list, final, directions) -> np.ndarray:
     gram = np.einsum("iu,ju,iju->ij", scale, scale, cross)
     moves = np.array([np.sum(scale * (np.asarray(h) - end), axis=1) for h in history])
     return np.linalg.solve(gram, moves.T).T
+
+
+def flatten(params) -> np.ndarray:
+    """Every weight of `params` in one float32 vector (jax.tree.leaves order)."""
+    return np.concatenate(
+        [np.ravel(np.asarray(leaf, np.float32)) for leaf in jax.tree.leaves(params)]
+    )
+
+
+def unflatten(vector: np.ndarray, like):
+    """`flatten`'s inverse: `vector` as a pytree shaped like `like` (float32)."""
+    leaves, start = [], 0
+    for leaf in jax.tree.leaves(like):
+        size = np.size(leaf)
+        leaves.append(np.asarray(vector[start : start + size], np.float32).reshape(np.shape(leaf)))
+        start += size
+    return jax.tree.unflatten(jax.tree.structure(like), leaves)
+
+
+def path_directions(snapshots: np.ndarray, final: np.ndarray) -> tuple:
+    """The two directions that show most of a path: PCA of its moves from the end.
+
+    `snapshots` (n, P): the flattened weights at each log step; `final` (P,)
+    the weights at the end. M = snapshots - final (float64), and its SVD
+    M = U S V^T: the directions are V's top two rows, the unit vectors in
+    weight space along which the path moves most about the final weights.
+
+    Returns `(directions (2, P), variance_ratio (2,), coordinates (n, 2))`:
+    orthonormal rows; each one's share s_k^2 / sum(s^2) of the path's
+    squared distance from the end (the variance that Li et al. report); and
+    each snapshot's coordinates on them, M @ d_k (the final point at 0).
+    SVD's signs are arbitrary: each direction is turned so that the path
+    starts at a coordinate >= 0.
+    """
+    moves = np.asarray(snapshots, np.float64) - np.asarray(final, np.float64)
+    rows = len(moves)
+    if rows < 2:  # two directions need two rows; a zero row changes nothing
+        moves = np.concatenate([moves, np.zeros((2 - rows, moves.shape[1]))])
+    _, s, vt = np.linalg.svd(moves, full_matrices=False)
+    directions = vt[:2]
+    total = np.sum(s**2)
+    variance_ratio = s[:2] ** 2 / total if total > 0 else np.zeros(2)
+    coordinates = moves[:rows] @ directions.T
+    signs = np.where(coordinates[0] < 0, -1.0, 1.0)
+    return directions * signs[:, None], variance_ratio, coordinates * signs
+
+
+def path_unit(coordinates: np.ndarray, span: float) -> float:
+    """The length in weight space that one unit of the plane's a and b
+    stands for, the same along both directions: the path's farthest
+    coordinate lands at FILL x `span` (1 if the weights never moved)."""
+    far = float(np.max(np.abs(coordinates)))
+    return far / (FILL * span) if far > 0 else 1.0
 
 
 def make_losses(objective, resolution: int, span: float, one_at_a_time: bool):
