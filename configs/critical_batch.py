@@ -15,18 +15,22 @@ Here: circles with 8,192 training points, a tanh MLP 2-16-16-1, plain
 SGD. The batch sizes are separate programs, one after another (a batch's
 shape is the program's); within each, four learning rates and four seeds
 train together, vmapped, because the paper's S is with the best learning
-rate for each batch size. Every eval step (each 25 steps) measures the
-eval loss and every member's B_simple; a member's steps to target are its
-first eval step at or below the target loss, 0.1 (`target_eval_loss`),
-and its noise scale at the target is the B_simple measured there.
+rate for each batch size. Every eval step (each 10 steps) measures the
+eval loss and every member's B_simple on all 8,192 examples (on fewer, n,
+a noise scale much above n is not resolved); a member's steps to target
+are its first eval step at or below the target loss, 0.03
+(`target_eval_loss`), and its noise scale at the target is the B_simple
+measured there.
 
 In TensorBoard: IMAGES, aggregate, views/sweep/eval_steps_to_target_vs_batch_size
 (a line per learning rate) and eval_noise_scale_at_target_vs_batch_size;
-TEXT, aggregate, results: the table per point, then the best steps at each
-batch size, the fitted B_crit and the measured B_simple.
+SCALARS, each point's aggregate, train/gradient_noise/b_simple/median
+along the run; TEXT, aggregate, results: the table per point, then the
+best steps at each batch size, the fitted B_crit and the measured B_simple.
 
-Expected, as measured on a 2-core CPU (about 2 minutes; the batch of
-1,024 is most of it). Steps to eval loss 0.03, median over 4 seeds:
+Expected, as measured on a 2-core CPU (about 3 minutes, half of it the
+200 noise measurements of each batch size). Steps to eval loss 0.03,
+median over 4 seeds:
 
     batch size         4     16     64    256   1024
     learning rate 0.3  620   435    400   390   390
@@ -35,18 +39,16 @@ Expected, as measured on a 2-core CPU (about 2 minutes; the batch of
     learning rate 10   -     -      -     -     -    (every member unstable)
 
 The best learning rate grows with the batch (0.3, 1, then 3) until
-stability caps it; the best steps, 620, 230, 105, 100, 85, fall nearly 3x
-per 4x of batch up to 16 and then barely: the fit gives B_crit = 25 (S_min
-= 85). The noise scale B_simple measured at the target, at those best
-points, is 103, 418, 910, 1,050 and 1,020: the same order as B_crit for
-the smallest batch, 15-40x above it for the larger ones. B_simple assumes
-the Hessian is a multiple of the identity (McCandlish et al.'s B_noise
-weights the noise by the curvature), and it changes along the run: 72 at
-step 0 for every point; 17-130 over the 620 steps of the batch of 4 (the
-console's lines); for the batch of 256 at rate 3, 8-40 in steps 10-50,
-then up towards 1,000 as the loss nears its floor. So on this task
-B_simple during the early fall is the critical batch's order; measured
-where a large batch reaches the target it overstates it.
+stability caps it; the best steps, 620, 230, 105, 100, 85, fall 2.7x
+from 4 to 16 and 2.2x from 16 to 64, then barely: the fit gives B_crit =
+25 (S_min = 85). The noise scale changes along a run: 78 at step 0 for
+every point, then 7 to 600 before the target; its median along each
+best run up to the target is 45, 48, 17, 78 and 59 (batch 4 to 1,024):
+0.7-3x B_crit, the same order, as McCandlish et al. found. Measured
+where the run reaches the target it is larger, 122, 293, 567, 826 and
+583: the mean gradient shrinks as the loss nears its floor while the
+examples still disagree, so B_simple grows (and B_simple weights the
+noise without the curvature, which B_crit's B_noise includes).
 """
 
 from configs import base
@@ -71,6 +73,7 @@ def get_config():
     config.target_eval_loss = 0.03
     config.probes.gradient_noise = True
     config.probes.gradient_noise_every = 10
+    config.probes.examples = 0  # all 8,192: a noise scale above the examples' count is resolved
     config.sweep.batch_size = (4, 16, 64, 256, 1024)
     config.sweep.optimizer.learning_rate = (0.3, 1.0, 3.0, 10.0)
     return config

@@ -68,7 +68,8 @@ def gradient_noise(point: str, b_simple: float, trace: float, signal: float) -> 
     simple noise scale tr(Sigma) / |G|^2, about the batch size beyond which
     larger batches stop paying off, and its two parts."""
     where = f"{point}  " if point else ""
-    return f"{where}noise scale {b_simple:.3g} (trace {trace:.3g}, |G|^2 {signal:.3g})"
+    scale = f"{b_simple:.3g}" if np.isfinite(b_simple) else "not measured (no signal above noise)"
+    return f"{where}noise scale {scale} (trace {trace:.3g}, |G|^2 {signal:.3g})"
 
 
 def connectivity(point: str, values: dict[str, float], pairs: int) -> str:

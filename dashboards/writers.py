@@ -23,7 +23,7 @@ from dashboards import statistics, summaries
 # tables, the sweep charts and HPARAMS read it): it costs 32 counting passes
 # over the seeds (dashboards/statistics.py).
 MEDIAN_OF = ("loss", "accuracy", "mse", "classification_error", "regularization",
-             "zero_fraction", "sharpness")  # fmt: skip
+             "zero_fraction", "sharpness", "b_simple")  # fmt: skip
 
 
 def _median_of(tag: str) -> bool:

@@ -40,6 +40,19 @@ def test_config_differences_ignore_step_counts():
     assert checkpoints.config_differences(saved, other) == ["model.activation: 'relu' -> 'tanh'"]
 
 
+def test_a_field_newer_than_the_run_at_its_default_is_no_difference():
+    """A run saved before a field existed resumes while the field keeps its
+    default (what that run did); set to anything else, it is a change."""
+    saved = {"num_steps": 10, "probes": {"landscape": False}}
+    probes = {"landscape": False, "landscape_directions": "random"}
+    newer = {"num_steps": 10, "split_step": -1, "probes": probes}
+    assert checkpoints.config_differences(saved, newer) == []
+    newer["probes"]["landscape_directions"] = "path"
+    assert checkpoints.config_differences(saved, newer) == [
+        "probes.landscape_directions: '<missing>' -> 'path'"
+    ]
+
+
 # Dropout's masks come from the seed and the step; the sharpness picture and
 # the landscape's path at the end draw every log step's values, the first
 # part's from the checkpoint.

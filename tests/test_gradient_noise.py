@@ -20,8 +20,9 @@ from tensorboard.util import tensor_util
 
 import data
 import train
+from configs import critical_batch
 from plumbing.failures import UserError
-from training import checkpoints, gradient_noise, program, sweeps
+from training import actions, checkpoints, gradient_noise, program, sweeps
 from training.checks import check_config
 
 
@@ -89,7 +90,7 @@ def test_the_noise_scale_is_numpys_on_a_loop_of_per_example_gradients(population
 def test_identical_examples_have_no_noise_and_a_clipped_signal_at_a_minimum():
     """Every example the same: tr(Sigma) = 0, so B_simple = 0; and at a
     point where the mean gradient is zero (the net fits y = its output) the
-    signal is clipped at TINY, not negative."""
+    signal is clipped at TINY, not negative, and B_simple is NaN."""
     same = (jnp.repeat(X[:1], 4, 0), jnp.repeat(BATCH[1][:1], 4, 0))
     noise = gradient_noise.make_gradient_noise(objective)(PARAMS, same)
     assert float(noise.trace) == pytest.approx(0.0, abs=1e-10) and float(noise.b_simple) < 1e-6
@@ -98,6 +99,7 @@ def test_identical_examples_have_no_noise_and_a_clipped_signal_at_a_minimum():
     fitted = (X[:4], jnp.zeros((4, 1)))  # out = 0 = y: every gradient zero
     noise = gradient_noise.make_gradient_noise(objective)(zero, fitted)
     assert noise.signal == np.float32(gradient_noise.TINY)
+    assert np.isnan(noise.b_simple), "no signal: the noise scale is not measured"
 
 
 NOISE_TAGS = [f"train/gradient_noise/{name}" for name in ("b_simple", "trace", "signal")]
@@ -264,3 +266,30 @@ def test_a_negative_target_is_refused_before_any_work(xor_config):
     with pytest.raises(UserError, match=r"^target_eval_loss must be a number >= 0 \(0 = none\), "
                                         r"got -0.1$"):  # fmt: skip
         check_config(xor_config)
+
+
+def test_the_sweeps_end_fits_the_best_points_and_names_what_it_left_out():
+    """Of each batch size, the point with the fewest median steps among those
+    where half the seeds or more reached the target; a batch size where
+    none did is named; the fit is through the best points' steps."""
+    groups = sweeps.groups(critical_batch.get_config())  # 5 batch sizes x 4 rates
+    final = {}
+    for group in groups:
+        for m in group.members:
+            b, rate = m.point_config.batch_size, m.point_config.optimizer.learning_rate
+            at = f"{m.point}/aggregate/eval/"
+            final[at + "reached_target"] = 0.25 if rate == 3.0 else (0.0 if b == 1024 else 1.0)
+            steps = 10.0 if rate == 3.0 else 100 * (1 + 40 / b) + rate  # (3.0: a lucky seed)
+            final[at + "steps_to_target/median"] = steps
+            final[at + "noise_scale_at_target/median"] = 7.0
+    text = actions.critical_batch_text(groups, final)
+    s = {b: 100 * (1 + 40 / b) + 0.3 for b in (4, 16, 64, 256)}  # rate 0.3 is the best reached
+    assert text.splitlines()[:2] == [
+        "Steps to target at each batch size (the best point's median): "
+        + ", ".join(f"{b}: {v:,.0f}" for b, v in s.items())
+        + ".",
+        "Not reached by half the seeds of any point: batch size 1024.",
+    ]
+    s_min, b_crit = gradient_noise.critical_batch(list(s), list(s.values()))
+    assert f"B_crit = {b_crit:.3g} (S_min = {s_min:,.0f})." in text
+    assert "The noise scale B_simple at the target, there: 4: 7, " in text

@@ -523,7 +523,7 @@ class Sharpness(Action):
         self.history = saved.get("sharpness", [])
 
 
-def probe_cadence(loop: Loop, hessian_vector_products: int) -> int:
+def probe_cadence(loop: Loop, hessian_vector_products: float) -> int:
     """The multiple of log_every that keeps a curvature probe's measurements
     to about 10% of the training's work. A measurement is
     `hessian_vector_products` products, each about two gradients, on
@@ -609,7 +609,8 @@ class GradientNoise(Action):
     """Every member's gradient noise (probes.gradient_noise;
     training/gradient_noise.py): the simple noise scale B_simple, its trace
     and signal, and each weight matrix's signal-to-noise ratio, as scalars;
-    each point's medians in the console. Nothing is kept for the end."""
+    each point's medians in the console. The last B_simple is kept (in the
+    checkpoint too) for `Evaluate`'s noise scale at the target."""
 
     every = "probes.gradient_noise_every"
     at_start = True
@@ -617,6 +618,7 @@ class GradientNoise(Action):
     def __init__(self):
         self.measurement_seconds: list[float] = []
         self.latest = None  # each member's b_simple, last measured (Evaluate's at the target)
+        self.latest_step = -1  # ... at this step
 
     def cadence(self, loop: Loop) -> int:
         """`probes.gradient_noise_every`; if 0, the multiple of log_every that
@@ -635,8 +637,13 @@ class GradientNoise(Action):
         values = {f"train/gradient_noise/{name}": getattr(noise, name)
                   for name in ("b_simple", "trace", "signal")}  # fmt: skip
         values |= {f"train/gradient_noise/snr/{layer}": v for layer, v in noise.snr.items()}
-        loop.writers.scalars(step, values, loop.diverged_at == 0)
-        self.latest = np.asarray(noise.b_simple, np.float64)
+        b_simple = values.pop("train/gradient_noise/b_simple")
+        training = loop.diverged_at == 0
+        loop.writers.scalars(step, values, training)
+        # (its statistics over the members where it was measured: NaN where it was not)
+        loop.writers.scalars(step, {"train/gradient_noise/b_simple": b_simple},
+                             training & np.isfinite(b_simple))  # fmt: skip
+        self.latest, self.latest_step = np.asarray(b_simple, np.float64), step
         lines = []
         points, config = loop.writers.points or {"": np.array([0])}, loop.config
         if self.cadence(loop) < config.log_every and not is_time(step, config.log_every,
@@ -645,7 +652,10 @@ class GradientNoise(Action):
         for point, indices in points.items():
             alive = indices[loop.diverged_at[indices] == 0]
             if len(alive):  # each point's medians over its seeds
-                b_simple, trace, signal = (float(np.median(a[alive])) for a in noise[:3])
+                b_simple = noise.b_simple[alive]  # (NaN where not measured)
+                b_simple = float(np.median(b_simple[np.isfinite(b_simple)])) if np.isfinite(
+                    b_simple).any() else np.nan  # fmt: skip
+                trace, signal = (float(np.median(a[alive])) for a in (noise.trace, noise.signal))
                 lines.append(console.gradient_noise(point, b_simple, trace, signal))
         self.measurement_seconds.append(time.perf_counter() - start)
         for line in lines:
@@ -653,11 +663,12 @@ class GradientNoise(Action):
 
     def state_dict(self) -> dict:
         latest = None if self.latest is None else [_json_number(v) for v in self.latest]
-        return {"gradient_noise_latest": latest}
+        return {"gradient_noise_latest": latest, "gradient_noise_latest_step": self.latest_step}
 
     def load_state_dict(self, saved: dict) -> None:
         latest = saved.get("gradient_noise_latest")
         self.latest = None if latest is None else np.array(latest, np.float64)
+        self.latest_step = saved.get("gradient_noise_latest_step", -1)
 
 
 def _json_number(value: float) -> float | None:
@@ -873,9 +884,9 @@ class Evaluate(Action):
         if not reached.any():
             return
         self.reached_at[reached] = step
-        latest = loop.actions.gradient_noise.latest  # (measured first at the same step)
-        if latest is not None:
-            self.noise_at_target[reached] = latest[reached]
+        noise = loop.actions.gradient_noise  # (it runs before this action at a step)
+        if noise.latest is not None and noise.latest_step == step:  # measured here
+            self.noise_at_target[reached] = noise.latest[reached]
         if loop.program.group.single:
             noise = self.noise_at_target[0]
             noise = f", noise scale {noise:.3g}" if np.isfinite(noise) else ""
@@ -1035,34 +1046,50 @@ def finish_sweep(config, run_dir: str, groups, final: dict, sharpness: dict, div
 
 def critical_batch_text(groups, final: dict) -> str | None:
     """A sweep over batch_size with a target_eval_loss: the steps to target
-    at each batch size (its best point's median: the best learning rate,
-    where that is swept too), McCandlish et al.'s fit S_min (1 + B_crit/B)
-    to them, and the noise scale B_simple measured where the members
-    reached the target, which the paper finds close to B_crit. None for
-    other sweeps."""
+    at each batch size (its best point's median over the seeds, of the
+    points where at least half of them reached it: the best learning rate,
+    or of any other swept field), McCandlish et al.'s fit S_min (1 +
+    B_crit/B) to them (three batch sizes or more), and the noise scale
+    B_simple measured where the members reached the target, which the paper
+    finds close to B_crit. Full-batch points (batch_size=0) are left out.
+    None for other sweeps."""
     best: dict[int, tuple[float, float]] = {}  # batch size -> (steps, noise scale there)
+    sizes = set()
     for group in groups:
         for point, config in {m.point: m.point_config for m in group.members}.items():
-            steps_ = final.get(f"{point}/aggregate/eval/steps_to_target/median")
-            if config.batch_size and steps_ is not None:
-                noise = final.get(f"{point}/aggregate/eval/noise_scale_at_target/median", np.nan)
-                if steps_ < best.get(config.batch_size, (np.inf,))[0]:
-                    best[config.batch_size] = (steps_, noise)
-    if len(best) < 2:
+            at = f"{point}/aggregate/eval/"
+            if not config.batch_size or f"{at}reached_target" not in final:
+                continue
+            sizes.add(config.batch_size)
+            steps_ = final.get(f"{at}steps_to_target/median")
+            if (
+                final[f"{at}reached_target"] >= 0.5
+                and steps_ < best.get(config.batch_size, (np.inf,))[0]
+            ):
+                best[config.batch_size] = (steps_, final.get(f"{at}noise_scale_at_target/median",
+                                                             np.nan))  # fmt: skip
+    if len(sizes) < 2:
         return None
-    sizes = sorted(best)
-    each = ", ".join(f"{b}: {best[b][0]:,.0f}" for b in sizes)
+    found = sorted(best)
+    each = ", ".join(f"{b}: {best[b][0]:,.0f}" for b in found)
     lines = [f"Steps to target at each batch size (the best point's median): {each}."]
-    fit = gradient_noise.critical_batch(sizes, [best[b][0] for b in sizes])
-    if fit:
+    missed = sorted(sizes - set(best))
+    if missed:
+        lines.append(f"Not reached by half the seeds of any point: batch size "
+                     f"{', '.join(map(str, missed))}.")  # fmt: skip
+    fit = gradient_noise.critical_batch(found, [best[b][0] for b in found])
+    if len(found) < 3:
+        lines.append("A fit of S_min (1 + B_crit / B) needs three batch sizes or more.")
+    elif fit:
+        s_min, b_crit = fit
         lines.append(
-            f"Fitted S_min (1 + B_crit / B): B_crit = {fit[1]:.3g} (S_min = {fit[0]:,.0f})."
+            f"Fitted S_min (1 + B_crit / B): B_crit = {b_crit:.3g} (S_min = {s_min:,.0f})."
         )
     else:
         lines.append("The steps do not fall with the batch size: no B_crit fits.")
-    noise = np.array([best[b][1] for b in sizes])
+    noise = np.array([best[b][1] for b in found])
     if np.isfinite(noise).any():
-        each = ", ".join(f"{b}: {n:.3g}" for b, n in zip(sizes, noise, strict=True))
+        each = ", ".join(f"{b}: {n:.3g}" for b, n in zip(found, noise, strict=True))
         median = np.nanmedian(noise)
         lines.append(f"The noise scale B_simple at the target, there: {each} (median "
                      f"{median:.3g}; McCandlish et al. 2018: B_crit ~ B_simple).")  # fmt: skip

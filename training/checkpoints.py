@@ -37,6 +37,8 @@ RESUMABLE_CHANGES = (
     "picture_every",
     "checkpoint_every",
     "probes.sharpness_every",
+    "probes.spectrum_every",
+    "probes.gradient_noise_every",
     "keep_checkpoints",
     "layer_stats",
     "embedding_examples",
@@ -60,15 +62,24 @@ def _ocp():
     return background.start(_import_orbax).result()
 
 
-def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """'key: saved -> current' for each field that differs (tuples == lists)."""
+def config_differences(saved: dict, current: dict, prefix: str = "", defaults=None) -> list[str]:
+    """'key: saved -> current' for each field that differs (tuples == lists).
+    A field the saved config lacks (a run from before it existed) at its
+    default (configs/base.py) is no difference: that run trained as it says."""
+    if defaults is None:
+        from configs import base
+
+        defaults = json.loads(json.dumps(base.get_config().to_dict()))
     current = json.loads(json.dumps(current))  # tuples become lists, as saved
     changes = []
     for key in sorted(set(saved) | set(current)):
         name = prefix + key
         old, new = saved.get(key, "<missing>"), current.get(key, "<missing>")
+        default = defaults.get(key, "<missing>") if isinstance(defaults, dict) else "<missing>"
         if isinstance(old, dict) and isinstance(new, dict):
-            changes += config_differences(old, new, name + ".")
+            changes += config_differences(old, new, name + ".", default)
+        elif old == "<missing>" and new == default:
+            continue
         elif old != new and name not in RESUMABLE_CHANGES:
             changes.append(f"{name}: {old!r} -> {new!r}")
     return changes

@@ -13,21 +13,25 @@ example of the batch: n of the training set's N) with mean g:
             gradients has (1 - n/N) tr(Sigma) / n of noise in its squared
             norm (n drawn from N without replacement: none when n = N, the
             whole set; tr(Sigma) / n, McCandlish et al.'s, when N is
-            infinite). Clipped at TINY so that the ratios stay finite: a
-            few examples' estimate can come out below 0.
+            infinite). A few examples' estimate can come out at or below 0
+            (the signal lost in their noise): it is clipped at TINY.
     b_simple  tr(Sigma) / |G|^2: the simple noise scale (McCandlish, Kaplan,
             Amodei et al. 2018, "An Empirical Model of Large-Batch
-            Training", eq. 2.8 and appendix A). A minibatch of B examples has
-            tr(Sigma) / B of noise in its squared norm, as much as the
-            signal at B = b_simple: batches much smaller than it are mostly
-            noise (a larger batch buys almost proportionally faster
-            progress), batches much larger are mostly signal (a larger batch
-            buys little).
+            Training", eq. 2.8 and appendix A); NaN where the signal came
+            out at or below 0 (not measured: take more examples). A random
+            minibatch of B of the N examples has (1 - B/N) tr(Sigma) / B of
+            noise in its squared norm, about tr(Sigma) / B for B << N, as
+            much as the signal at B = b_simple: batches much smaller than it
+            are mostly noise (a larger batch buys almost proportionally
+            faster progress), batches much larger are mostly signal (a
+            larger batch buys little). The whole set (B = N) has no noise.
     snr     per weight matrix or kernel l: |G_l|^2 / tr(Sigma_l), the same
             two numbers over that layer's weights alone (1 / its own
             b_simple): one example's signal-to-noise ratio in that layer; a
-            batch of B examples has B times it. A layer with no gradient at
-            all (both clipped at TINY) reads 1.
+            batch of B << N examples has about B times it. A layer with no
+            gradient at all (both clipped at TINY) reads 1.
+
+The loss is the training loss without dropout (the network as evaluated).
 """
 
 from collections.abc import Callable
@@ -45,7 +49,7 @@ TINY = 1e-30  # the smallest |G|^2 (and layer tr(Sigma)) the ratios divide by
 class GradientNoise(NamedTuple):
     """One network's gradient noise on a batch (`make_gradient_noise`)."""
 
-    b_simple: jax.Array  # tr(Sigma) / |G|^2, in examples
+    b_simple: jax.Array  # tr(Sigma) / |G|^2, in examples (NaN: no signal measured)
     trace: jax.Array  # tr(Sigma): one example's gradient variance, summed over the weights
     signal: jax.Array  # |G|^2: the mean gradient's squared norm, unbiased, >= TINY
     snr: dict  # {'layers/0': |G_l|^2 / tr(Sigma_l), ...}: each weight matrix's (steps' names)
@@ -69,7 +73,10 @@ def make_gradient_noise(loss: Callable, population: float = float("inf")) -> Cal
         traces = [g.var(0, ddof=1).sum() for _, g in leaves]
         raw = [jnp.square(g.mean(0)).sum() for _, g in leaves]  # |g|^2: biased
         trace = sum(traces)
-        signal = jnp.maximum(sum(raw) - noise_per_trace * trace, TINY)
+        corrected = sum(raw) - noise_per_trace * trace
+        signal = jnp.maximum(corrected, TINY)
+        # No signal above the estimate's own noise: B_simple is not measured.
+        b_simple = jnp.where(corrected > 0, trace / signal, jnp.nan)
         snr = {
             nets.param_name(path).removesuffix("/kernel"): (
                 jnp.maximum(r - noise_per_trace * t, TINY) / jnp.maximum(t, TINY)
@@ -77,7 +84,7 @@ def make_gradient_noise(loss: Callable, population: float = float("inf")) -> Cal
             for (path, _), t, r in zip(leaves, traces, raw, strict=True)
             if nets.param_name(path).endswith("/kernel")
         }
-        return GradientNoise(trace / signal, trace, signal, snr)
+        return GradientNoise(b_simple, trace, signal, snr)
 
     return measure
 
