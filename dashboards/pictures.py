@@ -602,14 +602,14 @@ def landscape_pictures(line: np.ndarray, plane: np.ndarray, span: float, path,
 
 
 def connectivity_pictures(train_loss: np.ndarray, eval_error: np.ndarray | None,
-                          connected: float, shown: int = 16) -> dict[str, np.ndarray]:  # fmt: skip
+                          barriers: np.ndarray, connected: float,
+                          shown: int = 16) -> dict[str, np.ndarray]:  # fmt: skip
     """{tag: picture} of a point's seed pairs (training/connectivity.py):
     views/connectivity/train_loss, each pair's loss along the line between
     its two networks (its first `shown` pairs, and the median of all), the
     same of the eval error, and views/connectivity/barriers: the fraction
-    of pairs whose barrier is at most x, the `connected` line dashed."""
-    from training import connectivity  # (the barrier's definition)
-
+    of pairs whose `barriers` (of the eval error; of the train loss for a
+    regression) are at most x, the `connected` line dashed."""
     alphas = np.linspace(0.0, 1.0, train_loss.shape[1])
     out = {}
     for name, values in (("train_loss", train_loss), ("eval_error", eval_error)):
@@ -621,7 +621,7 @@ def connectivity_pictures(train_loss: np.ndarray, eval_error: np.ndarray | None,
         title = f"{what} on the line from one seed (0) to another (1)"
         out[f"views/connectivity/{name}"] = chart(alphas, series, title, "a", y_label=what)
     error = eval_error is not None
-    barriers = np.sort(connectivity.barrier(eval_error if error else train_loss))
+    barriers = np.sort(barriers)
     fraction = np.arange(1, len(barriers) + 1) / len(barriers)
     steps = np.concatenate([[0.0], np.repeat(fraction, 2)[:-1]])  # (a step up at each barrier)
     what = "eval error barrier" if error else "train loss barrier"

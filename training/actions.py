@@ -968,10 +968,12 @@ class Connectivity(Action):
             (train_loss, _), (_, eval_accuracy) = jax.device_get(
                 [lines(loop.state.params, pairs[:, 0], pairs[:, 1], split) for split in splits]
             )
-            values = self.barriers(train_loss, 1 - eval_accuracy if classifier else None)
+            eval_error = 1 - eval_accuracy if classifier else None
+            values = self.barriers(train_loss, eval_error)
             loop.writers.aggregate_scalars(loop.step, point, values)
+            barriers = connectivity.barrier(eval_error if classifier else train_loss)
             for tag, picture in pictures.connectivity_pictures(
-                train_loss, 1 - eval_accuracy if classifier else None, connectivity.CONNECTED
+                train_loss, eval_error, barriers, connectivity.CONNECTED
             ).items():
                 loop.writers.aggregates[point].image(tag, picture, loop.step)
             console.say(console.connectivity(point, values, len(pairs)))
