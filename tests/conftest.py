@@ -44,6 +44,17 @@ def run_cli(*args, workdir, cache=COMPILATION_CACHE) -> subprocess.CompletedProc
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+def refused(*args, workdir) -> str:
+    """The one line the command line refuses `args` with (before any work:
+    no traceback, no run directory left behind)."""
+    result = run_cli(*args, workdir=workdir)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert not os.path.exists(workdir), "a failed start left a run directory"
+    return lines[0]
+
+
 def start_cli(*args, workdir) -> subprocess.Popen:
     """Starts the real command line; the caller waits for it (or kills it)."""
     command = train_command(*args, workdir=workdir)

@@ -308,32 +308,27 @@ def summary_table(summary: dict[str, float], seeds: int) -> str:
     for name in ("diverged", "unstable"):
         if name in summary:
             rows.append(f"| {name} ({WHAT[name]}) | {summary[name]:.0f} |{blank}")
-    if "steps_to_solve/median" in summary:
-        median = summary["steps_to_solve/median"]
-        rows.append(f"| steps to solve (first log step at 100%) | {median:.0f} |{blank}")
-    if "connectivity/connected" in summary:
-        share, low = summary["connectivity/connected"], summary["connectivity/connected/low95"]
-        interval = f"{share:.3f} ({low:.3f}-{summary['connectivity/connected/high95']:.3f})"
-        rows.append(
-            f"| seed pairs linearly connected (eval error barrier <= 2%) | {interval} |{blank}"
-        )
-    if "connectivity/train_loss_barrier/median" in summary:
-        median = summary["connectivity/train_loss_barrier/median"]
-        rows.append(f"| train loss barrier between seeds (median) | {median:.4f} |{blank}")
-    if "eval/reached_target" in summary:
-        rows.append(
-            f"| reached the target eval loss | {summary['eval/reached_target']:.3f} |{blank}"
-        )
-    if "eval/steps_to_target/median" in summary:
-        median = summary["eval/steps_to_target/median"]
-        rows.append(f"| steps to target (first eval at or below it) | {median:.0f} |{blank}")
-    if "eval/noise_scale_at_target/median" in summary:
-        median = summary["eval/noise_scale_at_target/median"]
-        rows.append(f"| noise scale B_simple at the target | {median:.3g} |{blank}")
+    for key, label, form in SUMMARY_ROWS:
+        if key == "connectivity/connected" and key in summary:  # with its interval
+            low, high = summary[key + "/low95"], summary[key + "/high95"]
+            rows.append(f"| {label} | {summary[key]:.3f} ({low:.3f}-{high:.3f}) |{blank}")
+        elif key in summary:
+            rows.append(f"| {label} | {form.format(summary[key])} |{blank}")
     return "\n".join(rows)
 
 
 WHAT = {"diverged": "NaN/Inf", "unstable": "train loss above twice its initial loss"}
+# A point's results rows below its metrics, each from one of its aggregate
+# scalars where it has it: (scalar, row label, number format).
+SUMMARY_ROWS = (
+    ("steps_to_solve/median", "steps to solve (first log step at 100%)", "{:.0f}"),
+    ("connectivity/connected", "seed pairs linearly connected (eval error barrier <= 2%)", ""),
+    ("connectivity/train_loss_barrier/median", "train loss barrier between seeds (median)",
+     "{:.4f}"),
+    ("eval/reached_target", "reached the target eval loss", "{:.3f}"),
+    ("eval/steps_to_target/median", "steps to target (first eval at or below it)", "{:.0f}"),
+    ("eval/noise_scale_at_target/median", "noise scale B_simple at the target", "{:.3g}"),
+)  # fmt: skip
 
 
 def _solved(summary: dict, seeds: int) -> str:
