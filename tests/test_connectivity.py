@@ -24,6 +24,14 @@ def test_the_barrier_is_the_rise_above_the_chord_between_the_ends():
                                [0.0, 0.3, 0.0], atol=1e-12)  # fmt: skip
 
 
+def test_a_diverged_member_takes_its_pair_out_not_the_pairing():
+    """Seed 1 of 0-5 diverged: (2, 3) and (4, 5) are left, not (0, 2) and
+    (3, 4) (a split's pairs are one parent each)."""
+    training = np.array([True, False, True, True, True, True])
+    pairs = connectivity.seed_pairs(np.arange(6), training)
+    np.testing.assert_array_equal(pairs, [[2, 3], [4, 5]])
+
+
 def test_seeds_pair_two_by_two_and_an_odd_one_is_left_out():
     pairs = connectivity.seed_pairs(np.array([4, 5, 6, 7, 8]))
     np.testing.assert_array_equal(pairs, [[4, 5], [6, 7]])

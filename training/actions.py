@@ -961,7 +961,7 @@ class Connectivity(Action):
 
         training = loop.diverged_at == 0
         for point, indices in loop.writers.points.items():
-            pairs = connectivity.seed_pairs(indices[training[indices]])
+            pairs = connectivity.seed_pairs(indices, training)
             if not len(pairs):
                 console.say(f"{point}  connectivity: no pair of seeds still training")
                 continue

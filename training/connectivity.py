@@ -15,8 +15,8 @@ are linearly connected, one valley; a high one: a ridge between them. The
 error barrier is the same of the classification error (1 - accuracy);
 Frankle et al. call a pair connected when it is below 2% (`CONNECTED`).
 
-Every pair of one sweep's members is one compiled call (vmapped over the
-pairs, the line's points one after another).
+Every pair of one sweep's point is in one compiled call (the pairs 16 at
+a time, the line's points one after another).
 """
 
 from collections.abc import Callable
@@ -34,8 +34,7 @@ def make_lines(loss: Callable, classifier: bool, points: int) -> Callable:
     """`(params_a, params_b, (x, y)) -> (loss (points,), accuracy (points,))`
     along theta(a) = (1 - a) theta_a + a theta_b at a = linspace(0, 1,
     points), of `loss(params, (x, y)) -> (total, steps.LossParts)` (its data
-    loss: the regularization apart); accuracy is NaN for a regression.
-    Vmap it over pairs (both weights with a leading pairs axis)."""
+    loss: the regularization apart); accuracy is NaN for a regression."""
 
     def at(params_a, params_b, batch, a):
         params = jax.tree.map(lambda p, q: (1 - a) * p + a * q, params_a, params_b)
@@ -59,9 +58,12 @@ def barrier(values: np.ndarray) -> np.ndarray:
     return np.max(values - chord, axis=-1)
 
 
-def seed_pairs(indices: np.ndarray) -> np.ndarray:
+def seed_pairs(indices: np.ndarray, training: np.ndarray | None = None) -> np.ndarray:
     """(pairs, 2): a point's members (its seeds, in order) two by two, (0, 1),
     (2, 3), ...: disjoint pairs, so the fraction connected is a count of
-    independent trials (an odd last seed is left out)."""
+    independent trials (an odd last seed is left out); with `training` (a
+    mask over all members), only the pairs whose two members still train
+    (a diverged member takes its pair out: split_step's pairs stay pairs)."""
     indices = np.asarray(indices)
-    return indices[: len(indices) // 2 * 2].reshape(-1, 2)
+    pairs = indices[: len(indices) // 2 * 2].reshape(-1, 2)
+    return pairs if training is None else pairs[np.asarray(training)[pairs].all(axis=1)]
