@@ -6,9 +6,11 @@ For every swept numeric field (a learning rate, a momentum, an L2 weight,
 a width...), the sweep's top-level `aggregate` run gets IMAGES
 `views/sweep/<metric>_vs_<field>`: the final train and eval loss (and accuracy
 for a classifier; with a `target_eval_loss`, the steps to it and the noise
-scale B_simple there) of every point against the field's value, the median
-over seeds with a band from their min to their max, on a log axis where
-the values span more than 10x (either axis), the best point circled. They
+scale B_simple there; with `probes.connectivity`, the barriers between seed
+pairs and the fraction connected, with its 95% interval) of every point
+against the field's value, the median over seeds with a band from their
+min to their max, on a log axis where the values span more than 10x
+(either axis), the best loss or accuracy circled. They
 are read from each point's aggregate run, so a sweep draws the same
 charts whether or not it writes a run per member (above
 `max_member_runs`). Members that diverged are left out (a point where all
@@ -32,14 +34,28 @@ def numeric_fields(spec: dict[str, tuple]) -> list[str]:
     ]
 
 
+# probes.connectivity's fraction of seed pairs connected: charted with its
+# 95% interval as the band (not over seeds: one number per point).
+CONNECTED = "connectivity/connected"
+
+
 def metrics(final: dict[str, float]) -> list[str]:
     """The final metrics a sweep charts: losses, accuracies if classified,
     with a target_eval_loss the steps to it and the noise scale there, and
-    the barriers between seeds (probes.connectivity)."""
+    the barriers between seed pairs and the fraction of them connected
+    (probes.connectivity)."""
     wanted = ("train/loss", "eval/loss", "train/accuracy", "eval/accuracy",
               "eval/steps_to_target", "eval/noise_scale_at_target",
               "connectivity/train_loss_barrier", "connectivity/eval_error_barrier")  # fmt: skip
-    return [m for m in wanted if any(k.endswith(f"/aggregate/{m}/mean") for k in final)]
+    found = [m for m in wanted if any(k.endswith(f"/aggregate/{m}/mean") for k in final)]
+    return found + [CONNECTED] * any(k.endswith(f"/aggregate/{CONNECTED}") for k in final)
+
+
+def _statistics(metric: str) -> tuple[str, str, str]:
+    """The line and its band's two edges, as keys under POINT/aggregate/METRIC."""
+    if metric == CONNECTED:
+        return "", "/low95", "/high95"
+    return "/median", "/min", "/max"
 
 
 def _get(config, key: str):
@@ -60,8 +76,9 @@ def points(groups, diverged: set[str]) -> dict[str, object]:
 
 
 def curves(field: str, metric: str, groups, final: dict, diverged: set[str], spec: dict):
-    """{line: (x values, median, min, max)} over seeds; a line per combination
-    of the other swept fields' values ('' if there are none).
+    """{line: (x values, median, min, max)} over seeds (for CONNECTED: the
+    fraction and its 95% interval); a line per combination of the other
+    swept fields' values ('' if there are none).
 
     Read from each point's aggregate (`POINT/aggregate/METRIC/median`, ...
     in `final`): the same whether or not the sweep wrote a run per member.
@@ -74,9 +91,7 @@ def curves(field: str, metric: str, groups, final: dict, diverged: set[str], spe
             line = command_line.point_name({k: _get(config, k) for k in others}, others)
             found.setdefault(line, {})[float(_get(config, field))] = (np.nan,) * 3
     for point, config in points(groups, diverged).items():
-        stats = tuple(
-            final.get(f"{point}/aggregate/{metric}/{s}") for s in ("median", "min", "max")
-        )
+        stats = tuple(final.get(f"{point}/aggregate/{metric}{s}") for s in _statistics(metric))
         if None not in stats and np.isfinite(stats[0]):
             line = command_line.point_name({k: _get(config, k) for k in others}, others)
             found[line][float(_get(config, field))] = stats
@@ -102,6 +117,7 @@ def best(metric: str, lines: dict) -> tuple[str, float, float] | None:
 def chart(field: str, metric: str, lines: dict) -> np.ndarray:
     """The picture of one metric against one field (see the module docstring)."""
     xs = np.unique(np.concatenate([x for x, *_ in lines.values()]))
+    short = metric.removeprefix("connectivity/")  # (the axis has room for so much)
     log = bool(xs.min() > 0 and xs.max() / xs.min() > 10)
     series = []
     for line, (x, median, low, high) in lines.items():
@@ -109,18 +125,24 @@ def chart(field: str, metric: str, lines: dict) -> np.ndarray:
         full = [np.full(len(xs), np.nan) for _ in range(3)]
         for target, values in zip(full, (median, low, high), strict=True):
             target[index] = values
-        series.append(pictures.Series(full[0], line or f"median of {metric}", full[1], full[2]))
-    top = best(metric, lines) if "noise_scale" not in metric else None  # (none is best)
+        label = "fraction connected" if metric == CONNECTED else f"median of {short}"
+        series.append(pictures.Series(full[0], line or label, full[1], full[2]))
+    # The best loss or accuracy is circled; of a noise scale or a pair's
+    # barrier, none is best.
+    measures = metric.startswith(("train/", "eval/")) and "noise_scale" not in metric
+    top = best(metric, lines) if measures else None
     mark = (top[1], top[2]) if top else None
     name = field.split(".")[-1]
-    what = metric if "_target" in metric or "barrier" in metric else f"final {metric}"
-    title = f"{what} against {name}: median over seeds, min to max"
+    what = metric if "_target" in metric or "connectivity" in metric else f"final {metric}"
+    if metric == CONNECTED:
+        title = f"seed pairs linearly connected against {name}: the fraction, its 95% interval"
+    else:
+        over = "seed pairs" if "connectivity" in metric else "seeds"
+        title = f"{what} against {name}: median over {over}, min to max"
     values = np.concatenate([np.concatenate(v[1:]) for v in lines.values()])
     values = values[np.isfinite(values)]
     log_y = bool(values.size and values.min() > 0 and values.max() / values.min() > 10)
-    return pictures.chart(
-        xs, series, title, name, log_x=log, mark=mark, log_y=log_y, y_label=metric
-    )
+    return pictures.chart(xs, series, title, name, log_x=log, mark=mark, log_y=log_y, y_label=short)
 
 
 def tag(metric: str, field: str) -> str:

@@ -49,10 +49,12 @@ def members(run_dir, seeds) -> list:
 def test_a_sweep_measures_its_seed_pairs_lines_and_barriers(xor_config, tmp_path, capsys):
     """6 XOR seeds: pairs (0, 1), (2, 3), (4, 5). The aggregate's barriers
     are those of the loss and error computed at each point of the line from
-    the checkpoint's weights; the fraction connected counts the pairs with
+    the checkpoint's weights on the whole split at once (the probe takes it
+    in batches of eval_batch_size); the fraction connected counts the pairs with
     an eval error barrier <= 2%, with its interval; the pictures are drawn."""
     xor_config.num_seeds, xor_config.probes.connectivity = 6, True
     xor_config.probes.connectivity_points = 5
+    xor_config.eval_batch_size = 3  # each point of the line in batches: 3, then 1
     with exact_matmuls():
         final = train.train_and_evaluate(xor_config, str(tmp_path))
         params, config = members(tmp_path, range(6))
@@ -136,3 +138,33 @@ def test_a_split_needs_pairs_and_minibatches(xor_config):
     xor_config.batch_size, xor_config.split_step = 2, 600
     with pytest.raises(UserError, match=r"^split_step must be -1 \(no split\) or a step from 0"):
         check_config(xor_config)
+
+
+def test_a_split_step_sweep_charts_the_fraction_connected_against_k(xor_config, tmp_path):
+    """sweep.split_step: views/sweep/connectivity_connected_vs_split_step is
+    each k's fraction of pairs connected with its 95% interval as the band,
+    read from the points' aggregates; the barriers' charts are over seed
+    pairs, no point circled as best."""
+    from dashboards import sweep_charts
+    from training import sweeps
+
+    xor_config.num_seeds, xor_config.batch_size = 4, 2
+    xor_config.num_steps, xor_config.log_every, xor_config.eval_every = 40, 20, 20
+    xor_config.probes.connectivity, xor_config.probes.connectivity_points = True, 3
+    xor_config.sweep.split_step = (0, 39)
+    final = train.train_and_evaluate(xor_config, str(tmp_path))
+    groups, spec = sweeps.groups(xor_config), sweeps.sweep_spec(xor_config)
+    assert "connectivity/connected" in sweep_charts.metrics(final)
+    lines = sweep_charts.curves("split_step", "connectivity/connected", groups, final, set(), spec)
+    x, fraction, low, high = lines[""]
+    np.testing.assert_array_equal(x, [0, 39])
+    for i, k in enumerate((0, 39)):
+        tag = f"split_step={k}/aggregate/connectivity/connected"
+        assert (fraction[i], low[i], high[i]) == (final[tag], final[tag + "/low95"],
+                                                  final[tag + "/high95"])  # fmt: skip
+        assert fraction[i] in (0.0, 0.5, 1.0)  # of 2 pairs
+    picture = read_image(tmp_path / "aggregate", "views/sweep/connectivity_connected_vs_split_step")
+    assert picture.std() > 0
+    barrier = read_image(tmp_path / "aggregate",
+                         "views/sweep/connectivity_eval_error_barrier_vs_split_step")  # fmt: skip
+    assert not np.all(barrier == [214, 39, 40], axis=-1).any()  # no best circled

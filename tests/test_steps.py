@@ -66,16 +66,18 @@ def test_stepwise_loop_equals_fused_loop(batch_size):
         np.testing.assert_allclose(value, results[1][2][name], rtol=1e-5, err_msg=name)
 
 
-def test_split_pairs_take_the_same_steps_fused_and_stepwise():
-    """Seeds 0 and 1 split at step 3, mid-epoch (5 steps an epoch): the
-    fused loop and the stepwise one draw the new orders at the same step,
-    and the pair is one network until then."""
+@pytest.mark.parametrize("first", [3, 2])
+def test_split_pairs_take_the_same_steps_fused_and_stepwise(first):
+    """Seeds 0 and 1 split at step 3, mid-epoch (5 steps an epoch), at the
+    start of a call (`first` = 3) or inside one (2): the fused loop and the
+    stepwise one draw the new orders at the same step, and the pair is one
+    network until then."""
     results = []
     for stepwise in (False, True):
         built = build(8, stepwise=stepwise, num_seeds=2, split_step=3)
-        s, d, _ = built.train(built.state, built.diverged_at, 3)
+        s, d, _ = built.train(built.state, built.diverged_at, first)
         together = [np.array_equal(a[0], a[1]) for a in jax.tree.leaves(s.params)]
-        s, d, _ = built.train(s, d, 10)
+        s, d, _ = built.train(s, d, 13 - first)
         results.append((together, jax.tree.leaves(s.params)))
     assert all(results[0][0]) and all(results[1][0])  # one network for 3 steps
     assert not np.array_equal(results[0][1][0][0], results[0][1][0][1])  # two after

@@ -942,33 +942,44 @@ class Connectivity(Action):
         if not config.connectivity:
             return
         start = time.perf_counter()
-        dataset, n = loop.program.dataset, config.examples or None
+        program, n = loop.program, config.examples or None
+        dataset, train_step = program.dataset, program.train_step
         classifier = not dataset.is_regression
-        splits = [
-            (dataset.x_train[:n], dataset.y_train[:n]),
-            (dataset.x_eval[:n], dataset.y_eval[:n]),
-        ]
-        line = connectivity.make_lines(loop.program.train_step.loss, classifier,
-                                       config.connectivity_points)  # fmt: skip
+        # The train loss along the line; a classifier's eval error too.
+        splits = [(dataset.x_train[:n], dataset.y_train[:n])]
+        splits += [(dataset.x_eval[:n], dataset.y_eval[:n])] if classifier else []
+        pairs_at_once = 1 if loop.config.model.name == "cnn" else 16  # (memory: as landscape's)
 
-        @jax.jit
-        def lines(params, first, second, split):  # every pair in one call
-            def pair(members):
-                a, b = (jax.tree.map(lambda leaf, m=m: leaf[m], params) for m in members)
-                return line(a, b, split)
+        def lines(examples: int):  # every pair's line on a split, in one compiled call
+            evaluate = steps.make_evaluate(
+                train_step.graphdef, train_step.loss_fn, examples, dataset.num_classes,
+                loop.config.eval_batch_size, summed_loss=loop.config.loss == "sse",
+            )  # fmt: skip
+            line = connectivity.make_line(evaluate, config.connectivity_points)
 
-            return jax.lax.map(pair, (first, second), batch_size=min(16, len(first)))
+            @jax.jit
+            def all_pairs(params, first, second, split):
+                def pair(members):
+                    a, b = (jax.tree.map(lambda leaf, m=m: leaf[m], params) for m in members)
+                    return line(a, b, split)
 
+                batch = min(pairs_at_once, len(first))
+                return jax.lax.map(pair, (first, second), batch_size=batch)
+
+            return all_pairs
+
+        splits = [(lines(len(split[1])), split) for split in splits]
         training = loop.diverged_at == 0
         for point, indices in loop.writers.points.items():
             pairs = connectivity.seed_pairs(indices, training)
             if not len(pairs):
                 console.say(f"{point}  connectivity: no pair of seeds still training")
                 continue
-            (train_loss, _), (_, eval_accuracy) = jax.device_get(
-                [lines(loop.state.params, pairs[:, 0], pairs[:, 1], split) for split in splits]
+            measured = jax.device_get(
+                [on(loop.state.params, pairs[:, 0], pairs[:, 1], split) for on, split in splits]
             )
-            eval_error = 1 - eval_accuracy if classifier else None
+            train_loss = measured[0][0]
+            eval_error = 1 - measured[1][1] if classifier else None
             values = self.barriers(train_loss, eval_error)
             loop.writers.aggregate_scalars(loop.step, point, values)
             barriers = connectivity.barrier(eval_error if classifier else train_loss)

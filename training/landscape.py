@@ -141,7 +141,10 @@ def path_directions(snapshots: np.ndarray, final: np.ndarray) -> tuple:
 
     Returns `(directions (2, P), variance_ratio (2,), coordinates (n, 2))`:
     orthonormal rows; each one's share s_k^2 / sum(s^2) of the path's
-    squared distance from the end (the variance that Li et al. report); and
+    squared distance from the end (Li et al.'s code, sklearn's PCA, centres
+    the moves on their mean first and reports shares of the variance about
+    it; here the plane passes through the end, so the shares are about the
+    end, the point the picture is centred on); and
     each snapshot's coordinates on them, M @ d_k (the final point at 0).
     SVD's signs are arbitrary: each direction is turned so that the path
     starts at a coordinate >= 0.

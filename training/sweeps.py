@@ -8,7 +8,10 @@
 minibatch order); `config.sweep.<field> = (v1, v2, ...)` sweeps a field.
 Every point of the cartesian product of the swept values is trained with
 every seed; each (point, seed) is a MEMBER, exactly the single run with
-that seed and those values, up to float reassociation.
+that seed and those values, up to float reassociation. (With `split_step`
+>= 0 the seeds come in pairs, and the second of a pair starts from the
+first's weights and minibatches: it is a run no single run reproduces;
+training/program.py.)
 
 Members are stacked on a leading axis and the fused training loop is
 `jax.vmap`ped over it, so they train in one compiled call per chunk. That
@@ -229,7 +232,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 
 class Member(NamedTuple):
-    """One network of a run: exactly the single run of `config`."""
+    """One network of a run: exactly the single run of `config` (but the
+    second seed of a `split_step` pair: see the module docstring)."""
 
     name: str  # its run directory below the run's: '' alone, 'seed=1', 'lr=0.1/seed=1'
     point: str  # the point it belongs to ('' without a sweep)
