@@ -142,7 +142,8 @@ def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
     while loop.step < config.num_steps:
         stop.check(loop.step, loop.save)
         target = min(config.num_steps, *((loop.step // every + 1) * every for _, every in due))
-        chunk_start, earlier, since = time.perf_counter(), loop.state, loop.step
+        last_good, since = loop.last_good_weights(), loop.step  # (a sweep's, for who diverges)
+        chunk_start = time.perf_counter()
         # The compiled steps of every member (training/program.py -> steps.train_loop).
         loop.state, loop.device_diverged_at, metrics = loop.program.train(
             loop.state, loop.device_diverged_at, target - loop.step
@@ -151,7 +152,7 @@ def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
         loop.seconds += time.perf_counter() - chunk_start
         loop.steps_timed += target - loop.step
         loop.step = target
-        if loop.check_divergence(metrics, earlier, since):  # no member left: this program ends
+        if loop.check_divergence(metrics, last_good, since):  # no member left: this program ends
             break
         for action, every in due:
             if is_time(loop.step, every, config.num_steps):

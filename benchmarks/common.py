@@ -32,7 +32,8 @@ class Timer:
 
     def __init__(self, built: program.Program):
         self.program, self.rates = built, []
-        self.state, self.diverged_at = built.state, built.diverged_at
+        # (a copy: train consumes the state it is given; built.state stays step 0's)
+        self.state, self.diverged_at = built.copy(built.state), built.diverged_at
         self.run(10)  # warm-up
 
     def run(self, steps: int) -> float:

@@ -8,7 +8,8 @@ import pytest
 from plumbing.failures import UserError
 from training import memory
 
-# shared 0, 1 byte of state (kept twice beside a part) and 10 of program per member, one device
+# shared 0, 1 byte of state (kept twice beside a part, once beside the whole
+# program, which holds the state it trains) and 10 of program per member, one device
 NEED = memory.Need(shared=0, state=1, program=10, devices=1, copies=2)
 
 
@@ -17,7 +18,8 @@ def usable(n):  # the free memory that makes `n` bytes usable
 
 
 def test_members_that_fit_train_all_at_once():
-    assert memory.part_size(100, NEED, usable(1000), 0, 1) == 100
+    assert memory.part_size(100, NEED, usable(1100), 0, 1) == 100  # 100 x 1 + 100 x 10
+    assert memory.part_size(100, NEED, usable(1099), 0, 1) == 50
     assert memory.part_size(100, None, math.inf, 0, 1) == 100  # unmeasured: all
 
 

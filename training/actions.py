@@ -112,7 +112,8 @@ class Loop:
         self.run_config = config  # the whole run's, as checkpoints store it
         self.config = program.group.config  # its program's
         self.members = program.group.members
-        self.state, self.step, self.last_saved = program.state, 0, 0
+        # (a copy: training consumes the state it is given; program.state stays step 0's)
+        self.state, self.step, self.last_saved = program.copy(program.state), 0, 0
         self.diverged_at = np.zeros(len(self.members), np.int32)  # 0: still training
         self.device_diverged_at = program.diverged_at  # each member's, marked on the device
         self.all_diverged_at = 0  # the step by which every member diverged (0: training)
@@ -179,14 +180,21 @@ class Loop:
             "run the same command to resume"
         )
 
-    def check_divergence(self, metrics: dict, earlier: steps.TrainState, since: int) -> bool:
-        """After a chunk that started at step `since` in state `earlier`:
-        a single run that diverged raises Diverged, naming the step. A
-        sweep's member whose metrics are no longer finite (marked by the
-        chunk: steps.MembersStep.reported) is reported and reset to its
-        weights of step `since` (its last good ones), and is reset so
-        after every chunk from then on, while the others go on. Returns
-        True when no member is left training (then saved)."""
+    def last_good_weights(self):
+        """What a sweep's member that diverges in the next chunk is reset
+        to (`check_divergence`): a copy of every member's weights now (None
+        for a single run, which stops instead)."""
+        return None if self.program.group.single else self.program.copy(self.state.params)
+
+    def check_divergence(self, metrics: dict, last_good, since: int) -> bool:
+        """After a chunk that started at step `since` with the weights
+        `last_good` (`last_good_weights`): a single run that diverged raises
+        Diverged, naming the step. A sweep's member whose metrics are no
+        longer finite (marked by the chunk: steps.MembersStep.reported) is
+        reported and reset to its weights of step `since` (its last good
+        ones), and is reset so after every chunk from then on, while the
+        others go on. Returns True when no member is left training (then
+        saved)."""
         if self.program.group.single:
             self._single_run_diverged(metrics)
             return False
@@ -208,7 +216,7 @@ class Loop:
         if not np.any(self.diverged_at):
             return False
         mask = parallel.put(self.diverged_at > 0, self.program.diverged_at.sharding)
-        self.state = self.program.reset(self.state, earlier, mask)
+        self.state = self.program.reset(self.state, last_good, mask)
         if not np.all(self.diverged_at):
             return False
         self.all_diverged_at = int(self.diverged_at.max())

@@ -10,14 +10,16 @@ program (`compiled.memory_analysis()`), so it is what this model, batch
 and backend really take:
 
     n members in parts of k:  shared + copies * n * state + k * program  <=  USABLE * free
-    all n at once:            shared + (copies - 2) * n * state + n * program
+    all n at once:            shared + (copies - 1) * n * state + n * program
 
 per device: `shared` the data the program reads (each device holds all
 of it); `state` one member's weights and optimizer state, of which
 `copies` stay: the initial state (the landscape's starting point), the
-state before a chunk (kept to reset a member that diverges), the state
-after it, and on CPU the host's copy of what it logs, in the same
-memory (a whole program's `program` bytes hold the two around a chunk);
+weights before a chunk (kept to reset a member that diverges), the state
+the chunk trains (donated to it: its output in the same buffers; in
+parts, the whole state beside the parts' outputs placed into a new one),
+and on CPU the host's copy of what it logs, in the same memory (a whole
+program's `program` bytes hold the state it trains);
 `program` one member's share of a compiled call's arguments, outputs and
 temporaries; and `free` what the device has free when the program is
 built (GPU: its allocator's limit less what is in use; CPU: the host's
@@ -100,7 +102,7 @@ class Need:
 
     def with_parts_of(self, members: int, part: int) -> float:
         """Bytes per device for `members` trained in parts of `part`."""
-        copies = self.copies if part < members else self.copies - 2  # (a whole program has 2)
+        copies = self.copies if part < members else self.copies - 1  # (a whole program has 1)
         return self.shared + (copies * members * self.state + part * self.program) / self.devices
 
 

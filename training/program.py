@@ -1,8 +1,12 @@
 """Everything a training program needs, built once from a config and a dataset.
 
     program = build(group, dataset)   # group: sweeps.groups(config)[i]
-    state, diverged_at, metrics = program.train(program.state, program.diverged_at, 100)
+    state = program.copy(program.state)  # (train consumes the state it is given)
+    state, diverged_at, metrics = program.train(state, program.diverged_at, 100)
     metrics, confusion = program.evaluate(state.params)
+
+(`program.train` donates the state to the compiled loop, whose state its
+buffers become: a call copies no weights.)
 
 `build` reads top to bottom: check the config against the dataset, place
 the arrays (`_Placement`), make one network's step (`make_train_step`),
@@ -60,12 +64,14 @@ class Program(NamedTuple):
     state: steps.TrainState
     diverged_at: jax.Array  # (members,) the step each diverged at; 0 = never
     # The compiled calls, each over every member.
-    train: Callable  # (state, diverged_at, n) -> (state, diverged_at, metrics): n steps
+    # (state, diverged_at, n) -> (state, diverged_at, metrics): n steps; it consumes `state`
+    train: Callable
     evaluate: Callable  # params -> (metrics, confusion) on the eval split
     sharpness: Callable | None  # state -> (sharpness, learning rate, momentum) (probes.sharpness)
     spectrum: Callable | None  # state -> (curvature.Spectrum, rate, momentum) (probes.spectrum)
     gradient_noise: Callable | None  # state -> gradient_noise.GradientNoise (probes.gradient_noise)
-    reset: Callable  # (state, earlier, members) -> state with those members' weights from earlier
+    copy: Callable  # tree -> a copy on the device (train consumes the state it is given)
+    reset: Callable  # (state, params, members) -> state with those members' weights from params
     # How they were compiled.
     compiled: Any  # the train loop's XLA program (or one step's, stepwise)
     stepwise: bool  # one compiled step per call (convolutions on CPU), or fused
@@ -135,12 +141,14 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     return Program(
         group, dataset, train_step, batches, first_batch, state, diverged_at,
         functools.partial(_train, train, keys),
-        evaluate, sharpness, spectrum, noise, jax.jit(_reset), compiled.compiled, stepwise, part,
+        evaluate, sharpness, spectrum, noise, _copy, jax.jit(_reset), compiled.compiled, stepwise,
+        part,
     )  # fmt: skip
 
 
 def _train(train: Callable, keys, state, diverged_at, num_steps: int):
-    """`Program.train`: `train` (a compiled call's) with the members' keys."""
+    """`Program.train`: `train` (a compiled call's) with the members' keys.
+    It consumes `state` (donated to the call)."""
     if num_steps < 1:
         raise ValueError(f"train takes at least one step (its metrics), got {num_steps}")
     return train(state, diverged_at, keys, num_steps)
@@ -290,7 +298,10 @@ class _Programs(NamedTuple):
                 where.everywhere, where.on_members,
             )  # fmt: skip
         else:
-            loop = jax.jit(steps.train_loop, static_argnums=0, out_shardings=where.on_members)
+            # The state passed in is donated: its buffers become the loop's
+            # (no copy of every member's weights and optimizer state a call).
+            loop = jax.jit(steps.train_loop, static_argnums=0, donate_argnums=1,
+                           out_shardings=where.on_members)  # fmt: skip
             compiled = loop.lower(self.members_step, state, diverged_at, train_data, keys, 1)
             compiled = compiled.compile(steps.compiler_options())
 
@@ -483,13 +494,17 @@ def _curvature_probe(measure, train_step: steps.TrainStep, state, examples):
     return probe.compile(steps.compiler_options())
 
 
-def _reset(state: steps.TrainState, earlier: steps.TrainState, members: jax.Array):
-    """`state` with the weights and optimizer state of `members` (a mask) from `earlier`."""
-    keep = ~members
-    return state.replace(
-        params=steps.where_members(keep, state.params, earlier.params),
-        opt_state=steps.where_members(keep, state.opt_state, earlier.opt_state),
-    )
+def _reset(state: steps.TrainState, params, members: jax.Array):
+    """`state` with the weights of `members` (a mask) from `params` (a
+    diverged member's last good ones; its optimizer state is left as it
+    is: it trains no further that counts, and is reset after every chunk)."""
+    return state.replace(params=steps.where_members(~members, state.params, params))
+
+
+@jax.jit
+def _copy(tree):
+    """`Program.copy`: `tree`'s arrays copied where they are."""
+    return jax.tree.map(jnp.copy, tree)
 
 
 def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on_members):
@@ -512,7 +527,7 @@ def _stepwise(members_step, state, diverged_at, keys, train_data, everywhere, on
     # Its outputs stay where its inputs are: members split over the devices
     # (left to XLA, a sweep's came back replicated, and the next step refused them).
     step, last = (
-        jax.jit(call, out_shardings=on_members)
+        jax.jit(call, out_shardings=on_members, donate_argnums=0)  # (the state, as the loop's)
         .lower(state, diverged_at, train_data, order_shape)
         .compile(steps.compiler_options())
         for call in (members_step, members_step.reported)
