@@ -101,7 +101,8 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
     start = time.perf_counter()
     checkpointer = actions.checkpointer(run_dir, group)
     start_step = checkpoints.resume_step(checkpointer, config, run_dir)
-    built = program.build(group, data.load_dataset(group.config.data))
+    part = checkpointer.saved_part() if start_step else None  # (resumed: the same parts)
+    built = program.build(group, data.load_dataset(group.config.data), part=part)
     writers = Writers(
         run_dir, group.members, sweeps.writes_member_runs(config), parallel.is_writer()
     )
@@ -120,7 +121,8 @@ def train_group(config, group: sweeps.Group, run_dir: str, stop) -> Trained:
         params = sum(v.size for v in jax.tree.leaves(built.state.params)) // len(group.members)
         where = os.path.join(run_dir, group.name) if group.name else run_dir
         members, cap = len(group.members), config.members_per_program
-        console.say(console.built(where, members, built.part, cap, params, compiled, loop.step))
+        console.say(console.built(where, members, built.part, cap, params, compiled, loop.step,
+                                  part))  # fmt: skip
         train(loop, stop)
     finally:
         try:

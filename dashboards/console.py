@@ -105,13 +105,19 @@ def speed(batches, step: int, num_steps: int, steps_per_second: float) -> str:
 
 
 def built(where: str, members: int, part: int, cap: int, params: int, seconds: float,
-          resumed_at: int) -> str:  # fmt: skip
-    """'RUN: [N members, ]P parameters, compiled in S s[, resumed at step K]'."""
+          resumed_at: int, trained_in: int | None = None) -> str:  # fmt: skip
+    """'RUN: [N members, ]P parameters, compiled in S s[, resumed at step K]'
+    (`trained_in`: the part size a resumed run trained in before)."""
     what = f"{members} members, " if members > 1 else ""
     if part < members:  # training/memory.py
         why = "what memory holds"
         if cap:
             why = f"at most members_per_program={cap}, and {why}"
+        if trained_in == part:
+            why = "as before the checkpoint"
+        elif trained_in:  # fewer now: other parts can round otherwise (docs/design.md)
+            before = "all at once" if trained_in >= members else f"in parts of {trained_in:,}"
+            why += f"; {before} before the checkpoint, so not bitwise the same"
         what = f"{members:,} members in {-(-members // part)} parts of {part:,} ({why}), "
     resumed = f", resumed at step {resumed_at}" if resumed_at else ""
     return f"{where}: {what}{params:,} parameters, compiled in {seconds:.2f} s{resumed}"

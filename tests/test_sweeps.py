@@ -280,6 +280,21 @@ def test_members_that_do_not_fit_memory_train_in_parts_to_the_same_numbers(
         train.train_and_evaluate(sweep_config, str(tmp_path / "none"))
 
 
+def test_a_resumed_sweep_trains_in_the_parts_it_trained_in(sweep_config, tmp_path, capsys):
+    """Parts of another size can round otherwise (docs/design.md), so a
+    resumed run keeps the part size of its checkpoint, even where it could
+    now train its members all at once."""
+    sweep_config.num_seeds, sweep_config.num_steps = 6, 100
+    sweep_config.members_per_program = 2
+    train.train_and_evaluate(sweep_config, str(tmp_path))
+    assert "6 members in 3 parts of 2 (at most members_per_program=2" in capsys.readouterr().out
+    sweep_config.num_steps, sweep_config.members_per_program = 200, 0  # (no cap now)
+    train.train_and_evaluate(sweep_config, str(tmp_path))
+    said = capsys.readouterr().out
+    assert "6 members in 3 parts of 2 (as before the checkpoint), " in said
+    assert "resumed at step 100" in said
+
+
 def test_every_program_of_a_sweep_has_the_same_hparams_columns(sweep_config, tmp_path):
     """A structural sweep is a program per value; TensorBoard takes the columns
     from one run, so each program's runs carry the columns of all points."""

@@ -168,6 +168,7 @@ class Loop:
                 "final": self.writers.final,
                 "diverged_at": self.diverged_at.tolist(),
                 "ended": self.all_diverged_at,
+                "part": self.program.part,  # (a resumed run trains in the same parts)
             }
             for action in self.actions:
                 progress.update(action.state_dict())

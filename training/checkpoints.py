@@ -183,6 +183,17 @@ class Checkpointer:
         with self._reading():
             return manager.restore(manager.latest_step(), args=args).config
 
+    def saved_part(self) -> int | None:
+        """How many members one compiled call trained (program.part) up to
+        the latest checkpoint; None without one (or from before 2026-12-05)."""
+        if self.latest_step() is None:
+            return None
+        ocp = _ocp()
+        manager = self._open()
+        args = ocp.args.Composite(metrics=ocp.args.JsonRestore())
+        with self._reading():
+            return manager.restore(manager.latest_step(), args=args).metrics.get("part")
+
     def close(self) -> None:
         if self._manager is not None:
             self._manager.close()

@@ -93,11 +93,14 @@ def num_outputs(config, dataset: data.Dataset) -> int:
     return losses.num_outputs(config.loss, dataset.num_classes)
 
 
-def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> Program:
+def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None,
+          part: int | None = None) -> Program:  # fmt: skip
     """Initialises and compiles `group`'s members for `dataset`.
 
     `stepwise`: one compiled step per call instead of the fused loop; None
-    chooses (stepwise for convolutions on CPU, below).
+    chooses (stepwise for convolutions on CPU, below). `part`: at most this
+    many members per call (a resumed run's, so that it trains in the parts
+    it trained in: other parts can round otherwise; memory may ask fewer).
     """
     config, members = group.config, group.members
     _check(config, dataset)
@@ -131,7 +134,7 @@ def build(group: Group, dataset: data.Dataset, stepwise: bool | None = None) -> 
     examples = _examples(config, dataset, where.everywhere)
     programs = _Programs(config, dataset, members_step, stepwise, where,
                          (train_data, eval_data, examples), (state, diverged_at, keys))  # fmt: skip
-    part, compiled = _plan_parts(programs, len(members), state, free, copies)
+    part, compiled = _plan_parts(programs, len(members), state, free, copies, part)
     train, evaluate, sharpness = compiled.train, compiled.evaluate, compiled.sharpness
     spectrum, noise = compiled.spectrum, compiled.gradient_noise
     if part < len(members):
@@ -331,7 +334,8 @@ class _Programs(NamedTuple):
         )  # fmt: skip
 
 
-def _plan_parts(programs: _Programs, n: int, state, free, copies) -> tuple[int, "_Compiled"]:
+def _plan_parts(programs: _Programs, n: int, state, free, copies,
+                resumed: int | None = None) -> tuple[int, "_Compiled"]:  # fmt: skip
     """How many of the `n` members one compiled call trains, and the calls
     compiled for that many (training/memory.py).
 
@@ -344,6 +348,8 @@ def _plan_parts(programs: _Programs, n: int, state, free, copies) -> tuple[int, 
     apart), so unrolled parts hold two or more.
     """
     cap, devices = programs.config.members_per_program, programs.where.mesh.size
+    if resumed:  # the parts it trained in, unless the config now asks smaller ones
+        cap = min(cap, resumed) if cap else resumed
     smallest = 2 if programs.stepwise else 1
     planned = memory.part_size(n, None, math.inf, cap, devices, smallest)  # the cap's
     two = -(-max(2, devices) // devices) * devices  # (a multiple of the devices)
