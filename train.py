@@ -156,6 +156,7 @@ def train(loop: actions.Loop, stop: signals.StopRequests) -> None:
         loop.step = target
         if loop.check_divergence(metrics, last_good, since):  # no member left: this program ends
             break
+        del last_good  # (before the actions: a copy of every member's weights)
         for action, every in due:
             if is_time(loop.step, every, config.num_steps):
                 action(loop, loop.step, metrics)

@@ -183,9 +183,15 @@ class Loop:
 
     def last_good_weights(self):
         """What a sweep's member that diverges in the next chunk is reset
-        to (`check_divergence`): a copy of every member's weights now (None
-        for a single run, which stops instead)."""
-        return None if self.program.group.single else self.program.copy(self.state.params)
+        to (`check_divergence`): every member's weights now, a copy where
+        the chunk consumes the state (the fused loop over all members; in
+        parts, or one step per call, it is left); None for a single run,
+        which stops instead."""
+        program = self.program
+        if program.group.single:
+            return None
+        consumed = not program.stepwise and program.part == len(self.members)
+        return program.copy(self.state.params) if consumed else self.state.params
 
     def check_divergence(self, metrics: dict, last_good, since: int) -> bool:
         """After a chunk that started at step `since` with the weights

@@ -14,12 +14,13 @@ and backend really take:
 
 per device: `shared` the data the program reads (each device holds all
 of it); `state` one member's weights and optimizer state, of which
-`copies` stay: the initial state (the landscape's starting point), the
-weights before a chunk (kept to reset a member that diverges), the state
-the chunk trains (donated to it: its output in the same buffers; in
-parts, the whole state beside the parts' outputs placed into a new one),
-and on CPU the host's copy of what it logs, in the same memory (a whole
-program's `program` bytes hold the state it trains);
+`copies` stay: the initial state (the landscape's starting point); in
+parts, the state before a chunk (also what a member that diverges is
+reset to) and the new one the parts' outputs are placed into; and on
+CPU the host's copy of what it logs, in the same memory. A whole fused
+program is donated the state it trains (its `program` bytes hold it,
+output in the same buffers), beside a copy of the weights alone to reset
+a member that diverges: one copy fewer, counted as a whole state;
 `program` one member's share of a compiled call's arguments, outputs and
 temporaries; and `free` what the device has free when the program is
 built (GPU: its allocator's limit less what is in use; CPU: the host's
@@ -110,7 +111,7 @@ def check_state(members: int, state: float, free: float, devices: int, copies: i
     """A UserError, before they exist, if the least copies of the members'
     weights and optimizer state (`state` bytes each) a run keeps take more
     than the usable memory."""
-    least = (copies - 1) * members * state / devices  # all at once: initial, before, after (+host)
+    least = (copies - 1) * members * state / devices  # initial, last good weights, state (+host)
     if least > USABLE * free:
         gib, where = 2**30, " per device" if devices > 1 else ""
         whose, fix = "the model's", "try"

@@ -503,8 +503,9 @@ def _curvature_probe(measure, train_step: steps.TrainStep, state, examples):
 
 def _reset(state: steps.TrainState, params, members: jax.Array):
     """`state` with the weights of `members` (a mask) from `params` (a
-    diverged member's last good ones; its optimizer state is left as it
-    is: it trains no further that counts, and is reset after every chunk)."""
+    diverged member's last good ones: its weights are reset after every
+    chunk; its optimizer state is left as it is, as nothing it trains
+    counts)."""
     return state.replace(params=steps.where_members(~members, state.params, params))
 
 
