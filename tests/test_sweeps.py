@@ -71,6 +71,36 @@ def test_a_diverging_member_is_reported_frozen_and_the_others_go_on(sweep_config
     assert np.isfinite(evaluated[200]) and evaluated[0] == evaluated[100] == evaluated[200]
 
 
+def test_a_sweep_resumed_after_a_member_diverged_ends_as_the_uninterrupted_one(
+    sweep_config, tmp_path, capsys
+):
+    """The checkpoint keeps who diverged and when: resumed, the diverged
+    member is still reset and left out, and every run's events are those
+    of the sweep trained without a break."""
+    sweep_config.sweep.optimizer.learning_rate = (0.05, 1e30)
+    sweep_config.checkpoint_every = 100
+    whole = train.train_and_evaluate(sweep_config, str(tmp_path / "whole"))
+    sweep_config.num_steps = 100  # the same sweep in two parts: 100 steps, then on to 200
+    train.train_and_evaluate(sweep_config, str(tmp_path / "parts"))
+    assert "learning_rate=1e+30/seed=0 diverged between steps 0 and 100" in capsys.readouterr().out
+    sweep_config.num_steps = 200
+    resumed = train.train_and_evaluate(sweep_config, str(tmp_path / "parts"))
+    assert "diverged between" not in capsys.readouterr().out  # (said once, before)
+    assert resumed == whole
+    assert resumed["learning_rate=1e+30/aggregate/diverged"] == 1
+    for run in ("learning_rate=1e+30/seed=0", "learning_rate=0.05/seed=0"):
+        parts = read_events(tmp_path / "parts" / run)
+        alone = read_events(tmp_path / "whole" / run)
+        for tag in ("train/loss", "eval/loss", "eval/accuracy"):
+            # (the first part's end evaluated at step 100: the whole run did too)
+            if tag in alone.Tags()["tensors"]:
+                assert read_scalars(tmp_path / "parts" / run, tag) == read_scalars(
+                    tmp_path / "whole" / run, tag
+                )
+            else:  # the diverged member's train curve ends where it diverged, in both
+                assert tag not in parts.Tags()["tensors"]
+
+
 def test_every_member_diverging_stops_the_sweep(sweep_config, tmp_path):
     sweep_config.optimizer.name, sweep_config.num_seeds = "sgd", 2
     sweep_config.optimizer.learning_rate = 1e30
