@@ -25,6 +25,9 @@ hangs costs only its own time):
   with `baddbmm`, its variants, and 100,000 nets on a GPU);
 - `members`: `benchmarks/members.py`, the same net at 10^3 to 10^6
   members in one program (compared at 100,000 with `torch_xor`'s);
+- `members_last`: `benchmarks/members_last.py`, that program against the
+  same nets' step written with the members axis last (what the members
+  axis's place costs on this device);
 - `xor`: `benchmarks/xor.py --runs=3`: one XOR net's loop, and the whole
   `python train.py --config=configs/xor.py` command (start-up included).
 
@@ -51,7 +54,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARTS = ("env", "suite", "seeds", "epochs", "cnn", "torch_cnn", "sweep", "members", "torch_xor",
-         "xor")  # fmt: skip
+         "members_last", "xor")  # fmt: skip
 TORCH_PARTS = ("torch_cnn", "torch_xor")
 # Each part's time limit (seconds), full and --quick, before --budget cuts it.
 LIMITS = {
@@ -63,6 +66,7 @@ LIMITS = {
     "torch_cnn": (240, 240),
     "sweep": (150, 180),
     "members": (180, 120),
+    "members_last": (120, 120),
     "torch_xor": (240, 180),
     "xor": (150, 120),
 }
@@ -401,6 +405,17 @@ def part_members(check):
         check.finished("members", command, code, output, seconds, **numbers)
 
 
+def part_members_last(check):
+    quick = ["--quick"] if check.args.quick else []
+    command = [sys.executable, "benchmarks/members_last.py", *quick]
+    code, output, seconds, result = benchmark(check, "members_last", command)
+    if code != 0 or result is not None:
+        numbers = {"backend": result["backend"]} if result else {}
+        for n, size in (result or {}).get("sizes", {}).items():
+            numbers[f"members_{n}_members_last_over_program"] = size["members_last_over_program"]
+        check.finished("members_last", command, code, output, seconds, **numbers)
+
+
 def part_torch_xor(check):
     if not (ready := torch_ready(check, "torch_xor")):
         return
@@ -539,6 +554,10 @@ def describe(name, part):
     elif name == "members" and len(n) > 1:
         sizes = [(k.split("_")[1], v) for k, v in n.items() if k.startswith("members_")]
         bits.append(", ".join(f"{int(m):,}: {fmt(v)}" for m, v in sizes) + " member-steps/s")
+    elif name == "members_last" and len(n) > 1:
+        sizes = [(k.split("_")[1], v) for k, v in n.items() if k.startswith("members_")]
+        bits.append("members last / the program: "
+                    + ", ".join(f"{int(m):,}: {v}x" for m, v in sizes))  # fmt: skip
     elif name == "xor" and n:
         bits.append(
             f"one net {fmt(n['loop_steps_per_second'])} steps/s (configs/xor.py), "
@@ -664,6 +683,7 @@ RUNNERS = {
     "torch_cnn": part_torch_cnn,
     "sweep": part_sweep,
     "members": part_members,
+    "members_last": part_members_last,
     "torch_xor": part_torch_xor,
     "xor": part_xor,
 }

@@ -48,6 +48,15 @@ def test_members_benchmark_quick_mode_prints_json():
     assert all(size["member_steps_per_second"] > 0 for size in numbers["sizes"].values())
 
 
+def test_members_last_benchmark_trains_the_programs_nets():
+    """Its hand-written members-last step is the program's arithmetic: from the
+    same weights, the same weights after a chunk (so its speed is comparable)."""
+    numbers = run_quick("members_last.py")
+    for size in numbers["sizes"].values():
+        assert size["members_last_member_steps_per_second"] > 0
+        assert size["max_weight_difference"] < 1e-4  # (2,500 steps of SGD on CPU: 0.0)
+
+
 @pytest.mark.slow
 def test_log_cost_benchmark_quick_mode_prints_json():
     numbers = run_quick("log_cost.py")  # three train.py commands of 1,000 seeds
