@@ -451,7 +451,8 @@ def part_torch_xor(check):
 def part_xor(check):
     command = [sys.executable, "benchmarks/xor.py", "--quick" if check.args.quick else "--runs=3"]
     keys = ("loop_steps_per_second", "peer_net_loop_steps_per_second", "compile_seconds",
-            "command_seconds", "command_seconds_all", "backend")  # fmt: skip
+            "command_seconds", "command_seconds_all", "command_parts_s",
+            "backend_start_with_s", "backend")  # fmt: skip
     ours(check, "xor", command, keys)
 
 
@@ -564,6 +565,10 @@ def describe(name, part):
             f"{fmt(n['peer_net_loop_steps_per_second'])} (2-4-1); whole command "
             f"{n['command_seconds']} s (runs: {', '.join(map(str, n['command_seconds_all']))})"
         )
+        if n.get("command_parts_s"):  # where the command's seconds go (item 5 of issue 28)
+            bits.append("of it " + ", ".join(f"{k} {v}" for k, v in n["command_parts_s"].items()))
+            bits.append("device client start " + ", ".join(
+                f"{k} {v} s" for k, v in n["backend_start_with_s"].items()))  # fmt: skip
     elif name.startswith("torch") and len(n) > 1:
         unit = "images/s" if name == "torch_cnn" else "steps/s"
         shown = {k: v for k, v in n.items() if isinstance(v, int | float)}

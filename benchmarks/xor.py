@@ -11,10 +11,23 @@ benchmarks/torch_xor.py); `command_seconds` is the wall time of
 `python train.py --config=configs/xor.py` (2,000 steps with every summary
 and checkpoint), median of `--runs` fresh processes. Compare with
 the PyTorch scripts (benchmarks/torch_xor.py, torch_xor_command.py), alternating.
+
+`command_parts_s` says where the command's seconds go (medians of
+`--runs` each): `python` starting, `import_jax`, `backend_start` (the
+device client: `jax.devices()`), the rest of train.py's `imports`, each
+timed in a fresh process of its own; then, from the command's own lines,
+`build` (its "compiled in": the data, the state, compiling or loading the
+programs from the compilation cache) and `train` (its "done: ... in":
+the steps and every action); `rest` is the wall time left (flags, the run
+directory, the config, the exit). `backend_start_with_s` times the
+device client's start under settings that may shorten it on a GPU (no
+preallocated memory; no search for other platforms).
 """
 
 import argparse
 import json
+import os
+import re
 import statistics
 import subprocess
 import sys
@@ -37,6 +50,54 @@ def loop_rates(config, chunk: int, repeats: int) -> tuple[float, list[float]]:
     return compile_seconds, timer.time(chunk, repeats)
 
 
+# Each probe runs in a fresh process; its time includes what the one before it
+# measures. Each exits as train.py does, without the interpreter's teardown.
+EXIT = "; import os; os._exit(0)"
+PROBES = {
+    "python": "pass" + EXIT,
+    "import_jax": "import jax" + EXIT,
+    "backend_start": "import jax; jax.devices()" + EXIT,
+    "imports": "import jax; jax.devices(); import train" + EXIT,
+}
+
+
+def probe_seconds(code: str, env=None) -> float:
+    """The wall time of `python -c CODE` in a fresh process, from the repository root."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True,
+                   env={**os.environ, **(env or {})})  # fmt: skip
+    return time.perf_counter() - start
+
+
+def command_parts(walls: list[float], outputs: list[str], runs: int) -> dict:
+    """Where the whole command's seconds go (see the module docstring)."""
+    totals = {name: statistics.median(probe_seconds(code) for _ in range(runs))
+              for name, code in PROBES.items()}  # fmt: skip
+    parts, before = {}, 0.0
+    for name, total in totals.items():  # each probe's time less the one before it
+        parts[name], before = max(total - before, 0.0), total
+    parts["build"] = statistics.median(
+        float(re.search(r"compiled in ([\d.]+) s", out).group(1)) for out in outputs
+    )
+    parts["train"] = statistics.median(
+        float(re.search(r"done: \d+ steps in ([\d.]+) s", out).group(1)) for out in outputs
+    )
+    parts["rest"] = statistics.median(walls) - sum(parts.values())
+    return {name: round(seconds, 2) for name, seconds in parts.items()}
+
+
+def backend_start_with(runs: int) -> dict:
+    """`import jax; jax.devices()` seconds under each setting (median of `runs`)."""
+    settings = {
+        "default": {},
+        "XLA_PYTHON_CLIENT_PREALLOCATE=false": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+        f"JAX_PLATFORMS={jax.default_backend()}": {"JAX_PLATFORMS": jax.default_backend()},
+    }
+    code = PROBES["backend_start"]
+    return {name: round(statistics.median(probe_seconds(code, env) for _ in range(runs)), 2)
+            for name, env in settings.items()}  # fmt: skip
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small numbers, for tests")
@@ -50,17 +111,17 @@ def main():
     peer = peer_config(num_seeds=1)  # the PyTorch peer's net: 2-4-1 sigmoid, MSE, SGD 1.0
     _, peer_rates = loop_rates(peer, chunk, repeats)
 
-    walls = []
+    walls, outputs = [], []
     command = [sys.executable, "train.py", "--config=configs/xor.py"]
     if args.quick:
         command.append("--config.num_steps=200")
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as workdir:
             start = time.perf_counter()
-            subprocess.run(
-                [*command, f"--workdir={workdir}"], cwd=ROOT, check=True, capture_output=True
-            )
+            done = subprocess.run([*command, f"--workdir={workdir}"], cwd=ROOT, check=True,
+                                  capture_output=True, text=True)  # fmt: skip
             walls.append(time.perf_counter() - start)
+            outputs.append(done.stdout)
     print(json.dumps({
         "benchmark": "xor",
         "backend": jax.default_backend(),
@@ -71,6 +132,8 @@ def main():
         "compile_seconds": round(compile_seconds, 2),
         "command_seconds": round(statistics.median(walls), 2),
         "command_seconds_all": [round(w, 2) for w in walls],
+        "command_parts_s": command_parts(walls, outputs, runs),
+        "backend_start_with_s": backend_start_with(runs),
         "quick": args.quick,
     }))  # fmt: skip
 

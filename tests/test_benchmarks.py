@@ -33,6 +33,15 @@ def test_cnn_benchmark_quick_mode_prints_json():
 def test_xor_benchmark_quick_mode_prints_json():
     numbers = run_quick("xor.py")
     assert numbers["loop_steps_per_second"] > 0 and numbers["command_seconds"] > 0
+    parts = numbers["command_parts_s"]  # where the command's seconds go
+    assert list(parts) == ["python", "import_jax", "backend_start", "imports", "build", "train",
+                           "rest"]  # fmt: skip
+    assert parts["import_jax"] > 0 and parts["build"] > 0 and parts["train"] > 0
+    assert (
+        set(numbers["backend_start_with_s"])
+        == {"default", "XLA_PYTHON_CLIENT_PREALLOCATE=false", "JAX_PLATFORMS=cpu"}
+        or numbers["backend"] != "cpu"
+    )
 
 
 def test_sweep_benchmark_quick_mode_prints_json():
