@@ -568,7 +568,8 @@ def describe(name, part):
         if n.get("command_parts_s"):  # where the command's seconds go (item 5 of issue 28)
             bits.append("of it " + ", ".join(f"{k} {v}" for k, v in n["command_parts_s"].items()))
             bits.append("device client start " + ", ".join(
-                f"{k} {v} s" for k, v in n["backend_start_with_s"].items()))  # fmt: skip
+                f"{k} {v} s" if v is not None else f"{k} failed"
+                for k, v in n["backend_start_with_s"].items()))  # fmt: skip
     elif name.startswith("torch") and len(n) > 1:
         unit = "images/s" if name == "torch_cnn" else "steps/s"
         shown = {k: v for k, v in n.items() if isinstance(v, int | float)}

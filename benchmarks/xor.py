@@ -61,12 +61,22 @@ PROBES = {
 }
 
 
-def probe_seconds(code: str, env=None) -> float:
-    """The wall time of `python -c CODE` in a fresh process, from the repository root."""
+def probe_seconds(code: str, env=None, check: bool = True) -> float | None:
+    """The wall time of `python -c CODE` in a fresh process, from the repository
+    root; None if it failed and not `check`."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True,
-                   env={**os.environ, **(env or {})})  # fmt: skip
-    return time.perf_counter() - start
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=check,
+                          capture_output=True, env={**os.environ, **(env or {})})  # fmt: skip
+    return time.perf_counter() - start if done.returncode == 0 else None
+
+
+def platform() -> str:
+    """The JAX_PLATFORMS name of the backend in use: "cuda" or "rocm" for a GPU
+    (whose backend is "gpu": as JAX_PLATFORMS, that would ask for every GPU kind)."""
+    version = jax.devices()[0].client.platform_version.lower()
+    if jax.default_backend() == "gpu":
+        return next((kind for kind in ("cuda", "rocm") if kind in version), "gpu")
+    return jax.default_backend()
 
 
 def command_parts(walls: list[float], outputs: list[str], runs: int) -> dict:
@@ -87,15 +97,18 @@ def command_parts(walls: list[float], outputs: list[str], runs: int) -> dict:
 
 
 def backend_start_with(runs: int) -> dict:
-    """`import jax; jax.devices()` seconds under each setting (median of `runs`)."""
+    """`import jax; jax.devices()` seconds under each setting (median of `runs`;
+    None where the setting failed)."""
     settings = {
         "default": {},
         "XLA_PYTHON_CLIENT_PREALLOCATE=false": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
-        f"JAX_PLATFORMS={jax.default_backend()}": {"JAX_PLATFORMS": jax.default_backend()},
+        f"JAX_PLATFORMS={platform()}": {"JAX_PLATFORMS": platform()},
     }
-    code = PROBES["backend_start"]
-    return {name: round(statistics.median(probe_seconds(code, env) for _ in range(runs)), 2)
-            for name, env in settings.items()}  # fmt: skip
+    times = {}
+    for name, env in settings.items():
+        each = [probe_seconds(PROBES["backend_start"], env, check=False) for _ in range(runs)]
+        times[name] = None if None in each else round(statistics.median(each), 2)
+    return times
 
 
 def main():
