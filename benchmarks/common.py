@@ -4,6 +4,7 @@ Each benchmark builds its program with `training.program.build`, exactly as
 `train.py` does for the same config, so it times what a run runs.
 """
 
+import argparse
 import os
 import sys
 import time
@@ -50,3 +51,17 @@ class Timer:
         for _ in range(repeats):
             self.rates.append(steps / self.run(steps))
         return self.rates[-repeats:]
+
+
+def sizes_arguments(parser: argparse.ArgumentParser) -> tuple:
+    """Parses the flags of a benchmark over numbers of members (--sizes, --work,
+    --repeats, --quick: 8 and 64 members, small chunks, once) after `parser`'s
+    own; returns (sizes, member-steps per chunk, repeats, the parsed args)."""
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000", help="comma-separated")
+    parser.add_argument("--work", type=float, default=3e7, help="member-steps per timed chunk")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small numbers, for tests")
+    args = parser.parse_args()
+    if args.quick:
+        return [8, 64], 2e4, 1, args
+    return [int(s) for s in args.sizes.split(",")], args.work, args.repeats, args

@@ -395,25 +395,25 @@ def part_sweep(check):
     ours(check, "sweep", command, keys)
 
 
-def part_members(check):
-    command = [sys.executable, "benchmarks/members.py", *(["--quick"] if check.args.quick else [])]
-    code, output, seconds, result = benchmark(check, "members", command)
+def sizes_part(check, name: str, field: str, key: str) -> None:
+    """A benchmark of sizes of members (`benchmarks/NAME.py`): each size's `field`
+    recorded as `members_N_KEY`."""
+    quick = ["--quick"] if check.args.quick else []
+    command = [sys.executable, f"benchmarks/{name}.py", *quick]
+    code, output, seconds, result = benchmark(check, name, command)
     if code != 0 or result is not None:
         numbers = {"backend": result["backend"]} if result else {}
         for n, size in (result or {}).get("sizes", {}).items():
-            numbers[f"members_{n}_member_steps_per_s"] = size["member_steps_per_second"]
-        check.finished("members", command, code, output, seconds, **numbers)
+            numbers[f"members_{n}_{key}"] = size[field]
+        check.finished(name, command, code, output, seconds, **numbers)
+
+
+def part_members(check):
+    sizes_part(check, "members", "member_steps_per_second", "member_steps_per_s")
 
 
 def part_members_last(check):
-    quick = ["--quick"] if check.args.quick else []
-    command = [sys.executable, "benchmarks/members_last.py", *quick]
-    code, output, seconds, result = benchmark(check, "members_last", command)
-    if code != 0 or result is not None:
-        numbers = {"backend": result["backend"]} if result else {}
-        for n, size in (result or {}).get("sizes", {}).items():
-            numbers[f"members_{n}_members_last_over_program"] = size["members_last_over_program"]
-        check.finished("members_last", command, code, output, seconds, **numbers)
+    sizes_part(check, "members_last", "members_last_over_program", "members_last_over_program")
 
 
 def part_torch_xor(check):

@@ -25,7 +25,7 @@ import json
 import statistics
 import time
 
-from common import Timer, build  # benchmarks/common.py: first, it sets up the path
+from common import Timer, build, sizes_arguments  # benchmarks/common.py: first, it sets up the path
 
 import jax  # noqa: E402
 from sweep import peer_config  # noqa: E402  (benchmarks/sweep.py, beside this script)
@@ -44,14 +44,8 @@ NETS = {"peer": peer_config, "readme": readme_config}
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000,1000000", help="comma-separated")
     parser.add_argument("--net", choices=sorted(NETS), default="peer")
-    parser.add_argument("--work", type=float, default=3e7, help="member-steps per timed chunk")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="small numbers, for tests")
-    args = parser.parse_args()
-    sizes = [8, 64] if args.quick else [int(s) for s in args.sizes.split(",")]
-    work, repeats = (2e4, 1) if args.quick else (args.work, args.repeats)
+    sizes, work, repeats, args = sizes_arguments(parser)
 
     results = {}
     for n in sizes:
