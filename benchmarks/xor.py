@@ -19,9 +19,12 @@ timed in a fresh process of its own; then, from the command's own lines,
 `build` (its "compiled in": the data, the state, compiling or loading the
 programs from the compilation cache) and `train` (its "done: ... in":
 the steps and every action); `rest` is the wall time left (flags, the run
-directory, the config, the exit). `backend_start_with_s` times the
-device client's start under settings that may shorten it on a GPU (no
-preallocated memory; no search for other platforms).
+directory, the config, opening and closing the writers, the exit).
+`backend_start_with_s` times JAX's import and the device client's start
+together (`import_jax` + `backend_start`) under settings that may
+shorten it on a GPU (no preallocated memory; no search for other
+platforms). The commands and probes run first, before this process
+touches the device.
 """
 
 import argparse
@@ -71,12 +74,16 @@ def probe_seconds(code: str, env=None, check: bool = True) -> float | None:
 
 
 def platform() -> str:
-    """The JAX_PLATFORMS name of the backend in use: "cuda" or "rocm" for a GPU
-    (whose backend is "gpu": as JAX_PLATFORMS, that would ask for every GPU kind)."""
-    version = jax.devices()[0].client.platform_version.lower()
-    if jax.default_backend() == "gpu":
-        return next((kind for kind in ("cuda", "rocm") if kind in version), "gpu")
-    return jax.default_backend()
+    """The JAX_PLATFORMS name of the backend in use ("cuda" or "rocm" on a GPU,
+    whose backend reads "gpu": as JAX_PLATFORMS, that asks for every GPU kind and
+    fails on the missing ones), asked of a child process (this one keeps off the device)."""
+    code = (
+        "import jax, jax.extend.backend as b; d = jax.default_backend(); "
+        "print(next((p for p in b.backends() if p in ('cuda', 'rocm')), d) if d == 'gpu' else d)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    return done.stdout.split()[-1]
 
 
 def command_parts(walls: list[float], outputs: list[str], runs: int) -> dict:
@@ -86,19 +93,20 @@ def command_parts(walls: list[float], outputs: list[str], runs: int) -> dict:
     parts, before = {}, 0.0
     for name, total in totals.items():  # each probe's time less the one before it
         parts[name], before = max(total - before, 0.0), total
-    parts["build"] = statistics.median(
-        float(re.search(r"compiled in ([\d.]+) s", out).group(1)) for out in outputs
-    )
-    parts["train"] = statistics.median(
-        float(re.search(r"done: \d+ steps in ([\d.]+) s", out).group(1)) for out in outputs
-    )
+    for name, pattern in (("build", r"compiled in ([\d.]+) s"),
+                          ("train", r"done: \d+ steps in ([\d.]+) s")):  # fmt: skip
+        found = [re.search(pattern, out) for out in outputs]
+        if not all(found):  # (a console line changed: say nothing rather than fail)
+            return {}
+        parts[name] = statistics.median(float(m.group(1)) for m in found)
+    # (a difference of medians of separate processes: it can come out a little below 0)
     parts["rest"] = statistics.median(walls) - sum(parts.values())
     return {name: round(seconds, 2) for name, seconds in parts.items()}
 
 
 def backend_start_with(runs: int) -> dict:
-    """`import jax; jax.devices()` seconds under each setting (median of `runs`;
-    None where the setting failed)."""
+    """`import jax; jax.devices()` seconds (JAX's import and the device client's
+    start) under each setting (median of `runs`; None where the setting failed)."""
     settings = {
         "default": {},
         "XLA_PYTHON_CLIENT_PREALLOCATE=false": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
@@ -120,10 +128,7 @@ def main():
     repeats = 2 if args.quick else 5
     runs = 1 if args.quick else args.runs
 
-    compile_seconds, rates = loop_rates(xor.get_config(), chunk, repeats)
-    peer = peer_config(num_seeds=1)  # the PyTorch peer's net: 2-4-1 sigmoid, MSE, SGD 1.0
-    _, peer_rates = loop_rates(peer, chunk, repeats)
-
+    # First the child processes, while this one holds nothing on the device.
     walls, outputs = [], []
     command = [sys.executable, "train.py", "--config=configs/xor.py"]
     if args.quick:
@@ -135,6 +140,12 @@ def main():
                                   capture_output=True, text=True)  # fmt: skip
             walls.append(time.perf_counter() - start)
             outputs.append(done.stdout)
+    parts, client = command_parts(walls, outputs, runs), backend_start_with(runs)
+
+    compile_seconds, rates = loop_rates(xor.get_config(), chunk, repeats)
+    peer = peer_config(num_seeds=1)  # the PyTorch peer's net: 2-4-1 sigmoid, MSE, SGD 1.0
+    _, peer_rates = loop_rates(peer, chunk, repeats)
+
     print(json.dumps({
         "benchmark": "xor",
         "backend": jax.default_backend(),
@@ -145,8 +156,8 @@ def main():
         "compile_seconds": round(compile_seconds, 2),
         "command_seconds": round(statistics.median(walls), 2),
         "command_seconds_all": [round(w, 2) for w in walls],
-        "command_parts_s": command_parts(walls, outputs, runs),
-        "backend_start_with_s": backend_start_with(runs),
+        "command_parts_s": parts,
+        "backend_start_with_s": client,
         "quick": args.quick,
     }))  # fmt: skip
 

@@ -80,12 +80,14 @@ def test_a_sweep_resumed_after_a_member_diverged_ends_as_the_uninterrupted_one(
     sweep_config.sweep.optimizer.learning_rate = (0.05, 1e30)
     sweep_config.checkpoint_every = 100
     whole = train.train_and_evaluate(sweep_config, str(tmp_path / "whole"))
+    capsys.readouterr()  # (the whole run's lines)
     sweep_config.num_steps = 100  # the same sweep in two parts: 100 steps, then on to 200
     train.train_and_evaluate(sweep_config, str(tmp_path / "parts"))
     assert "learning_rate=1e+30/seed=0 diverged between steps 0 and 100" in capsys.readouterr().out
     sweep_config.num_steps = 200
     resumed = train.train_and_evaluate(sweep_config, str(tmp_path / "parts"))
-    assert "diverged between" not in capsys.readouterr().out  # (said once, before)
+    said = capsys.readouterr().out
+    assert "resumed at step 100" in said and "diverged between" not in said  # (said before)
     assert resumed == whole
     assert resumed["learning_rate=1e+30/aggregate/diverged"] == 1
     for run in ("learning_rate=1e+30/seed=0", "learning_rate=0.05/seed=0"):
