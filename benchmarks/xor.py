@@ -107,10 +107,11 @@ def command_parts(walls: list[float], outputs: list[str], runs: int) -> dict:
 def backend_start_with(runs: int) -> dict:
     """`import jax; jax.devices()` seconds (JAX's import and the device client's
     start) under each setting (median of `runs`; None where the setting failed)."""
+    name = platform()
     settings = {
         "default": {},
         "XLA_PYTHON_CLIENT_PREALLOCATE=false": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
-        f"JAX_PLATFORMS={platform()}": {"JAX_PLATFORMS": platform()},
+        f"JAX_PLATFORMS={name}": {"JAX_PLATFORMS": name},
     }
     times = {}
     for name, env in settings.items():
