@@ -1,6 +1,7 @@
 """The jitted pieces: minibatches on the device, fused and stepwise loops, evaluation."""
 
 import re
+import types
 
 import jax
 import jax.numpy as jnp
@@ -277,3 +278,43 @@ def test_a_single_runs_diverging_step_is_not_taken(stepwise):
     assert not np.all(np.isfinite([np.asarray(v) for v in metrics.values()]))
     with pytest.raises(ValueError, match="at least one step"):
         built.train(state, diverged_at, 0)
+
+
+@pytest.mark.parametrize("block", [96, 125])
+def test_members_trained_in_blocks_end_as_all_at_once(block, monkeypatch):
+    """250 members trained a block at a time inside each call (on CPU:
+    program._block), 96 (two blocks and a last one of 58) or 125, end as
+    all at once, minibatches crossing an epoch: bitwise on CPU."""
+    results = []
+    with same_numbers_precision():
+        for size in (None, block):
+            if size:
+                monkeypatch.setattr(program, "_block", lambda n, *_: min(n, size))  # noqa: B023
+            built = build(8, num_seeds=250)
+            s, d, _ = built.train(built.state, built.diverged_at, 7)  # crosses an epoch (5 steps)
+            s, d, metrics = built.train(s, d, 6)
+            results.append(jax.device_get((s, d, metrics)))
+    assert_same_numbers(results[1], results[0])
+
+
+@CPU_ONLY
+def test_a_sweeps_block_holds_what_the_caches_do():
+    """On one CPU device a call's members train in blocks of at most
+    BLOCK_BYTES of state (README's nets: 816 bytes each), of a size that
+    divides the members where one does; a state within four blocks, or
+    nets too big for 1,024 in a block, train all at once."""
+    where = types.SimpleNamespace(mesh=types.SimpleNamespace(size=1))
+
+    def block(members, member_bytes=816):
+        state = {"w": jax.ShapeDtypeStruct((members, member_bytes // 4), jnp.float32)}
+        return program._block(members, state, where)
+
+    assert block(100_000) == 10_000  # 8.2 MB of state each
+    assert block(1_000_000) == 10_000
+    assert block(100_001) == 10_272  # the most that fit (a multiple of 16), and a last block
+    assert block(30_000) == 30_000  # 24 MB: within four blocks
+    assert block(1_000_000, 100) == 50_000  # the PyTorch peer's 2-4-1 nets
+    assert block(100_000, 100) == 100_000
+    assert block(100_000, 204 * 1024) == 100_000  # 2-128-128-1 nets: 40 in a block
+    where.mesh.size = 2  # members split over devices
+    assert block(100_000) == 100_000
