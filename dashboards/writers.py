@@ -121,7 +121,6 @@ class Writers:
             return {}
         median_of = tuple(tag for tag in values if _median_of(tag))
         stats = statistics.of_points(dict(values), over, len(self.points), median_of)
-        stats = jax.device_get(stats)
         written = {}
         for p, (point, indices) in enumerate(self.points.items()):
             if over[indices].any():

@@ -11,6 +11,7 @@ KINDS = {
     "ties": lambda rng, n: rng.integers(-2, 3, n) / 4,
     "zeros and infinities": lambda rng, n: rng.choice([0.0, -0.0, 1.0, np.inf, -np.inf], n),
     "NaNs": lambda rng, n: rng.choice([0.5, -1.0, 2.0, np.nan], n, p=[0.3, 0.3, 0.3, 0.1]),
+    "all the same": lambda rng, n: np.full(n, rng.choice([0.0, -0.0, 0.75])),
 }
 
 

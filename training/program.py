@@ -351,7 +351,7 @@ def _block(size: int, state, where: _Placement) -> int:
     at once). On one CPU device, for nets of at most BLOCK_BYTES / 1,024 of
     state and a state of more than four blocks: the most, a multiple of 16,
     whose state fits BLOCK_BYTES, or fewer that divide `size` (no last,
-    smaller block to join: a copy). Otherwise all of them: a state within a
+    smaller block: one more loop compiled, of an odd size). Otherwise all of them: a state within a
     few blocks stays in the caches anyway (the PyTorch peer's 100,000 nets,
     10 MB, ran 4% slower in two blocks), and a GPU wants many members at a
     time."""
@@ -367,23 +367,32 @@ def _block(size: int, state, where: _Placement) -> int:
 
 def _train_in_blocks(block: int, members_step, state, diverged_at, dataset, keys, num_steps):
     """`steps.train_loop` over the members `block` at a time, in one call:
-    each block trains the chunk's `num_steps` steps before the next block
-    starts. Every member's numbers are its own (the step is one network's,
-    vmapped): the same as all at once."""
+    each block trains the chunk's `num_steps` steps and is written back in
+    place before the next block starts. Every member's numbers are its own
+    (the step is one network's, vmapped): the same as all at once."""
     members = len(diverged_at)
     if block >= members:
         return steps.train_loop(members_step, state, diverged_at, dataset, keys, num_steps)
 
-    def train(part):  # (state, diverged_at, keys) of some members
-        return steps.train_loop(members_step, part[0], part[1], dataset, part[2], num_steps)
+    def train(start, size, state, diverged_at):  # the block [start, start + size)
+        take = lambda a: jax.lax.dynamic_slice_in_dim(a, start, size)  # noqa: E731
+        return steps.train_loop(members_step, jax.tree.map(take, state), take(diverged_at),
+                                dataset, jax.tree.map(take, keys), num_steps)  # fmt: skip
 
-    full = members // block * block
-    head = jax.tree.map(lambda a: a[:full].reshape(-1, block, *a.shape[1:]),
-                        (state, diverged_at, keys))  # fmt: skip
-    done = jax.tree.map(lambda a: a.reshape(full, *a.shape[2:]), jax.lax.map(train, head))
-    if full < members:  # the last, smaller block
-        tail = train(jax.tree.map(lambda a: a[full:], (state, diverged_at, keys)))
-        done = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), done, tail)
+    def put(start, whole, part):
+        return jax.tree.map(lambda w, p: jax.lax.dynamic_update_slice_in_dim(w, p, start, 0),
+                            whole, part)  # fmt: skip
+
+    metrics = jax.eval_shape(lambda *done: train(0, block, *done), state, diverged_at)[2]
+    metrics = jax.tree.map(lambda m: jnp.zeros((members, *m.shape[1:]), m.dtype), metrics)
+
+    def one_block(b, done):
+        return put(b * block, done, train(b * block, block, *done[:2]))
+
+    full = members // block
+    done = jax.lax.fori_loop(0, full, one_block, (state, diverged_at, metrics))
+    if members % block:  # the last, smaller block
+        done = put(full * block, done, train(full * block, members % block, *done[:2]))
     return done
 
 
