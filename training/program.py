@@ -340,7 +340,7 @@ class _Programs(NamedTuple):
 # chunk of steps run before the next block's, when a block's weights and
 # optimizer state fit the processor's caches: the steps then read them from
 # there instead of from memory (100,000 of the README's 2-16-1 nets with
-# Adam: 5.7-5.9 M member-steps/s all together, 7.0-7.3 M in blocks of 10,000;
+# Adam: 5.6-5.7 M member-steps/s all together, 7.1-7.4 M in blocks of 10,000;
 # docs/speed.md). Blocks of an odd size ran slower than all at once (a
 # million members in blocks of 10,205: 3.4-3.8 M against 6.1-6.2 M).
 BLOCK_BYTES = 8 * 2**20  # a block's state, at most (a first guess, measured good; not tuned)
@@ -369,7 +369,8 @@ def _train_in_blocks(block: int, members_step, state, diverged_at, dataset, keys
     """`steps.train_loop` over the members `block` at a time, in one call:
     each block trains the chunk's `num_steps` steps and is written back in
     place before the next block starts. Every member's numbers are its own
-    (the step is one network's, vmapped): the same as all at once."""
+    (the step is one network's, vmapped): the same bits as all at once
+    where tested (docs/design.md)."""
     members = len(diverged_at)
     if block >= members:
         return steps.train_loop(members_step, state, diverged_at, dataset, keys, num_steps)
