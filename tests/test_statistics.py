@@ -12,6 +12,7 @@ KINDS = {
     "zeros and infinities": lambda rng, n: rng.choice([0.0, -0.0, 1.0, np.inf, -np.inf], n),
     "NaNs": lambda rng, n: rng.choice([0.5, -1.0, 2.0, np.nan], n, p=[0.3, 0.3, 0.3, 0.1]),
     "all the same": lambda rng, n: np.full(n, rng.choice([0.0, -0.0, 0.75])),
+    "float32's extremes": lambda rng, n: rng.choice([3.4e38, -3.4e38, 3e38, 1.0], n),
 }
 
 
@@ -33,7 +34,7 @@ def test_each_points_statistics_are_numpys_over_its_counted_members(kind):
             np.testing.assert_array_equal(stats["median"][p], np.float32(np.median(chosen)))
             np.testing.assert_array_equal(stats["min"][p], np.float32(chosen.min()))
             np.testing.assert_array_equal(stats["max"][p], np.float32(chosen.max()))
-            if np.all(np.isfinite(chosen)):
+            if np.all(np.abs(chosen) < 1e19):  # (finite, and so are their float32 squares)
                 mean, std = chosen.mean(), chosen.std()
                 np.testing.assert_allclose(stats["mean"][p], mean, rtol=1e-6, atol=1e-7)
                 np.testing.assert_allclose(stats["std"][p], std, rtol=1e-5, atol=1e-6)

@@ -357,7 +357,7 @@ def _block(size: int, state, where: _Placement) -> int:
     time."""
     if jax.default_backend() != "cpu" or where.mesh.size > 1:
         return size
-    per_member = memory.nbytes(state) / len(jax.tree.leaves(state)[0])
+    per_member = memory.nbytes(state) / size
     most = int(BLOCK_BYTES // per_member) // 16 * 16
     if most < 1024 or size * per_member <= 4 * BLOCK_BYTES:
         return size
