@@ -351,10 +351,10 @@ def _block(size: int, state, where: _Placement) -> int:
     at once). On one CPU device, for nets of at most BLOCK_BYTES / 1,024 of
     state and a state of more than four blocks: the most, a multiple of 16,
     whose state fits BLOCK_BYTES, or fewer that divide `size` (no last,
-    smaller block: one more loop compiled, of an odd size). Otherwise all of them: a state within a
-    few blocks stays in the caches anyway (the PyTorch peer's 100,000 nets,
-    10 MB, ran 4% slower in two blocks), and a GPU wants many members at a
-    time."""
+    smaller block: one more loop compiled, of an odd size). Otherwise all
+    of them: a state within a few blocks stays in the caches anyway (the
+    PyTorch peer's 100,000 nets, 10 MB, ran 4% slower in two blocks), and
+    a GPU wants many members at a time."""
     if jax.default_backend() != "cpu" or where.mesh.size > 1:
         return size
     per_member = memory.nbytes(state) / size
